@@ -1,0 +1,1 @@
+"""feedguard exporter: publishes external data freshness and provider health to Prometheus."""

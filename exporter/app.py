@@ -1,0 +1,145 @@
+"""The exporter's application factory: ``create_app(config)`` is what tests and main run."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import AsyncIterator
+
+import aiohttp
+import redis.asyncio as aioredis
+from aiohttp import web
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+)
+
+from . import appkeys
+from .collectors.base import Collector, Deadline
+from .collectors.probes import ProbeCollector
+from .collectors.redis_state import RedisStateCollector
+from .config import ExporterConfig
+from .log import get_logger
+from .scrape import gather, render, scrape_timeout
+
+log = get_logger(__name__)
+
+
+async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
+    config = app[appkeys.CONFIG]
+    client = aioredis.Redis.from_url(
+        config.redis.url,
+        password=config.redis_password(),
+        socket_timeout=config.redis.socket_timeout_seconds,
+        socket_connect_timeout=config.redis.socket_timeout_seconds,
+    )
+    app[appkeys.REDIS] = client
+    yield
+    await client.aclose()
+
+
+async def http_ctx(app: web.Application) -> AsyncIterator[None]:
+    config = app[appkeys.CONFIG]
+    connector = aiohttp.TCPConnector(limit=config.probes.concurrency)
+    # Probes must see the provider as it is now: no pooled connection reused across scrapes.
+    session = aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
+    app[appkeys.HTTP] = session
+    yield
+    await session.close()
+
+
+def build_collectors(app: web.Application) -> list[Collector]:
+    config = app[appkeys.CONFIG]
+    catalog = config.providers
+    collectors: list[Collector] = [RedisStateCollector(app[appkeys.REDIS], catalog)]
+    if config.probes.enabled:
+        collectors.append(
+            ProbeCollector(
+                app[appkeys.HTTP],
+                catalog,
+                concurrency=config.probes.concurrency,
+                user_agent=config.probes.user_agent,
+            )
+        )
+    return collectors
+
+
+async def collectors_ctx(app: web.Application) -> AsyncIterator[None]:
+    app[appkeys.COLLECTORS] = build_collectors(app)
+    names = [c.name for c in app[appkeys.COLLECTORS]]
+    config = app[appkeys.CONFIG]
+    log.info(
+        "exporter ready",
+        collectors=names,
+        providers=[p.name for p in config.providers.enabled],
+        datasets=len(config.providers.datasets()),
+    )
+    yield
+
+
+async def metrics(request: web.Request) -> web.Response:
+    app = request.app
+    config = app[appkeys.CONFIG]
+    timeout = scrape_timeout(
+        request.headers.get("X-Prometheus-Scrape-Timeout-Seconds"),
+        config.scrape.default_timeout_seconds,
+        config.scrape.max_timeout_seconds,
+    )
+    deadline = Deadline.in_seconds(max(0.05, timeout - config.scrape.deadline_margin_seconds))
+    collectors: list[Collector] = app[appkeys.COLLECTORS]
+    families = await gather(collectors, deadline)
+    body = render(families, app[appkeys.PROCESS_REGISTRY])
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready when Redis, the source of the freshness series, answers."""
+    try:
+        await request.app[appkeys.REDIS].ping()
+    except Exception as exc:
+        return web.json_response(
+            {"status": "unavailable", "redis": f"{type(exc).__name__}: {exc}"}, status=503
+        )
+    return web.json_response({"status": "ok", "redis": "ok"})
+
+
+async def index(request: web.Request) -> web.Response:
+    config = request.app[appkeys.CONFIG]
+    providers = "".join(
+        f"<li>{html.escape(p.name)}: {len(p.datasets)} datasets"
+        f"{'' if p.enabled else ' (disabled)'}</li>"
+        for p in config.providers.providers
+    )
+    body = (
+        "<!doctype html><html><head><title>feedguard exporter</title></head><body>"
+        "<h1>feedguard exporter</h1>"
+        "<p><a href='/metrics'>/metrics</a> · <a href='/healthz'>/healthz</a>"
+        " · <a href='/readyz'>/readyz</a></p>"
+        f"<h2>Catalog</h2><ul>{providers}</ul></body></html>"
+    )
+    return web.Response(text=body, content_type="text/html")
+
+
+def process_registry() -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+        registry.register(collector)
+    return registry
+
+
+def create_app(config: ExporterConfig) -> web.Application:
+    app = web.Application()
+    app[appkeys.CONFIG] = config
+    app[appkeys.PROCESS_REGISTRY] = process_registry()
+    app.cleanup_ctx.extend([redis_ctx, http_ctx, collectors_ctx])
+    app.router.add_get("/", index)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    return app

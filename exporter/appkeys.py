@@ -1,0 +1,17 @@
+"""Typed application keys, all in one place."""
+
+from __future__ import annotations
+
+import aiohttp
+import redis.asyncio as aioredis
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from .collectors.base import Collector
+from .config import ExporterConfig
+
+CONFIG = web.AppKey("config", ExporterConfig)
+REDIS = web.AppKey("redis", aioredis.Redis)
+HTTP = web.AppKey("http", aiohttp.ClientSession)
+COLLECTORS: web.AppKey[list[Collector]] = web.AppKey("collectors")
+PROCESS_REGISTRY = web.AppKey("process_registry", CollectorRegistry)

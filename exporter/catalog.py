@@ -1,0 +1,129 @@
+"""The provider catalog and allowlist: ``config/external_providers.yml``.
+
+The catalog is the single source of truth for which providers and datasets
+exist.  The exporter publishes a series for every enabled dataset in it, and
+the responder never acts on a provider label that is not in it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from .schema import (
+    ConfigError,
+    check_http_url,
+    check_name,
+    check_positive,
+    field,
+    load_dataclass,
+    read_yaml,
+)
+
+HttpMethod = Literal["GET", "HEAD", "POST"]
+
+
+@dataclass(frozen=True)
+class HealthProbe:
+    url: str = field(check=check_http_url, doc="endpoint probed blackbox-style")
+    method: HttpMethod = "GET"
+    expected_status: tuple[int, ...] = (200,)
+    timeout_seconds: float = field(5.0, check=check_positive)
+
+    def __post_init__(self) -> None:
+        bad = [s for s in self.expected_status if not 100 <= s <= 599]
+        if not self.expected_status:
+            raise ValueError("expected_status: must list at least one status code")
+        if bad:
+            raise ValueError(f"expected_status: not HTTP status codes: {bad}")
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    title: str
+    url: str = field(check=check_http_url)
+
+
+@dataclass(frozen=True)
+class Provider:
+    name: str = field(check=check_name)
+    description: str = ""
+    enabled: bool = True
+    datasets: tuple[str, ...] = ()
+    health_probe: HealthProbe | None = None
+    fallback_mirror: bool = False
+    dags: tuple[str, ...] = ()
+    dashboards: tuple[Dashboard, ...] = ()
+    freshness_sla_seconds: float = field(900.0, check=check_positive)
+
+    def __post_init__(self) -> None:
+        for index, dataset in enumerate(self.datasets):
+            message = check_name(dataset)
+            if message:
+                raise ValueError(f"datasets[{index}]: {message}")
+        for items, what in ((self.datasets, "datasets"), (self.dags, "dags")):
+            seen = set()
+            for item in items:
+                if item in seen:
+                    raise ValueError(f"{what}: {item!r} is listed twice")
+                seen.add(item)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    providers: tuple[Provider, ...]
+
+    def __post_init__(self) -> None:
+        seen: dict[str, int] = {}
+        for index, provider in enumerate(self.providers):
+            # Case-insensitive: "ISO-NE" and "iso-ne" would share Redis keys
+            # on the platform's side and confuse every operator.
+            key = provider.name.casefold()
+            if key in seen:
+                raise ValueError(
+                    f"providers[{index}].name: duplicate provider {provider.name!r} "
+                    f"(first at providers[{seen[key]}])"
+                )
+            seen[key] = index
+
+    def get(self, name: str) -> Provider | None:
+        for provider in self.providers:
+            if provider.name == name:
+                return provider
+        return None
+
+    @property
+    def enabled(self) -> tuple[Provider, ...]:
+        return tuple(p for p in self.providers if p.enabled)
+
+    def datasets(self) -> list[tuple[str, str]]:
+        """(provider, dataset) for every dataset of every enabled provider."""
+        return [(p.name, d) for p in self.enabled for d in p.datasets]
+
+    def require(self, provider: str, dataset: str | None = None) -> Provider:
+        """The enabled provider (and dataset) named, or ValueError saying what is wrong."""
+        found = self.get(provider)
+        if found is None:
+            names = ", ".join(p.name for p in self.providers)
+            raise ValueError(f"provider {provider!r} is not in the catalog (known: {names})")
+        if not found.enabled:
+            raise ValueError(f"provider {provider!r} is disabled in the catalog")
+        if dataset is not None and dataset not in found.datasets:
+            known = ", ".join(found.datasets) or "none"
+            raise ValueError(
+                f"dataset {dataset!r} is not a dataset of provider {provider!r} (known: {known})"
+            )
+        return found
+
+
+def load_catalog(path: str | Path) -> Catalog:
+    """Load and validate the catalog file, raising ConfigError with every problem."""
+    data = read_yaml(path)
+    return parse_catalog(data, str(path))
+
+
+def parse_catalog(data: object, source: str) -> Catalog:
+    if data is None:
+        raise ConfigError([f"{source}: <root>: the catalog is empty"])
+    return load_dataclass(Catalog, data, source)

@@ -1,0 +1,87 @@
+"""One scrape: run every collector concurrently under a deadline, then render."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Sequence
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+
+from .collectors.base import Collector, Deadline
+from .log import get_logger
+
+log = get_logger(__name__)
+
+
+class _Snapshot:
+    """A registry collector that yields families gathered earlier in this scrape."""
+
+    def __init__(self, families: Sequence[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterable[Metric]:
+        return self._families
+
+
+async def _run(collector: Collector, deadline: Deadline) -> tuple[Sequence[Metric], bool, float]:
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(deadline.remaining()):
+            families = await collector.collect(deadline)
+    except TimeoutError:
+        log.warning("collector missed the scrape deadline", collector=collector.name)
+        return [], False, time.perf_counter() - started
+    except Exception as exc:  # a broken source must never break the scrape
+        log.warning(
+            "collector failed",
+            collector=collector.name,
+            error=f"{type(exc).__name__}: {exc}",
+        )
+        return [], False, time.perf_counter() - started
+    return families, True, time.perf_counter() - started
+
+
+async def gather(collectors: Sequence[Collector], deadline: Deadline) -> list[Metric]:
+    """Every collector's families plus ``external_exporter_collector_*`` about each."""
+    outcomes = await asyncio.gather(*(_run(c, deadline) for c in collectors))
+    up = GaugeMetricFamily(
+        "external_exporter_collector_up",
+        "1 when the collector's last collection worked.",
+        labels=["collector"],
+    )
+    duration = GaugeMetricFamily(
+        "external_exporter_collector_duration_seconds",
+        "How long the collector's last collection took.",
+        labels=["collector"],
+    )
+    families: list[Metric] = []
+    for collector, (gathered, ok, seconds) in zip(collectors, outcomes, strict=True):
+        families.extend(gathered)
+        up.add_metric([collector.name], 1.0 if ok else 0.0)
+        duration.add_metric([collector.name], seconds)
+    families.extend((up, duration))
+    return families
+
+
+def render(families: Sequence[Metric], base: CollectorRegistry | None = None) -> bytes:
+    """Prometheus text format of this scrape's families (and the process metrics)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Snapshot(families))
+    # Rendering is CPU work of a few milliseconds, not blocking I/O: it stays on the loop.
+    body = generate_latest(registry)
+    return body + generate_latest(base) if base is not None else body
+
+
+def scrape_timeout(header: str | None, default: float, maximum: float) -> float:
+    """Prometheus' scrape timeout from its header, or the configured default."""
+    if header:
+        try:
+            value = float(header)
+        except ValueError:
+            return default
+        if value > 0:
+            return min(value, maximum)
+    return default

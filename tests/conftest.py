@@ -1,0 +1,47 @@
+"""Shared fixtures: real services on loopback, started once per session and stopped."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from exporter.catalog import Catalog, parse_catalog
+
+from .support.services import Service, redis_server
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def redis_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    with redis_server(tmp_path_factory.mktemp("redis")) as service:
+        yield service
+
+
+@pytest.fixture
+def redis_url(redis_service: Service) -> Iterator[str]:
+    """A clean Redis database per test (FLUSHDB before and after)."""
+    url = f"redis://127.0.0.1:{redis_service.port}/0"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    yield url
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+def make_catalog(providers: dict[str, dict[str, object]]) -> Catalog:
+    """A catalog from {name: fields}; probes default to nothing listening."""
+    return parse_catalog(
+        {"providers": [{"name": name, **fields} for name, fields in providers.items()]},
+        "<test>",
+    )
