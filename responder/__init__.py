@@ -1,0 +1,1 @@
+"""feedguard responder: runs the external data outage runbook on Alertmanager notifications."""

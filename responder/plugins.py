@@ -1,0 +1,151 @@
+"""The contract between the responder core and the things it drives.
+
+The core (intake, ledger, playbooks, executor, scheduler) owns *when* and *how
+often*; an ``Action`` owns *what* one runbook step does to one external system,
+and a ``Notifier`` owns how a situation note is rendered and delivered.  Neither
+an action nor a notifier touches the state store: the core records what they
+return.
+
+Exactly-once and reference counting are the core's job:
+
+- Before ``apply`` on a target whose ``resource`` is not None, the core claims
+  the resource for the incident.  Only the first incident holding a resource
+  calls ``apply``; its ``Outcome.previous`` is kept as the resource's original
+  value.  Later incidents only add their claim.
+- On recovery the core releases the incident's claims in reverse order; the
+  last holder's release calls ``revert(ctx, target, original_previous)``.
+- ``apply`` and ``revert`` must be idempotent: the core may call them again
+  after a crash between the call and the record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, Protocol
+
+from exporter.catalog import Provider
+
+JSON = Any  # a JSON-serialisable value: what the ledger can store
+
+Phase = Literal["firing", "recovery"]
+
+
+@dataclass(frozen=True)
+class AlertView:
+    fingerprint: str
+    alertname: str
+    status: Literal["firing", "resolved"]
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    starts_at: float
+    ends_at: float | None
+
+
+@dataclass(frozen=True)
+class ActionRecord:
+    """One executed (or planned, in dry run) step on one target, as the ledger keeps it."""
+
+    action: str
+    target: str  # Target.description
+    resource: str | None
+    phase: Phase
+    result: Literal["success", "failure", "dry_run", "skipped"]
+    at: float
+    previous: JSON = None
+    detail: Mapping[str, JSON] = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class IncidentView:
+    """A read-only snapshot of an incident handed to actions and notifiers."""
+
+    id: str
+    provider: str
+    state: str  # open, stabilising, stabilised, recovering, resolved, needs_attention
+    opened_at: float
+    resolved_at: float | None
+    recovered_at: float | None
+    # Earliest last success among the provider's datasets when the incident
+    # opened (from Redis), the start of the backfill window; None when unknown.
+    last_success_before: float | None
+    alerts: Sequence[AlertView]
+    actions: Sequence[ActionRecord]
+    timeline: Sequence[Mapping[str, JSON]]
+    # What notifiers asked the core to keep (e.g. {"slack_ts": "...", "channel": "..."}).
+    notes: Mapping[str, JSON]
+
+
+@dataclass(frozen=True)
+class StepContext:
+    incident: IncidentView
+    provider: Provider
+    params: Mapping[str, JSON]  # the playbook step's parameters over the action's defaults
+    now: float
+    dry_run: bool
+
+
+@dataclass(frozen=True)
+class Target:
+    """One thing a step changes, e.g. one DAG, one ConfigMap key, one feature flag."""
+
+    description: str  # "pause DAG external_data_ingest"
+    # Reference-counting key shared across incidents, e.g. "airflow:dag:external_data_ingest",
+    # "k8s:configmap:aurum-dev/aurum-api-config:AURUM_API_RATE_LIMIT_RPS",
+    # "runtime-config:feature:external_read_cache"; None for per-incident effects
+    # such as triggering a run.
+    resource: str | None
+    params: Mapping[str, JSON] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    previous: JSON = None  # the value replaced, handed back to revert
+    detail: Mapping[str, JSON] = field(default_factory=dict)  # e.g. captured run ids
+    changed: bool = True  # False when the target already was in the wanted state
+
+
+class ActionError(Exception):
+    """A step failed.  ``retryable`` False stops retries (e.g. 403, 404, 422)."""
+
+    def __init__(self, message: str, *, retryable: bool = True, status: int | None = None):
+        super().__init__(message)
+        self.retryable = retryable
+        self.status = status
+
+
+class Action(Protocol):
+    name: ClassVar[str]  # as written in playbooks, e.g. "throttle_api"
+    reversible: ClassVar[bool]  # True: the core reverts it on recovery
+    circuit: ClassVar[str]  # circuit-breaker key (one per external system), e.g. "kubernetes"
+
+    def targets(self, ctx: StepContext) -> Sequence[Target]:
+        """What this step would change for this incident (no I/O; [] = nothing to do)."""
+        ...
+
+    async def apply(self, ctx: StepContext, target: Target) -> Outcome: ...
+
+    async def revert(self, ctx: StepContext, target: Target, previous: JSON) -> Outcome: ...
+
+
+NoteKind = Literal["initial", "update", "resolution"]
+
+
+@dataclass(frozen=True)
+class NoteRequest:
+    kind: NoteKind
+    slot: int  # 0 for initial and resolution; 1, 2, ... for the hourly updates
+    incident: IncidentView
+    now: float
+    next_update_at: float | None  # None on the resolution note
+
+
+class Notifier(Protocol):
+    async def post(self, request: NoteRequest) -> Mapping[str, JSON]:
+        """Render and deliver one note; return data the core merges into incident.notes.
+
+        Raises on final failure (after its own retries); the core records it on
+        the incident.  Never called twice for the same (incident, kind, slot).
+        """
+        ...
