@@ -9,16 +9,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from .schema import (
     ConfigError,
     check_http_url,
     check_name,
+    check_names,
     check_positive,
     field,
+    invalid,
     load_dataclass,
-    read_yaml,
+    read_yaml_all,
 )
 
 HttpMethod = Literal["GET", "HEAD", "POST"]
@@ -34,9 +36,9 @@ class HealthProbe:
     def __post_init__(self) -> None:
         bad = [s for s in self.expected_status if not 100 <= s <= 599]
         if not self.expected_status:
-            raise ValueError("expected_status: must list at least one status code")
+            invalid([("expected_status", "must list at least one status code")])
         if bad:
-            raise ValueError(f"expected_status: not HTTP status codes: {bad}")
+            invalid([("expected_status", f"not HTTP status codes: {bad}")])
 
 
 @dataclass(frozen=True)
@@ -50,24 +52,20 @@ class Provider:
     name: str = field(check=check_name)
     description: str = ""
     enabled: bool = True
-    datasets: tuple[str, ...] = ()
+    datasets: tuple[str, ...] = field((), check=check_names)
     health_probe: HealthProbe | None = None
     fallback_mirror: bool = False
-    dags: tuple[str, ...] = ()
+    dags: tuple[str, ...] = field((), check=check_names)
     dashboards: tuple[Dashboard, ...] = ()
     freshness_sla_seconds: float = field(900.0, check=check_positive)
 
     def __post_init__(self) -> None:
-        for index, dataset in enumerate(self.datasets):
-            message = check_name(dataset)
-            if message:
-                raise ValueError(f"datasets[{index}]: {message}")
-        for items, what in ((self.datasets, "datasets"), (self.dags, "dags")):
-            seen = set()
-            for item in items:
-                if item in seen:
-                    raise ValueError(f"{what}: {item!r} is listed twice")
-                seen.add(item)
+        # Also checked while loading; repeated for catalogs built in code.
+        invalid(
+            (what, message)
+            for what, items in (("datasets", self.datasets), ("dags", self.dags))
+            if (message := check_names(items))
+        )
 
 
 @dataclass(frozen=True)
@@ -75,17 +73,17 @@ class Catalog:
     providers: tuple[Provider, ...]
 
     def __post_init__(self) -> None:
-        seen: dict[str, int] = {}
-        for index, provider in enumerate(self.providers):
-            # Case-insensitive: "ISO-NE" and "iso-ne" would share Redis keys
-            # on the platform's side and confuse every operator.
-            key = provider.name.casefold()
-            if key in seen:
-                raise ValueError(
-                    f"providers[{index}].name: duplicate provider {provider.name!r} "
-                    f"(first at providers[{seen[key]}])"
-                )
-            seen[key] = index
+        invalid(_duplicate_providers([p.name for p in self.providers]))
+
+    @staticmethod
+    def check_raw(data: dict[str, Any]) -> list[tuple[str, str]]:
+        """Duplicates among the raw entries, reported even when an entry is otherwise bad."""
+        providers = data.get("providers")
+        if not isinstance(providers, list):
+            return []
+        return _duplicate_providers(
+            [item.get("name") if isinstance(item, dict) else None for item in providers]
+        )
 
     def get(self, name: str) -> Provider | None:
         for provider in self.providers:
@@ -117,10 +115,37 @@ class Catalog:
         return found
 
 
+def _duplicate_providers(names: list[Any]) -> list[tuple[str, str]]:
+    problems = []
+    seen: dict[str, int] = {}
+    for index, name in enumerate(names):
+        if not isinstance(name, str):
+            continue
+        # Case-insensitive: "ISO-NE" and "iso-ne" would share Redis keys
+        # on the platform's side and confuse every operator.
+        key = name.casefold()
+        if key in seen:
+            problems.append(
+                (
+                    f"providers[{index}].name",
+                    f"duplicate provider {name!r} (first at providers[{seen[key]}])",
+                )
+            )
+        else:
+            seen[key] = index
+    return problems
+
+
 def load_catalog(path: str | Path) -> Catalog:
     """Load and validate the catalog file, raising ConfigError with every problem."""
-    data = read_yaml(path)
-    return parse_catalog(data, str(path))
+    data, errors = read_yaml_all(path)
+    try:
+        catalog = parse_catalog(data, str(path))
+    except ConfigError as exc:
+        raise ConfigError([*errors, *exc.errors]) from None
+    if errors:
+        raise ConfigError(errors)
+    return catalog
 
 
 def parse_catalog(data: object, source: str) -> Catalog:

@@ -17,13 +17,15 @@ from .schema import (
     check_non_negative,
     check_positive,
     check_redis_url,
+    env_origins,
     field,
     load_dataclass,
     read_secret,
-    read_yaml,
+    read_yaml_all,
 )
 
 DEFAULT_LISTEN = "127.0.0.1:9816"
+_CATALOG_FILE = "config/external_providers.yml"
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,7 @@ class LogSettings:
 @dataclass(frozen=True)
 class ExporterConfig:
     listen: str = field(DEFAULT_LISTEN, check=check_listen)
-    catalog_file: str = "config/external_providers.yml"
+    catalog_file: str = _CATALOG_FILE
     # An inline catalog wins over catalog_file (handy for tests and one-file set-ups).
     catalog: Catalog | None = field(None, env=False)
     redis: RedisSettings = RedisSettings()
@@ -88,20 +90,49 @@ class ExporterConfig:
 def load_config(
     path: str | Path | None = None, environ: Mapping[str, str] | None = None
 ) -> ExporterConfig:
-    """Read, override from the environment and validate; ConfigError lists every problem."""
+    """Read, override from the environment and validate; ConfigError lists every problem.
+
+    The catalog is checked even when the settings have errors, so one run of
+    ``check-config`` reports the mistakes of both files.
+    """
     environ = os.environ if environ is None else environ
-    data = read_yaml(path) if path else {}
+    data, errors = read_yaml_all(path) if path else ({}, [])
     source = str(path) if path else "<defaults>"
-    merged, _ = apply_env(ExporterConfig, data, environ)
-    config = load_dataclass(ExporterConfig, merged, source)
-    if config.catalog is None:
-        catalog_path = Path(config.catalog_file)
-        if path and not catalog_path.is_absolute():
-            # Relative to the config file, so a config directory can move as a whole.
-            candidate = Path(path).parent / catalog_path
-            catalog_path = candidate if candidate.exists() else catalog_path
-        config = dataclasses.replace(config, catalog=load_catalog(catalog_path))
-    return config
+    merged, applied = apply_env(ExporterConfig, data, environ)
+    config: ExporterConfig | None = None
+    try:
+        config = load_dataclass(
+            ExporterConfig, merged, source, env_origins(ExporterConfig, applied)
+        )
+    except ConfigError as exc:
+        errors.extend(exc.errors)
+    catalog: Catalog | None = config.catalog if config else None
+    inline = config.catalog is not None if config else "catalog" in merged
+    catalog_file = config.catalog_file if config else merged.get("catalog_file", _CATALOG_FILE)
+    if not inline and isinstance(catalog_file, str):
+        try:
+            catalog = load_catalog(_catalog_path(catalog_file, path))
+        except ConfigError as exc:
+            errors.extend(exc.errors)
+    if config is not None and config.redis.password_file:
+        try:
+            config.redis_password()
+        except ConfigError as exc:
+            errors.extend(exc.errors)
+    if errors or config is None:
+        raise ConfigError(errors)
+    return dataclasses.replace(config, catalog=catalog)
+
+
+def _catalog_path(catalog_file: str, config_path: str | Path | None) -> Path:
+    catalog_path = Path(catalog_file)
+    if config_path and not catalog_path.is_absolute():
+        # Relative to the config file, so a config directory can move as a whole;
+        # a path relative to the working directory is accepted when that is none.
+        candidate = Path(config_path).parent / catalog_path
+        if candidate.exists() or not catalog_path.exists():
+            return candidate
+    return catalog_path
 
 
 __all__ = ["ConfigError", "ExporterConfig", "load_config"]

@@ -39,43 +39,30 @@ class ConfigError(Exception):
         super().__init__("\n".join(self.errors))
 
 
+class DuplicateKeysError(ConfigError):
+    """Repeated YAML keys; ``data`` is the document as parsed (last value wins).
+
+    Loaders go on validating ``data`` so one run reports every mistake.
+    """
+
+    def __init__(self, errors: Iterable[str], data: Any) -> None:
+        super().__init__(errors)
+        self.data = data
+
+
 class _Problems:
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, origins: Mapping[str, str] | None = None) -> None:
         self.source = source
+        # Settings that came from somewhere else (an environment variable) name it instead.
+        self.origins = origins or {}
         self.items: list[str] = []
 
     def add(self, path: str, message: str) -> None:
-        self.items.append(f"{self.source}: {path or '<root>'}: {message}")
+        source = self.origins.get(path, self.source)
+        self.items.append(f"{source}: {path or '<root>'}: {message}")
 
 
 # --- YAML ---------------------------------------------------------------------
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate mapping keys instead of keeping the last."""
-
-
-def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    loader.flatten_mapping(node)
-    seen: dict[Any, yaml.Node] = {}
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node)
-        if key in seen:
-            first = seen[key].start_mark.line + 1
-            raise yaml.constructor.ConstructorError(
-                None,
-                None,
-                f"duplicate key {key!r} (first defined on line {first})",
-                key_node.start_mark,
-            )
-        seen[key] = key_node
-    return loader.construct_mapping(node)
-
-
-_StrictLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-    _construct_mapping,
-)
 
 
 def read_yaml(path: str | Path) -> Any:
@@ -85,35 +72,93 @@ def read_yaml(path: str | Path) -> Any:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([f"{path}: <file>: cannot read: {exc.strerror or exc}"]) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: <file>: not UTF-8 text: {exc.reason}"]) from exc
     return parse_yaml(text, str(path))
 
 
 def parse_yaml(text: str, source: str) -> Any:
+    """Parse YAML safely, refusing duplicate mapping keys (PyYAML keeps the last silently)."""
+    loader = yaml.SafeLoader(text)
     try:
-        return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass
+        node = loader.get_single_node()
+        problems = _Problems(source)
+        if node is not None:
+            _find_duplicates(node, "", problems, set())
+        data = loader.construct_document(node) if node is not None else None
+        if problems.items:
+            raise DuplicateKeysError(problems.items, data)
+        return data
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"line {mark.line + 1} column {mark.column + 1}" if mark else "<file>"
         raise ConfigError([f"{source}: {where}: {exc.problem or exc}"]) from exc
     except yaml.YAMLError as exc:
         raise ConfigError([f"{source}: <file>: {exc}"]) from exc
+    finally:
+        loader.dispose()
+
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def _find_duplicates(node: yaml.Node, path: str, problems: _Problems, seen: set[int]) -> None:
+    """Report every repeated key with its path, walking the composed node tree."""
+    if id(node) in seen:  # an alias of a node already walked
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        first: dict[tuple[str, str], int] = {}
+        for key_node, value_node in node.value:
+            # Merge keys (<<) may be overridden by explicit keys: that is their purpose.
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != _MERGE_TAG:
+                ident = (key_node.tag, key_node.value)
+                line = key_node.start_mark.line + 1
+                if ident in first:
+                    problems.add(
+                        _join(path, key_node.value),
+                        f"duplicate key on line {line} (first defined on line {first[ident]})",
+                    )
+                else:
+                    first[ident] = line
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else "?"
+            _find_duplicates(value_node, _join(path, key), problems, seen)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _find_duplicates(item, _join(path, index), problems, seen)
 
 
 # --- field checks -------------------------------------------------------------
 
 
+def _port_problem(value: str) -> str | None:
+    try:
+        urlsplit(value).port  # noqa: B018 (the property validates the port)
+    except ValueError as exc:
+        return f"{exc}: {value!r}"
+    return None
+
+
 def check_http_url(value: Any) -> str | None:
-    parts = urlsplit(str(value))
+    text = str(value)
+    parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return f"expected an http(s) URL with a host, got {value!r}"
-    return None
+    if any(c.isspace() for c in text):
+        return f"URL contains whitespace: {value!r}"
+    return _port_problem(text)
 
 
 def check_redis_url(value: Any) -> str | None:
-    parts = urlsplit(str(value))
+    text = str(value)
+    parts = urlsplit(text)
     if parts.scheme not in ("redis", "rediss", "unix"):
         return f"expected a redis://, rediss:// or unix:// URL, got {value!r}"
-    return None
+    if parts.scheme == "unix" and not parts.path:
+        return f"a unix:// URL needs a socket path, got {value!r}"
+    if any(c.isspace() for c in text):
+        return f"URL contains whitespace: {value!r}"
+    return _port_problem(text)
 
 
 def check_positive(value: Any) -> str | None:
@@ -132,6 +177,20 @@ def check_name(value: Any) -> str | None:
     if not _NAME_RE.match(str(value)):
         return f"must be letters, digits, '_', '.' or '-' (no ':' or spaces), got {value!r}"
     return None
+
+
+def check_names(value: Any) -> str | None:
+    """A list of names (datasets, DAGs): each valid, none twice."""
+    problems = []
+    seen: dict[str, int] = {}
+    for index, name in enumerate(value):
+        message = check_name(name)
+        if message:
+            problems.append(f"[{index}] {message}")
+        if name in seen:
+            problems.append(f"[{index}] {name!r} is listed twice (first at [{seen[name]}])")
+        seen.setdefault(name, index)
+    return "; ".join(problems) or None
 
 
 def check_listen(value: Any) -> str | None:
@@ -272,6 +331,13 @@ def _load(cls: type[T], data: Any, path: str, problems: _Problems) -> T:
         problems.add(_join(path, str(key)), f"unknown key (expected one of: {expected})")
     values: dict[str, Any] = {}
     ok = not unknown
+    # Checks across items (duplicate names) that must run even when an item is
+    # invalid, so one run lists every mistake; __post_init__ only sees valid data.
+    raw_check = getattr(cls, "check_raw", None)
+    if raw_check is not None:
+        for key, message in raw_check(data):
+            problems.add(_join(path, key) if key else path, message)
+            ok = False
     for name, fld in fields.items():
         sub = _join(path, name)
         if name not in data:
@@ -297,15 +363,30 @@ def _load(cls: type[T], data: Any, path: str, problems: _Problems) -> T:
     try:
         return cls(**values)
     except ValueError as exc:
-        # __post_init__ cross-field checks raise ValueError("key: message").
-        key, _, message = str(exc).partition(": ")
-        problems.add(_join(path, key) if message else path, message or str(exc))
+        # __post_init__ cross-field checks raise ValueError("key: message"), one
+        # problem per line (see invalid()).
+        for line in str(exc).splitlines():
+            key, _, message = line.partition(": ")
+            problems.add(_join(path, key) if message else path, message or line)
         raise _Invalid from exc
 
 
-def load_dataclass(cls: type[T], data: Any, source: str) -> T:
-    """Build ``cls`` from parsed data or raise ConfigError listing every problem."""
-    problems = _Problems(source)
+def invalid(problems: Iterable[tuple[str, str]]) -> None:
+    """Raise the ValueError ``load_dataclass`` turns into one error per (key, message)."""
+    lines = [f"{key}: {message}" for key, message in problems]
+    if lines:
+        raise ValueError("\n".join(lines))
+
+
+def load_dataclass(
+    cls: type[T], data: Any, source: str, origins: Mapping[str, str] | None = None
+) -> T:
+    """Build ``cls`` from parsed data or raise ConfigError listing every problem.
+
+    ``origins`` maps a dotted key path to where its value came from when that
+    is not ``source`` (see ``env_origins``).
+    """
+    problems = _Problems(source, origins)
     try:
         result = _load(cls, data, "", problems)
     except _Invalid:
@@ -318,29 +399,74 @@ def load_dataclass(cls: type[T], data: Any, source: str) -> T:
 # --- environment overrides ------------------------------------------------------
 
 
-def env_names(cls: type[Any], prefix: str = ENV_PREFIX) -> dict[str, tuple[str, ...]]:
-    """Map every overridable scalar setting to its ``FEEDGUARD_*`` variable name."""
-    names: dict[str, tuple[str, ...]] = {}
-    hints = get_type_hints(cls)
+def _env_fields(cls: type[Any], prefix: str) -> dict[str, tuple[tuple[str, ...], Any]]:
+    fields: dict[str, tuple[tuple[str, ...], Any]] = {}
 
     def walk(tp: Any, path: tuple[str, ...]) -> None:
         inner = [a for a in get_args(tp) if a is not type(None)]
-        if get_origin(tp) in (typing.Union, types.UnionType) and len(inner) == 1:
-            tp = inner[0]
-        if dataclasses.is_dataclass(tp):
-            sub_hints = get_type_hints(tp)
-            for fld in dataclasses.fields(tp):
+        plain = inner[0] if _is_optional(tp) else tp
+        if isinstance(plain, type) and dataclasses.is_dataclass(plain):
+            sub_hints = get_type_hints(plain)
+            for fld in dataclasses.fields(plain):
                 if fld.metadata.get("env", True):
                     walk(sub_hints[fld.name], (*path, fld.name))
             return
-        if get_origin(tp) in (dict, Mapping, list, tuple):
+        if get_origin(plain) in (dict, Mapping, list, tuple):
             return
-        names[prefix + "_".join(path).upper()] = path
+        fields[prefix + "_".join(path).upper()] = (path, tp)
 
+    hints = get_type_hints(cls)
     for fld in dataclasses.fields(cls):
         if fld.metadata.get("env", True):
             walk(hints[fld.name], (fld.name,))
-    return names
+    return fields
+
+
+def _is_optional(tp: Any) -> bool:
+    args = get_args(tp)
+    return (
+        get_origin(tp) in (typing.Union, types.UnionType) and type(None) in args and len(args) == 2
+    )
+
+
+_TRUE = frozenset({"true", "yes", "on", "1"})
+_FALSE = frozenset({"false", "no", "off", "0"})
+
+
+def _env_value(tp: Any, raw: str) -> Any:
+    """An environment string as the setting's type; left a string when it does not fit.
+
+    A value that does not fit then fails validation like a bad YAML value
+    would, naming the variable.  Strings stay strings: a password ``12345`` or
+    ``yes`` must not turn into a number or a boolean.
+    """
+    if _is_optional(tp):
+        if raw == "":
+            return None
+        tp = next(a for a in get_args(tp) if a is not type(None))
+    text = raw.strip()
+    if tp is bool:
+        if text.lower() in _TRUE:
+            return True
+        if text.lower() in _FALSE:
+            return False
+        return raw
+    if tp is int:
+        try:
+            return int(text)
+        except ValueError:
+            return raw
+    if tp is float:
+        try:
+            return float(text)
+        except ValueError:
+            return raw
+    return raw
+
+
+def env_names(cls: type[Any], prefix: str = ENV_PREFIX) -> dict[str, tuple[str, ...]]:
+    """Map every overridable scalar setting to its ``FEEDGUARD_*`` variable name."""
+    return {name: path for name, (path, _) in _env_fields(cls, prefix).items()}
 
 
 def apply_env(
@@ -348,33 +474,60 @@ def apply_env(
 ) -> tuple[dict[str, Any], list[str]]:
     """Overlay ``FEEDGUARD_*`` variables onto raw config data.
 
-    Values are parsed as YAML scalars, so ``FEEDGUARD_PROBES_ENABLED=false``
-    is a boolean and ``FEEDGUARD_REDIS_URL=redis://…`` a string.  Returns the
-    new data and the names of the variables applied (for the start-up log).
+    Each value is read as its setting's type (``FEEDGUARD_PROBES_ENABLED=false``
+    is a boolean, ``FEEDGUARD_REDIS_URL=redis://…`` a string).  Returns the new
+    data and the names of the variables applied; ``env_origins`` turns those
+    into the ``origins`` of ``load_dataclass`` so errors name the variable.
     """
     environ = os.environ if environ is None else environ
     merged: dict[str, Any] = _deep_copy(data) if isinstance(data, dict) else {}
     applied = []
-    for name, path in env_names(cls).items():
+    for name, (path, tp) in _env_fields(cls, ENV_PREFIX).items():
         if name not in environ:
             continue
-        raw = environ[name]
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else raw
-        except yaml.YAMLError:
-            value = raw
-        if isinstance(value, dict | list):
-            value = raw
         node = merged
         for key in path[:-1]:
             child = node.get(key)
-            if not isinstance(child, dict):
+            if child is None:
                 child = {}
                 node[key] = child
+            if not isinstance(child, dict):
+                break  # the file's own value is wrong there; that error is reported
             node = child
-        node[path[-1]] = value
-        applied.append(name)
+        else:
+            node[path[-1]] = _env_value(tp, environ[name])
+            applied.append(name)
     return merged, applied
+
+
+def env_origins(cls: type[Any], applied: Iterable[str], prefix: str = ENV_PREFIX) -> dict[str, str]:
+    """{dotted key path: "env NAME"} for the variables ``apply_env`` applied."""
+    names = env_names(cls, prefix)
+    return {".".join(names[name]): f"env {name}" for name in applied if name in names}
+
+
+def read_yaml_all(path: str | Path) -> tuple[Any, list[str]]:
+    """``read_yaml`` that returns the data despite duplicate keys, with those errors."""
+    try:
+        return read_yaml(path), []
+    except DuplicateKeysError as exc:
+        return exc.data, exc.errors
+
+
+def load_settings(
+    cls: type[T], path: str | Path | None, environ: Mapping[str, str] | None = None
+) -> T:
+    """Read ``path`` (or nothing: defaults), apply ``FEEDGUARD_*`` and validate."""
+    data, errors = read_yaml_all(path) if path else ({}, [])
+    merged, applied = apply_env(cls, data, environ)
+    source = str(path) if path else "<defaults>"
+    try:
+        result = load_dataclass(cls, merged, source, env_origins(cls, applied))
+    except ConfigError as exc:
+        raise ConfigError([*errors, *exc.errors]) from None
+    if errors:
+        raise ConfigError(errors)
+    return result
 
 
 def _deep_copy(data: dict[str, Any]) -> dict[str, Any]:
