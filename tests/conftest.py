@@ -10,6 +10,8 @@ import redis
 
 from exporter.catalog import Catalog, parse_catalog
 
+from .support.airflow import AirflowInstance
+from .support.airflow import airflow_instance as start_airflow
 from .support.services import Service, redis_server
 
 REPO = Path(__file__).resolve().parent.parent
@@ -19,6 +21,13 @@ REPO = Path(__file__).resolve().parent.parent
 def redis_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     with redis_server(tmp_path_factory.mktemp("redis")) as service:
         yield service
+
+
+@pytest.fixture(scope="session")
+def airflow_instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowInstance]:
+    """A real Airflow 3 (tests/support/airflow.py), started on first use, once per session."""
+    with start_airflow(tmp_path_factory.mktemp("airflow")) as instance:
+        yield instance
 
 
 @pytest.fixture
