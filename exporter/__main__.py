@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 from collections.abc import Sequence
 
@@ -11,14 +12,18 @@ from aiohttp import web
 
 from .config import ExporterConfig, load_config
 from .log import configure_logging, get_logger
-from .record import record_success
+from .record import CONFIG_ENV, record_success, sync_client
 from .schema import ConfigError, parse_listen
 
 
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     # SUPPRESS: the options work before or after the command without overwriting each other.
-    common.add_argument("--config", default=argparse.SUPPRESS, help="YAML settings file")
+    common.add_argument(
+        "--config",
+        default=argparse.SUPPRESS,
+        help=f"YAML settings file (default: ${CONFIG_ENV}, else embedded defaults)",
+    )
     common.add_argument("--listen", default=argparse.SUPPRESS, help="HOST:PORT to serve on")
     parser = argparse.ArgumentParser(
         prog="feedguard-exporter",
@@ -40,7 +45,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _load(args: argparse.Namespace) -> ExporterConfig:
-    config = load_config(getattr(args, "config", None))
+    path = getattr(args, "config", None) or os.environ.get(CONFIG_ENV) or None
+    config = load_config(path)
     listen = getattr(args, "listen", None)
     if listen:
         try:
@@ -54,11 +60,7 @@ def _load(args: argparse.Namespace) -> ExporterConfig:
 def _record_success(config: ExporterConfig, args: argparse.Namespace) -> int:
     import redis
 
-    client = redis.Redis.from_url(
-        config.redis.url,
-        password=config.redis_password(),
-        socket_timeout=config.redis.socket_timeout_seconds,
-    )
+    client = sync_client(config)
     try:
         changed = record_success(client, config.providers, args.provider, args.dataset, args.at)
     except ValueError as exc:
@@ -69,7 +71,7 @@ def _record_success(config: ExporterConfig, args: argparse.Namespace) -> int:
         return 1
     finally:
         client.close()
-    print("recorded" if changed else "kept newer value already recorded")
+    print("recorded" if changed else "kept the newer value already recorded")
     return 0
 
 

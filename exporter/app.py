@@ -42,8 +42,9 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def http_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[appkeys.CONFIG]
-    connector = aiohttp.TCPConnector(limit=config.probes.concurrency)
-    # Probes must see the provider as it is now: no pooled connection reused across scrapes.
+    # Probes must see the provider as it is now: no pooled connection reused
+    # across scrapes (force_close), so every probe connects like a client would.
+    connector = aiohttp.TCPConnector(limit=config.probes.concurrency, force_close=True)
     session = aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
     app[appkeys.HTTP] = session
     yield

@@ -99,13 +99,18 @@ class Catalog:
         """(provider, dataset) for every dataset of every enabled provider."""
         return [(p.name, d) for p in self.enabled for d in p.datasets]
 
-    def require(self, provider: str, dataset: str | None = None) -> Provider:
-        """The enabled provider (and dataset) named, or ValueError saying what is wrong."""
+    def require(
+        self, provider: str, dataset: str | None = None, *, enabled: bool = True
+    ) -> Provider:
+        """The provider (and dataset) named, or ValueError saying what is wrong.
+
+        ``enabled=False`` accepts a provider the allowlist has disabled for now.
+        """
         found = self.get(provider)
         if found is None:
             names = ", ".join(p.name for p in self.providers)
             raise ValueError(f"provider {provider!r} is not in the catalog (known: {names})")
-        if not found.enabled:
+        if enabled and not found.enabled:
             raise ValueError(f"provider {provider!r} is disabled in the catalog")
         if dataset is not None and dataset not in found.datasets:
             known = ", ".join(found.datasets) or "none"

@@ -45,7 +45,7 @@ async def probe(
                 status = response.status
     except TimeoutError:
         return ProbeResult(False, time.perf_counter() - started, 0, f"timeout after {limit:.2f}s")
-    except aiohttp.ClientError as exc:
+    except (aiohttp.ClientError, OSError) as exc:
         return ProbeResult(False, time.perf_counter() - started, 0, f"{type(exc).__name__}: {exc}")
     duration = time.perf_counter() - started
     if status in spec.expected_status:

@@ -1,17 +1,37 @@
-"""``record_success``: what an ingestion task calls when a load succeeds."""
+"""``record_success``: what an ingestion task calls when a load succeeds.
+
+From an Airflow task (or any Python code with the exporter's settings)::
+
+    from exporter.record import record_success_from_config
+
+    record_success_from_config("EIA", "electricity_rto_region_data")
+
+From a shell::
+
+    feedguard-exporter record-success --provider EIA --dataset electricity_rto_region_data
+"""
 
 from __future__ import annotations
 
 import math
+import os
 import time
+from collections.abc import Mapping
+from pathlib import Path
 
 import redis
 
 from .catalog import Catalog
+from .config import ExporterConfig, load_config
 from .keys import last_success_key
 
+# The settings file used when none is passed: lets a worker's environment point
+# every task at the exporter's configuration without code changes.
+CONFIG_ENV = "FEEDGUARD_EXPORTER_CONFIG"
+
 # Never move a dataset's last success backwards: a backfill finishing after a
-# live load must not make fresh data look stale.
+# live load must not make fresh data look stale.  Compare-and-set in one step
+# so two tasks finishing together cannot interleave.
 _SET_IF_NEWER = """
 local current = redis.call('GET', KEYS[1])
 if current and tonumber(current) and tonumber(current) >= tonumber(ARGV[1]) then
@@ -21,7 +41,25 @@ redis.call('SET', KEYS[1], ARGV[1])
 return 1
 """
 
+# A task's clock may run a little ahead of the one that checks freshness.
 MAX_CLOCK_SKEW_SECONDS = 300.0
+
+
+def check_load_time(at: float | None, now: float) -> float:
+    """The epoch seconds to record, or ValueError when ``at`` cannot be a load time."""
+    if at is None:
+        return now
+    if isinstance(at, bool) or not isinstance(at, int | float):
+        raise ValueError(f"--at must be epoch seconds, got {at!r}")
+    stamp = float(at)
+    if not math.isfinite(stamp) or stamp <= 0:
+        raise ValueError(f"--at must be positive epoch seconds, got {at!r}")
+    if stamp > now + MAX_CLOCK_SKEW_SECONDS:
+        raise ValueError(
+            f"--at {stamp:.0f} is {stamp - now:.0f}s in the future; a load cannot have "
+            f"succeeded later than now (allowed clock skew {MAX_CLOCK_SKEW_SECONDS:.0f}s)"
+        )
+    return stamp
 
 
 def record_success(
@@ -37,15 +75,47 @@ def record_success(
 
     Raises ValueError, naming the problem, for a provider or dataset not in the
     catalog or a timestamp that cannot be a load time.  Nothing is written then.
+    A provider the allowlist has disabled for now is accepted: its loads are
+    still facts, and its freshness is right again when it is re-enabled.
     """
-    catalog.require(provider, dataset)
-    now = time.time() if now is None else now
-    stamp = now if at is None else float(at)
-    if not math.isfinite(stamp) or stamp <= 0:
-        raise ValueError(f"--at must be positive epoch seconds, got {at!r}")
-    if stamp > now + MAX_CLOCK_SKEW_SECONDS:
-        raise ValueError(
-            f"--at {stamp:.0f} is {stamp - now:.0f}s in the future; a load cannot succeed later"
-        )
+    catalog.require(provider, dataset, enabled=False)
+    stamp = check_load_time(at, time.time() if now is None else now)
     changed = client.eval(_SET_IF_NEWER, 1, last_success_key(provider, dataset), repr(stamp))
     return bool(changed)
+
+
+def sync_client(config: ExporterConfig) -> redis.Redis:
+    """A blocking Redis client for one-off writes (the CLI, Airflow tasks)."""
+    return redis.Redis.from_url(
+        config.redis.url,
+        password=config.redis_password(),
+        socket_timeout=config.redis.socket_timeout_seconds,
+        socket_connect_timeout=config.redis.socket_timeout_seconds,
+    )
+
+
+def record_success_from_config(
+    provider: str,
+    dataset: str,
+    at: float | None = None,
+    config_path: str | Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> bool:
+    """``record_success`` with the exporter's own settings; for Airflow tasks.
+
+    Settings come from ``config_path``, else the file named by
+    ``$FEEDGUARD_EXPORTER_CONFIG``, else the embedded defaults; ``FEEDGUARD_*``
+    variables override them (``FEEDGUARD_REDIS_URL``, ``FEEDGUARD_CATALOG_FILE``).
+    Raises ``ConfigError`` for bad settings, ``ValueError`` for a provider,
+    dataset or time the catalog refuses, ``redis.RedisError`` when Redis fails;
+    nothing is written in the first two cases.
+    """
+    environ = os.environ if environ is None else environ
+    path = config_path or environ.get(CONFIG_ENV) or None
+    config = load_config(path, environ)
+    client = sync_client(config)
+    try:
+        return record_success(client, config.providers, provider, dataset, at)
+    finally:
+        client.close()

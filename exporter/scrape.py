@@ -26,11 +26,23 @@ class _Snapshot:
         return self._families
 
 
+# Collectors are told a deadline a little before the one they are cancelled at,
+# so a source that bounds its own waits by it (the probes do) reports its
+# timeouts as results instead of being cut off with nothing to show.
+_RESERVE_SECONDS = 0.1
+_RESERVE_FRACTION = 0.1
+
+
+def soft_deadline(deadline: Deadline) -> Deadline:
+    reserve = min(_RESERVE_SECONDS, deadline.remaining() * _RESERVE_FRACTION)
+    return Deadline(deadline.at - reserve)
+
+
 async def _run(collector: Collector, deadline: Deadline) -> tuple[Sequence[Metric], bool, float]:
     started = time.perf_counter()
     try:
         async with asyncio.timeout(deadline.remaining()):
-            families = await collector.collect(deadline)
+            families = await collector.collect(soft_deadline(deadline))
     except TimeoutError:
         log.warning("collector missed the scrape deadline", collector=collector.name)
         return [], False, time.perf_counter() - started
