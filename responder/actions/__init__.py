@@ -10,15 +10,52 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Mapping
 
+import aiohttp
+
+from exporter.airflow import AirflowClient
 from exporter.catalog import Catalog
+from exporter.schema import read_secret
 
 from ..plugins import Action
+from .kube import ConfigMapClient
+from .pause_dags import PauseDags
+from .read_cache import ReadCache
+from .runtime_config import RuntimeConfigClient
 from .settings import ActionsSettings
+from .throttle_api import ThrottleApi
+from .trigger_backfill import TriggerBackfill
+from .trigger_fallback import TriggerFallback
+
+ACTION_NAMES = ("throttle_api", "pause_dags", "read_cache", "trigger_fallback", "trigger_backfill")
 
 
 @contextlib.asynccontextmanager
 async def open_actions(
     settings: ActionsSettings, catalog: Catalog
 ) -> AsyncIterator[Mapping[str, Action]]:
-    # Filled in by the actions work (issue 5); the core only relies on this signature.
-    yield {}
+    # Secrets are read once here, so a missing token file fails start-up, not an incident.
+    runtime_token = read_secret(
+        settings.runtime_config.token, settings.runtime_config.token_file, "runtime-config token"
+    )
+    airflow_password = settings.airflow.read_password()
+    configmaps = ConfigMapClient(settings.kubernetes)
+    session = aiohttp.ClientSession(raise_for_status=False)
+    try:
+        airflow = AirflowClient(session, settings.airflow, password=airflow_password)
+        runtime = RuntimeConfigClient(
+            session,
+            settings.runtime_config.base_url,
+            runtime_token,
+            settings.runtime_config.timeout_seconds,
+        )
+        actions: dict[str, Action] = {
+            ThrottleApi.name: ThrottleApi(configmaps, settings.kubernetes),
+            PauseDags.name: PauseDags(airflow),
+            ReadCache.name: ReadCache(runtime, settings.runtime_config),
+            TriggerFallback.name: TriggerFallback(airflow, settings.fallback_dag),
+            TriggerBackfill.name: TriggerBackfill(airflow, settings.backfill_dag),
+        }
+        yield actions
+    finally:
+        await session.close()
+        await configmaps.close()

@@ -1,0 +1,164 @@
+"""A small async wrapper around the official ``kubernetes`` client for one ConfigMap.
+
+The client is blocking (urllib3), so every call runs in a worker thread; it is
+given its own request timeout so a thread never outlives the executor's
+deadline by much.  Errors come back as ``ActionError`` carrying the API
+server's ``Status`` message, retryable only where trying again can help.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import urllib3
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+
+from exporter.schema import read_secret
+
+from ..plugins import ActionError
+from .settings import KubernetesSettings
+
+# Answers that another attempt cannot change: wrong credentials or RBAC,
+# missing object, a patch the server refuses.
+_FINAL = frozenset({400, 401, 403, 404, 405, 415, 422})
+
+MERGE_PATCH = "application/merge-patch+json"
+
+
+@dataclass(frozen=True)
+class ConfigMapState:
+    data: Mapping[str, str]
+    annotations: Mapping[str, str]
+    resource_version: str | None
+
+
+def build_api_client(settings: KubernetesSettings) -> k8s.ApiClient:
+    """An ApiClient from explicit host/token, the in-cluster account, or a kubeconfig.
+
+    Blocking (reads files): call it in a thread.
+    """
+    configuration = k8s.Configuration()
+    if settings.host:
+        configuration.host = settings.host.rstrip("/")
+        token = read_secret(settings.token, settings.token_file, "Kubernetes token")
+        if token:
+            configuration.api_key = {"authorization": token}
+            configuration.api_key_prefix = {"authorization": "Bearer"}
+        if settings.ca_file:
+            configuration.ssl_ca_cert = settings.ca_file
+        configuration.verify_ssl = settings.verify_ssl
+    elif settings.in_cluster:
+        k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]  # untyped client
+    else:
+        k8s_config.load_kube_config(  # type: ignore[no-untyped-call]  # untyped client
+            config_file=settings.kubeconfig,
+            context=settings.context,
+            client_configuration=configuration,
+        )
+    # The executor owns retries; urllib3's own would multiply them silently.
+    configuration.retries = False
+    return k8s.ApiClient(configuration)
+
+
+def _status_message(exc: k8s.ApiException) -> str:
+    """The Status object's message, or whatever the server said."""
+    body = exc.body
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    if body:
+        try:
+            status = json.loads(body)
+        except ValueError:
+            return str(body)[:300]
+        if isinstance(status, dict) and status.get("message"):
+            reason = status.get("reason")
+            return f"{status['message']} ({reason})" if reason else str(status["message"])
+    return str(exc.reason or "no message")
+
+
+def api_error(exc: BaseException, what: str) -> ActionError:
+    if isinstance(exc, k8s.ApiException):
+        status = int(exc.status or 0)
+        message = f"{what}: HTTP {status}: {_status_message(exc)}"
+        return ActionError(message, retryable=status not in _FINAL, status=status or None)
+    # Connection refused, TLS, read timeout: the API server may come back.
+    return ActionError(f"{what}: {type(exc).__name__}: {exc}", retryable=True)
+
+
+class ConfigMapClient:
+    """GET and merge-PATCH of one namespaced ConfigMap (what the RBAC Role allows)."""
+
+    def __init__(self, settings: KubernetesSettings) -> None:
+        self._settings = settings
+        self._timeout = settings.timeout_seconds
+        self._field_manager = settings.field_manager
+        self._api_client: k8s.ApiClient | None = None
+        self._lock = asyncio.Lock()
+
+    async def _core(self) -> k8s.CoreV1Api:
+        # Built on first use: a responder whose playbooks never throttle (or a
+        # test without a cluster) starts without any Kubernetes configuration.
+        async with self._lock:
+            if self._api_client is None:
+                try:
+                    self._api_client = await asyncio.to_thread(build_api_client, self._settings)
+                except Exception as exc:
+                    raise ActionError(
+                        f"cannot load the Kubernetes client configuration: {exc}",
+                        retryable=False,
+                    ) from exc
+            return k8s.CoreV1Api(self._api_client)
+
+    async def read(self, namespace: str, name: str) -> ConfigMapState:
+        what = f"get configmap {namespace}/{name}"
+        core = await self._core()
+        obj = await self._call(
+            what,
+            core.read_namespaced_config_map,
+            name,
+            namespace,
+            _request_timeout=self._timeout,
+        )
+        return _state(obj)
+
+    async def merge_patch(
+        self, namespace: str, name: str, body: Mapping[str, Any], *, dry_run: bool = False
+    ) -> ConfigMapState:
+        what = f"patch configmap {namespace}/{name}"
+        kwargs: dict[str, Any] = {
+            "_content_type": MERGE_PATCH,
+            "_request_timeout": self._timeout,
+            "field_manager": self._field_manager,
+        }
+        if dry_run:
+            kwargs["dry_run"] = "All"
+        core = await self._core()
+        obj = await self._call(
+            what, core.patch_namespaced_config_map, name, namespace, dict(body), **kwargs
+        )
+        return _state(obj)
+
+    async def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await asyncio.to_thread(fn, *args, **kwargs)
+        except (k8s.ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise api_error(exc, what) from exc
+
+    async def close(self) -> None:
+        if self._api_client is not None:
+            await asyncio.to_thread(self._api_client.close)
+            self._api_client = None
+
+
+def _state(obj: Any) -> ConfigMapState:
+    metadata = obj.metadata
+    return ConfigMapState(
+        data=dict(obj.data or {}),
+        annotations=dict((metadata.annotations if metadata else None) or {}),
+        resource_version=metadata.resource_version if metadata else None,
+    )

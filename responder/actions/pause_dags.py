@@ -1,0 +1,97 @@
+"""Runbook 3.2 and 5.2: pause the provider's ingestion DAGs, and unpause them.
+
+One target per DAG the catalog lists for the provider; the resource key is
+the DAG, so two providers sharing a DAG keep it paused until both recovered
+(the core's reference counting).  A DAG already paused when the first
+incident reaches it was paused by someone else: it is recorded as such
+(previous ``True``) and recovery leaves it paused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+from exporter.airflow import AirflowClient, AirflowError
+
+from ..plugins import JSON, ActionError, Outcome, StepContext, Target
+from .airflow_common import airflow_error
+
+_RUN_STATES = ("running", "queued")
+
+
+class PauseDags:
+    name: ClassVar[str] = "pause_dags"
+    reversible: ClassVar[bool] = True
+    circuit: ClassVar[str] = "airflow"
+
+    def __init__(self, client: AirflowClient) -> None:
+        self._client = client
+
+    def targets(self, ctx: StepContext) -> Sequence[Target]:
+        unknown = sorted(set(ctx.params) - {"dags"})
+        if unknown:
+            raise ActionError(
+                f"pause_dags: unknown parameter(s) {unknown} (expected: dags)", retryable=False
+            )
+        dags = ctx.params.get("dags", list(ctx.provider.dags))
+        if not isinstance(dags, list | tuple) or not all(isinstance(d, str) for d in dags):
+            raise ActionError(
+                f"pause_dags: parameter dags must be a list of DAG ids, got {dags!r}",
+                retryable=False,
+            )
+        return [
+            Target(
+                description=f"pause DAG {dag_id}",
+                resource=f"airflow:dag:{dag_id}",
+                params={"dag_id": dag_id},
+            )
+            for dag_id in dags
+        ]
+
+    async def apply(self, ctx: StepContext, target: Target) -> Outcome:
+        dag_id = str(target.params["dag_id"])
+        what = f"pause DAG {dag_id}"
+        try:
+            dag = await self._client.get_dag(dag_id)
+            if dag.is_paused:
+                return Outcome(
+                    previous=True,
+                    detail={
+                        "dag_id": dag_id,
+                        "note": "already paused (not by feedguard): left paused on recovery",
+                    },
+                    changed=False,
+                )
+            # Captured before pausing: a failure here changes nothing, and the
+            # runs in flight at that moment are the ones to look at on resume.
+            runs = await self._client.list_runs(dag_id, limit=100, states=_RUN_STATES)
+            await self._client.set_paused(dag_id, True)
+        except AirflowError as exc:
+            raise airflow_error(exc, what) from exc
+        detail: dict[str, JSON] = {"dag_id": dag_id}
+        for state in _RUN_STATES:
+            detail[state] = [r.dag_run_id for r in runs if r.state == state]
+        return Outcome(previous=False, detail=detail, changed=True)
+
+    async def revert(self, ctx: StepContext, target: Target, previous: JSON) -> Outcome:
+        dag_id = str(target.params["dag_id"])
+        if previous is True:
+            return Outcome(
+                previous=True,
+                detail={"dag_id": dag_id, "note": "was paused before feedguard: left paused"},
+                changed=False,
+            )
+        what = f"unpause DAG {dag_id}"
+        try:
+            dag = await self._client.get_dag(dag_id)
+            if not dag.is_paused:
+                return Outcome(
+                    previous=False,
+                    detail={"dag_id": dag_id, "note": "already unpaused"},
+                    changed=False,
+                )
+            await self._client.set_paused(dag_id, False)
+        except AirflowError as exc:
+            raise airflow_error(exc, what) from exc
+        return Outcome(previous=True, detail={"dag_id": dag_id}, changed=True)

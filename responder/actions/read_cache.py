@@ -1,0 +1,115 @@
+"""Runbook 3.3 and 5.5: switch the API's cached responses on, and back off.
+
+``POST $AURUM_API/runtime-config/v1/features/external_read_cache`` with
+``{"enabled": true, "configuration": {"ttl_seconds": 900}}``; recovery posts
+the state read before (``{"enabled": false}`` when the API does not answer a
+GET for the feature, which is what the runbook's 5.5 posts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from ..plugins import JSON, ActionError, Outcome, StepContext, Target
+from .runtime_config import RuntimeConfigClient
+from .settings import RuntimeConfigSettings
+
+# A GET the API does not serve: the runbook only ever POSTs.
+_NO_STATE = frozenset({404, 405, 501})
+
+
+class ReadCache:
+    name: ClassVar[str] = "read_cache"
+    reversible: ClassVar[bool] = True
+    circuit: ClassVar[str] = "runtime-config"
+
+    def __init__(self, client: RuntimeConfigClient, settings: RuntimeConfigSettings) -> None:
+        self._client = client
+        self._settings = settings
+
+    def targets(self, ctx: StepContext) -> Sequence[Target]:
+        unknown = sorted(set(ctx.params) - {"ttl_seconds"})
+        if unknown:
+            raise ActionError(
+                f"read_cache: unknown parameter(s) {unknown} (expected: ttl_seconds)",
+                retryable=False,
+            )
+        ttl = ctx.params.get("ttl_seconds", self._settings.ttl_seconds)
+        if isinstance(ttl, bool) or not isinstance(ttl, int) or ttl <= 0:
+            raise ActionError(
+                f"read_cache: ttl_seconds must be a positive integer, got {ttl!r}",
+                retryable=False,
+            )
+        feature = self._settings.feature
+        return [
+            Target(
+                description=f"switch on feature {feature} (ttl {ttl}s)",
+                resource=f"runtime-config:feature:{feature}",
+                params={"feature": feature, "ttl_seconds": ttl},
+            )
+        ]
+
+    async def apply(self, ctx: StepContext, target: Target) -> Outcome:
+        feature = str(target.params["feature"])
+        wanted: dict[str, JSON] = {
+            "enabled": True,
+            "configuration": {"ttl_seconds": target.params["ttl_seconds"]},
+        }
+        current = await self._current(feature)
+        detail: dict[str, JSON] = {"feature": feature, "state": wanted}
+        if current is not None and _same(current, wanted):
+            detail["note"] = "already on with this configuration"
+            return Outcome(previous=current, detail=detail, changed=False)
+        await self._client.set(feature, wanted)
+        previous = current if current is not None else {"enabled": False}
+        if current is None:
+            detail["note"] = "previous state unknown (GET not served); assumed off"
+        return Outcome(previous=previous, detail=detail, changed=True)
+
+    async def revert(self, ctx: StepContext, target: Target, previous: JSON) -> Outcome:
+        feature = str(target.params["feature"])
+        restore = _restorable(previous)
+        current = await self._current(feature)
+        detail: dict[str, JSON] = {"feature": feature, "state": restore}
+        if current is not None and _same(current, restore):
+            detail["note"] = "already in the state to restore"
+            return Outcome(previous=current, detail=detail, changed=False)
+        await self._client.set(feature, restore)
+        return Outcome(previous=current, detail=detail, changed=True)
+
+    async def _current(self, feature: str) -> dict[str, JSON] | None:
+        status, body = await self._client.get(feature)
+        if status in _NO_STATE:
+            return None
+        if status != 200 or not isinstance(body, dict) or not isinstance(body.get("enabled"), bool):
+            raise ActionError(
+                f"runtime-config: GET feature {feature}: HTTP {status}: "
+                f"unexpected answer {str(body)[:200]}",
+                retryable=status >= 500,
+                status=status,
+            )
+        state: dict[str, JSON] = {"enabled": body["enabled"]}
+        configuration = body.get("configuration")
+        if isinstance(configuration, dict) and configuration:
+            state["configuration"] = configuration
+        return state
+
+
+def _same(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
+    if current.get("enabled") != wanted.get("enabled"):
+        return False
+    # Only the settings we would write matter; an extra key the API adds does not.
+    have = current.get("configuration") or {}
+    return all(have.get(k) == v for k, v in (wanted.get("configuration") or {}).items())
+
+
+def _restorable(previous: JSON) -> dict[str, JSON]:
+    if previous is None:
+        return {"enabled": False}
+    if not isinstance(previous, dict) or not isinstance(previous.get("enabled"), bool):
+        raise ActionError(
+            f"read_cache: cannot restore: recorded state {previous!r} is not a feature state",
+            retryable=False,
+        )
+    return dict(previous)

@@ -1,0 +1,93 @@
+"""Client of the platform's runtime-config admin API (runbook 3.3 and 5.5).
+
+``GET/POST {base}/runtime-config/v1/features/{name}`` with a bearer token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+
+from ..plugins import ActionError
+
+# Another attempt cannot fix a bad token, a missing feature or a refused body.
+_FINAL = frozenset({400, 401, 403, 404, 405, 409, 415, 422})
+
+
+class RuntimeConfigClient:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str | None,
+        token: str | None,
+        timeout_seconds: float,
+    ) -> None:
+        self._session = session
+        self._base = base_url.rstrip("/") if base_url else None
+        self._token = token
+        self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+
+    def url(self, feature: str) -> str:
+        if self._base is None:
+            raise ActionError(
+                "runtime-config: actions.runtime_config.base_url is not set", retryable=False
+            )
+        return f"{self._base}/runtime-config/v1/features/{feature}"
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Accept": "application/json"}
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
+        return headers
+
+    async def get(self, feature: str) -> tuple[int, Any]:
+        """(status, parsed body); the caller decides what a 404 or 405 means."""
+        return await self._request("GET", feature, None)
+
+    async def set(self, feature: str, body: Mapping[str, Any]) -> Any:
+        status, answer = await self._request("POST", feature, dict(body))
+        if status >= 300:
+            raise _error("POST", feature, status, answer)
+        return answer
+
+    async def _request(
+        self, method: str, feature: str, body: dict[str, Any] | None
+    ) -> tuple[int, Any]:
+        url = self.url(feature)
+        try:
+            async with self._session.request(
+                method, url, json=body, headers=self._headers(), timeout=self._timeout
+            ) as response:
+                text = await response.text()
+                try:
+                    parsed: Any = await response.json(content_type=None) if text else None
+                except ValueError:
+                    parsed = text
+                if method == "GET" and response.status in (401, 403):
+                    raise _error(method, feature, response.status, parsed)
+                if response.status >= 500:
+                    raise _error(method, feature, response.status, parsed)
+                return response.status, parsed
+        except TimeoutError as exc:
+            raise ActionError(
+                f"runtime-config: {method} feature {feature}: timed out", retryable=True
+            ) from exc
+        except aiohttp.ClientError as exc:
+            raise ActionError(
+                f"runtime-config: {method} feature {feature}: {type(exc).__name__}: {exc}",
+                retryable=True,
+            ) from exc
+
+
+def _error(method: str, feature: str, status: int, body: Any) -> ActionError:
+    detail = body
+    if isinstance(body, dict):
+        detail = body.get("detail") or body.get("error") or body.get("message") or body
+    text = str(detail)[:300] if detail is not None else "no body"
+    return ActionError(
+        f"runtime-config: {method} feature {feature}: HTTP {status}: {text}",
+        retryable=status not in _FINAL,
+        status=status,
+    )
