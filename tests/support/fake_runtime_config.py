@@ -1,0 +1,124 @@
+"""A local stand-in for the platform's runtime-config admin API (runbook 3.3, 5.5).
+
+``GET/POST /runtime-config/v1/features/{name}`` with ``Authorization: Bearer``.
+A feature state is ``{"name", "enabled", "configuration"}``.  Errors are JSON
+``{"error": <reason>, "detail": <what is wrong>}``: 401 for a missing or wrong
+token, 404 for a feature the API does not know, 422 for a body that is not a
+feature state.  Every request is recorded for the test to assert on.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+
+@dataclass(frozen=True)
+class Seen:
+    method: str
+    feature: str
+    authorization: str | None
+    body: Any
+
+
+@dataclass
+class FakeRuntimeConfig:
+    token: str = "runtime-token"
+    features: dict[str, dict[str, Any]] = field(default_factory=dict)
+    requests: list[Seen] = field(default_factory=list)
+    serve_get: bool = True  # False: GET answers 405, as an API that only takes POSTs
+    fail_next: list[int] = field(default_factory=list)
+
+    @classmethod
+    def with_features(cls, names: Iterable[str], **kwargs: Any) -> FakeRuntimeConfig:
+        fake = cls(**kwargs)
+        for name in names:
+            fake.features[name] = {"enabled": False, "configuration": {}}
+        return fake
+
+    def posts(self, feature: str | None = None) -> list[Any]:
+        return [
+            r.body
+            for r in self.requests
+            if r.method == "POST" and (feature is None or r.feature == feature)
+        ]
+
+    def state(self, feature: str) -> dict[str, Any]:
+        return {"name": feature, **self.features[feature]}
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        path = "/runtime-config/v1/features/{name}"
+        app.router.add_get(path, self._get)
+        app.router.add_post(path, self._post)
+        return app
+
+    @asynccontextmanager
+    async def serve(self) -> AsyncIterator[str]:
+        server = TestServer(self.app(), host="127.0.0.1")
+        await server.start_server()
+        try:
+            yield str(server.make_url("")).rstrip("/")
+        finally:
+            await server.close()
+
+    @staticmethod
+    def _error(status: int, error: str, detail: Any) -> web.Response:
+        return web.json_response({"error": error, "detail": detail}, status=status)
+
+    def _check(self, request: web.Request, name: str) -> web.Response | None:
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            return self._error(401, "unauthorized", "missing or invalid bearer token")
+        if self.fail_next:
+            code = self.fail_next.pop(0)
+            return self._error(code, "injected", f"injected failure {code}")
+        if name not in self.features:
+            return self._error(404, "not_found", f"unknown feature {name!r}")
+        return None
+
+    async def _get(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        self.requests.append(Seen("GET", name, request.headers.get("Authorization"), None))
+        if not self.serve_get:
+            return self._error(405, "method_not_allowed", "GET is not supported")
+        problem = self._check(request, name)
+        if problem is not None:
+            return problem
+        return web.json_response(self.state(name))
+
+    async def _post(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        raw = await request.read()
+        try:
+            body: Any = json.loads(raw) if raw else None
+        except ValueError:
+            body = raw.decode("utf-8", "replace")
+        self.requests.append(Seen("POST", name, request.headers.get("Authorization"), body))
+        problem = self._check(request, name)
+        if problem is not None:
+            return problem
+        errors = []
+        if not isinstance(body, dict):
+            errors.append("body must be a JSON object")
+        else:
+            if not isinstance(body.get("enabled"), bool):
+                errors.append("enabled: must be true or false")
+            if "configuration" in body and not isinstance(body["configuration"], dict):
+                errors.append("configuration: must be an object")
+            extra = sorted(set(body) - {"enabled", "configuration"})
+            if extra:
+                errors.append(f"unknown fields: {extra}")
+        if errors:
+            return self._error(422, "invalid", errors)
+        assert isinstance(body, dict)
+        self.features[name] = {
+            "enabled": body["enabled"],
+            "configuration": dict(body.get("configuration") or {}),
+        }
+        return web.json_response(self.state(name))
