@@ -39,7 +39,9 @@ async def test_scrape_serves_freshness_and_probe(
     response = await client.get("/metrics")
     assert response.status == 200
     text = await response.text()
-    assert 'external_data_last_success_timestamp{dataset="a",provider="EIA"} 1.7000000005e+09' in text
+    assert (
+        'external_data_last_success_timestamp{dataset="a",provider="EIA"} 1.7000000005e+09' in text
+    )
     assert 'external_data_last_success_recorded{dataset="b",provider="EIA"} 0.0' in text
     assert 'external_provider_status{provider="EIA",status="degraded"} 1.0' in text
     assert 'external_provider_probe_success{provider="EIA"} 1.0' in text
