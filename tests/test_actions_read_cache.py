@@ -1,0 +1,179 @@
+"""read_cache against a local stand-in of the runtime-config admin API."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+
+from responder.actions.read_cache import ReadCache
+from responder.actions.runtime_config import RuntimeConfigClient
+from responder.actions.settings import RuntimeConfigSettings
+from responder.plugins import ActionError
+
+from .support.action_context import context
+from .support.fake_runtime_config import FakeRuntimeConfig
+from .support.services import free_port
+
+FEATURE = "external_read_cache"
+ON = {"enabled": True, "configuration": {"ttl_seconds": 900}}
+
+
+@pytest.fixture
+def fake() -> FakeRuntimeConfig:
+    return FakeRuntimeConfig.with_features([FEATURE], token="rc-token")
+
+
+@pytest.fixture
+async def url(fake: FakeRuntimeConfig) -> AsyncIterator[str]:
+    async with fake.serve() as url:
+        yield url
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+def make_action(
+    session: aiohttp.ClientSession, url: str | None, token: str = "rc-token"
+) -> ReadCache:
+    settings = RuntimeConfigSettings(base_url=url, token=token, timeout_seconds=2)
+    return ReadCache(RuntimeConfigClient(session, url, token, 2), settings)
+
+
+async def test_switch_on_then_back_off(
+    fake: FakeRuntimeConfig, url: str, session: aiohttp.ClientSession
+) -> None:
+    action = make_action(session, url)
+    ctx = context()
+    (target,) = action.targets(ctx)
+    assert target.resource == f"runtime-config:feature:{FEATURE}"
+
+    outcome = await action.apply(ctx, target)
+    assert outcome.changed is True
+    assert outcome.previous == {"enabled": False}
+    assert fake.posts(FEATURE) == [ON]
+    assert all(r.authorization == "Bearer rc-token" for r in fake.requests)
+
+    again = await action.apply(ctx, target)
+    assert (again.changed, fake.posts(FEATURE)) == (False, [ON])
+
+    back = await action.revert(ctx, target, outcome.previous)
+    assert back.changed is True
+    # Exactly the runbook's 5.5 body.
+    assert fake.posts(FEATURE)[-1] == {"enabled": False}
+    assert fake.features[FEATURE]["enabled"] is False
+    twice = await action.revert(ctx, target, outcome.previous)
+    assert (twice.changed, len(fake.posts(FEATURE))) == (False, 2)
+
+
+async def test_cache_already_on_stays_on(
+    fake: FakeRuntimeConfig, url: str, session: aiohttp.ClientSession
+) -> None:
+    fake.features[FEATURE] = {"enabled": True, "configuration": {"ttl_seconds": 900}}
+    action = make_action(session, url)
+    ctx = context()
+    (target,) = action.targets(ctx)
+    outcome = await action.apply(ctx, target)
+    assert outcome.changed is False
+    await action.revert(ctx, target, outcome.previous)
+    assert fake.features[FEATURE]["enabled"] is True
+    assert fake.posts() == []
+
+
+async def test_previous_configuration_is_restored(
+    fake: FakeRuntimeConfig, url: str, session: aiohttp.ClientSession
+) -> None:
+    fake.features[FEATURE] = {"enabled": True, "configuration": {"ttl_seconds": 60}}
+    action = make_action(session, url)
+    ctx = context(params={"ttl_seconds": 300})
+    (target,) = action.targets(ctx)
+    outcome = await action.apply(ctx, target)
+    assert fake.posts() == [{"enabled": True, "configuration": {"ttl_seconds": 300}}]
+    await action.revert(ctx, target, outcome.previous)
+    assert fake.features[FEATURE] == {"enabled": True, "configuration": {"ttl_seconds": 60}}
+
+
+async def test_api_without_get_assumes_off(
+    fake: FakeRuntimeConfig, url: str, session: aiohttp.ClientSession
+) -> None:
+    fake.serve_get = False
+    action = make_action(session, url)
+    ctx = context()
+    (target,) = action.targets(ctx)
+    outcome = await action.apply(ctx, target)
+    assert outcome.previous == {"enabled": False}
+    assert "assumed off" in str(outcome.detail["note"])
+    await action.revert(ctx, target, outcome.previous)
+    assert fake.posts() == [ON, {"enabled": False}]
+
+
+@pytest.mark.parametrize(
+    ("token", "features", "status"),
+    [("wrong", [FEATURE], 401), ("rc-token", ["other"], 404)],
+)
+async def test_client_errors_are_final(
+    url: str,
+    fake: FakeRuntimeConfig,
+    session: aiohttp.ClientSession,
+    token: str,
+    features: list[str],
+    status: int,
+) -> None:
+    fake.features = {name: {"enabled": False, "configuration": {}} for name in features}
+    fake.serve_get = False  # the POST itself must be refused
+    action = make_action(session, url, token=token)
+    ctx = context()
+    (target,) = action.targets(ctx)
+    with pytest.raises(ActionError) as raised:
+        await action.apply(ctx, target)
+    assert (raised.value.status, raised.value.retryable) == (status, False)
+    assert f"feature {FEATURE}" in str(raised.value)
+    assert f"HTTP {status}" in str(raised.value)
+
+
+async def test_refused_body_is_final(
+    fake: FakeRuntimeConfig, url: str, session: aiohttp.ClientSession
+) -> None:
+    action = make_action(session, url)
+    ctx = context()
+    (target,) = action.targets(ctx)
+    with pytest.raises(ActionError) as raised:
+        await action.revert(ctx, target, {"enabled": "no"})
+    assert raised.value.retryable is False
+    assert fake.posts() == []
+    client = RuntimeConfigClient(session, url, "rc-token", 2)
+    with pytest.raises(ActionError) as raised:
+        await client.set(FEATURE, {"enabled": "yes"})
+    assert (raised.value.status, raised.value.retryable) == (422, False)
+    assert "enabled: must be true or false" in str(raised.value)
+
+
+async def test_server_errors_and_no_server_are_retryable(
+    fake: FakeRuntimeConfig, url: str, session: aiohttp.ClientSession
+) -> None:
+    action = make_action(session, url)
+    ctx = context()
+    (target,) = action.targets(ctx)
+    fake.fail_next.append(503)
+    with pytest.raises(ActionError) as raised:
+        await action.apply(ctx, target)
+    assert (raised.value.status, raised.value.retryable) == (503, True)
+    down = make_action(session, f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(ActionError) as raised:
+        await down.apply(ctx, target)
+    assert raised.value.retryable is True
+
+
+async def test_unset_base_url_is_a_clear_final_error(session: aiohttp.ClientSession) -> None:
+    action = make_action(session, None)
+    ctx = context()
+    (target,) = action.targets(ctx)
+    with pytest.raises(ActionError, match="base_url is not set") as raised:
+        await action.apply(ctx, target)
+    assert raised.value.retryable is False
+    with pytest.raises(ActionError, match="positive integer"):
+        action.targets(context(params={"ttl_seconds": 0}))
