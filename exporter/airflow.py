@@ -14,6 +14,7 @@ answers to its callers.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -208,6 +209,8 @@ class AirflowClient:
         self._token_lock = asyncio.Lock()
         # Per request; callers bound a whole operation with asyncio.timeout().
         self._timeout = aiohttp.ClientTimeout(total=settings.timeout_seconds)
+        credentials = f"{settings.username}:{self._password or ''}".encode()
+        self._basic = "Basic " + base64.b64encode(credentials).decode("ascii")
 
     @property
     def base_url(self) -> str:
@@ -221,7 +224,6 @@ class AirflowClient:
         url: str,
         *,
         headers: Mapping[str, str] | None = None,
-        auth: aiohttp.BasicAuth | None = None,
         params: Any = None,
         body: Any = None,
     ) -> tuple[int, bytes]:
@@ -232,7 +234,6 @@ class AirflowClient:
                 params=params,
                 json=body,
                 headers={"Accept": "application/json", **(headers or {})},
-                auth=auth,
                 timeout=self._timeout,
                 allow_redirects=False,
             ) as response:
@@ -298,8 +299,9 @@ class AirflowClient:
         prefix = "/api/v2" if version == 3 else "/api/v1"
         url = f"{self._base}{prefix}{path}"
         if version == 2:
-            auth = aiohttp.BasicAuth(self._settings.username, self._password or "")
-            status, raw = await self._send(method, url, auth=auth, params=params, body=body)
+            status, raw = await self._send(
+                method, url, headers={"Authorization": self._basic}, params=params, body=body
+            )
         else:
             token = await self._bearer()
             status, raw = await self._send(

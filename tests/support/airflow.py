@@ -44,6 +44,9 @@ TEST_DAGS = (
     "external_data_fallback",
     "external_data_backfill",
     "external_failing",
+    # Used only by the client and collector tests of issue 7.
+    "feedguard_client_test",
+    "feedguard_heartbeat_test",
 )
 USERNAME = "feedguard"
 AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"

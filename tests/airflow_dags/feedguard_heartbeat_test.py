@@ -1,0 +1,21 @@
+"""Test DAG for feedguard: unscheduled, one quick task."""
+
+from __future__ import annotations
+
+import datetime
+
+from airflow.sdk import DAG, task
+
+with DAG(
+    dag_id="feedguard_heartbeat_test",
+    schedule=None,
+    start_date=datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC),
+    catchup=False,
+    tags=["feedguard-test"],
+):
+
+    @task
+    def run() -> None:
+        print("feedguard test run")
+
+    run()

@@ -1,0 +1,336 @@
+"""The Airflow REST client against a real Airflow 3 and against the Airflow 2 stand-in."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+
+import aiohttp
+import pytest
+
+from exporter.airflow import (
+    AirflowAuthError,
+    AirflowClient,
+    AirflowConflict,
+    AirflowError,
+    AirflowNotFound,
+    AirflowSettings,
+    AirflowUnavailable,
+)
+
+from .support.airflow import AirflowInstance, resign_jwt
+from .support.fake_airflow2 import FakeAirflow2
+from .support.services import free_port
+
+DAG = "feedguard_client_test"
+
+
+class RequestCounter:
+    """Counts the HTTP requests a session sends (aiohttp tracing, no patching)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str]] = []
+        self.config = aiohttp.TraceConfig()
+        self.config.on_request_start.append(self._start)
+
+    async def _start(
+        self,
+        session: aiohttp.ClientSession,
+        context: SimpleNamespace,
+        params: aiohttp.TraceRequestStartParams,
+    ) -> None:
+        self.sent.append((params.method, params.url.path))
+
+
+@pytest.fixture
+def counter() -> RequestCounter:
+    return RequestCounter()
+
+
+@pytest.fixture
+async def session(counter: RequestCounter) -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(trace_configs=[counter.config]) as s:
+        yield s
+
+
+@pytest.fixture
+def clean_dag(airflow_instance: AirflowInstance) -> Iterator[str]:
+    airflow_instance.clear_runs(DAG)
+    yield DAG
+    airflow_instance.clear_runs(DAG)
+
+
+# --- Airflow 3, for real ----------------------------------------------------------
+
+
+@pytest.mark.airflow
+async def test_detects_airflow_3_and_reads_a_dag(
+    airflow_instance: AirflowInstance, session: aiohttp.ClientSession
+) -> None:
+    client = AirflowClient(session, airflow_instance.settings(version="auto"))
+    assert await client.version() == 3
+    dag = await client.get_dag(DAG)
+    assert dag.dag_id == DAG
+    assert dag.is_paused is airflow_instance.is_paused(DAG)
+
+
+@pytest.mark.airflow
+async def test_pause_and_unpause(
+    airflow_instance: AirflowInstance, session: aiohttp.ClientSession, clean_dag: str
+) -> None:
+    client = AirflowClient(session, airflow_instance.settings())
+    assert (await client.set_paused(clean_dag, False)).is_paused is False
+    assert airflow_instance.is_paused(clean_dag) is False
+    assert (await client.set_paused(clean_dag, True)).is_paused is True
+    assert airflow_instance.is_paused(clean_dag) is True
+
+
+@pytest.mark.airflow
+async def test_trigger_runs_and_lists_newest_start_first(
+    airflow_instance: AirflowInstance, session: aiohttp.ClientSession, clean_dag: str
+) -> None:
+    client = AirflowClient(session, airflow_instance.settings())
+    first = await client.trigger(clean_dag, {"window": "a"}, dag_run_id="client-first")
+    assert first.dag_run_id == "client-first"
+    assert first.state == "queued"  # paused DAG: stays queued
+    assert first.run_type == "manual"
+    assert first.conf == {"window": "a"}
+    await client.set_paused(clean_dag, False)
+    airflow_instance.wait_for_run(clean_dag, "client-first")
+    when = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
+    second = await client.trigger(clean_dag, {}, dag_run_id="client-second", logical_date=when)
+    assert second.logical_date == when
+    done = airflow_instance.wait_for_run(clean_dag, "client-second")
+    assert done["state"] == "success"
+
+    runs = await client.list_runs(clean_dag, limit=10)
+    # Newest start first, though the second run's logical date is days older.
+    assert [r.dag_run_id for r in runs] == ["client-second", "client-first"]
+    assert runs[0].start_timestamp is not None
+    assert runs[1].start_timestamp is not None
+    assert runs[0].start_timestamp >= runs[1].start_timestamp
+    assert runs[0].end_date is not None
+    assert runs[0].state == "success"
+
+    only = await client.list_runs(clean_dag, limit=10, states=["failed"])
+    assert only == []
+
+
+@pytest.mark.airflow
+async def test_naive_logical_date_is_refused_before_sending(
+    airflow_instance: AirflowInstance,
+    session: aiohttp.ClientSession,
+    clean_dag: str,
+    counter: RequestCounter,
+) -> None:
+    client = AirflowClient(session, airflow_instance.settings())
+    with pytest.raises(ValueError, match="timezone-aware"):
+        await client.trigger(clean_dag, {}, logical_date=datetime(2024, 1, 1))
+    assert not [r for r in counter.sent if r[0] == "POST" and "dagRuns" in r[1]]
+    assert airflow_instance.runs(clean_dag) == []
+
+
+@pytest.mark.airflow
+async def test_unknown_dag_is_not_found(
+    airflow_instance: AirflowInstance, session: aiohttp.ClientSession
+) -> None:
+    client = AirflowClient(session, airflow_instance.settings())
+    with pytest.raises(AirflowNotFound) as caught:
+        await client.get_dag("no_such_dag")
+    assert caught.value.status == 404
+    assert "no_such_dag" in caught.value.detail
+    with pytest.raises(AirflowNotFound):
+        await client.trigger("no_such_dag", {})
+    with pytest.raises(AirflowNotFound):
+        await client.set_paused("no_such_dag", True)
+
+
+@pytest.mark.airflow
+async def test_duplicate_run_id_conflicts(
+    airflow_instance: AirflowInstance, session: aiohttp.ClientSession, clean_dag: str
+) -> None:
+    client = AirflowClient(session, airflow_instance.settings())
+    await client.trigger(clean_dag, {}, dag_run_id="client-dup")
+    with pytest.raises(AirflowConflict) as caught:
+        await client.trigger(clean_dag, {}, dag_run_id="client-dup")
+    assert caught.value.status == 409
+    assert len(airflow_instance.runs(clean_dag)) == 1
+
+
+@pytest.mark.airflow
+async def test_list_dags_in_one_request(
+    airflow_instance: AirflowInstance, session: aiohttp.ClientSession, counter: RequestCounter
+) -> None:
+    client = AirflowClient(session, airflow_instance.settings())
+    await client.version()
+    await client.get_dag(DAG)  # token fetched
+    counter.sent.clear()
+    wanted = ["external_data_ingest", "external_backfill", "no_such_dag"]
+    found = await client.list_dags(wanted)
+    assert set(found) == {"external_data_ingest", "external_backfill"}
+    # One list call (pipe-OR pattern) plus the one lookup that proves no_such_dag absent.
+    assert counter.sent == [
+        ("GET", "/api/v2/dags"),
+        ("GET", "/api/v2/dags/no_such_dag"),
+    ]
+
+
+@pytest.mark.airflow
+@pytest.mark.parametrize("kind", ["foreign-secret", "expired"])
+async def test_stale_token_is_replaced_once(
+    airflow_instance: AirflowInstance,
+    session: aiohttp.ClientSession,
+    counter: RequestCounter,
+    kind: str,
+) -> None:
+    real = airflow_instance.token(fresh=True)
+    if kind == "foreign-secret":
+        stale = resign_jwt(real, "another-instance-" + "x" * 47)
+        expected = 403
+    else:
+        stale = resign_jwt(real, airflow_instance.jwt_secret, exp=int(time.time()) - 60)
+        expected = 401
+    # The premise: Airflow itself refuses the stale token.
+    airflow_instance._token = stale
+    status, _ = airflow_instance.api("GET", f"/dags/{DAG}")
+    airflow_instance._token = None
+    assert status == expected
+
+    client = AirflowClient(session, airflow_instance.settings())
+    client._token = stale  # as if it had been fetched before a restart / long ago
+    dag = await client.get_dag(DAG)
+    assert dag.dag_id == DAG
+    assert counter.sent == [
+        ("GET", f"/api/v2/dags/{DAG}"),
+        ("POST", "/auth/token"),
+        ("GET", f"/api/v2/dags/{DAG}"),
+    ]
+    # The new token is kept: the next call goes straight through.
+    counter.sent.clear()
+    await client.get_dag(DAG)
+    assert counter.sent == [("GET", f"/api/v2/dags/{DAG}")]
+
+
+@pytest.mark.airflow
+async def test_wrong_password_is_an_auth_error(
+    airflow_instance: AirflowInstance, session: aiohttp.ClientSession
+) -> None:
+    client = AirflowClient(session, airflow_instance.settings(password="wrong"))
+    with pytest.raises(AirflowAuthError) as caught:
+        await client.get_dag(DAG)
+    assert caught.value.status in (401, 403)
+
+
+async def test_nothing_listening_is_unavailable(session: aiohttp.ClientSession) -> None:
+    settings = AirflowSettings(base_url=f"http://127.0.0.1:{free_port()}", password="x")
+    client = AirflowClient(session, settings)
+    with pytest.raises(AirflowUnavailable) as caught:
+        await client.get_dag(DAG)
+    assert caught.value.status == 0
+
+
+# --- Airflow 2, against the documented /api/v1 -------------------------------------
+
+
+@pytest.fixture
+async def airflow2(aiohttp_server) -> tuple[FakeAirflow2, str]:  # type: ignore[no-untyped-def]
+    fake = FakeAirflow2(username="admin", password="s3cret")
+    fake.add_dag("external_data_ingest", is_paused=False)
+    server = await aiohttp_server(fake.app())
+    return fake, str(server.make_url("")).rstrip("/")
+
+
+def v2_settings(base_url: str, **overrides: object) -> AirflowSettings:
+    values: dict[str, object] = {
+        "enabled": True,
+        "base_url": base_url,
+        "username": "admin",
+        "password": "s3cret",
+    }
+    values.update(overrides)
+    return AirflowSettings(**values)  # type: ignore[arg-type]
+
+
+async def test_v2_detected_and_basic_auth(
+    airflow2: tuple[FakeAirflow2, str], session: aiohttp.ClientSession
+) -> None:
+    fake, url = airflow2
+    client = AirflowClient(session, v2_settings(url))
+    assert await client.version() == 2
+    dag = await client.get_dag("external_data_ingest")
+    assert dag.is_paused is False
+    paused = await client.set_paused("external_data_ingest", True)
+    assert paused.is_paused is True
+    assert fake.dags["external_data_ingest"].is_paused is True
+    assert ("PATCH", "/api/v1/dags/external_data_ingest?update_mask=is_paused") in fake.requests
+
+
+async def test_v2_wrong_password_is_an_auth_error(
+    airflow2: tuple[FakeAirflow2, str], session: aiohttp.ClientSession
+) -> None:
+    _, url = airflow2
+    client = AirflowClient(session, v2_settings(url, password="nope", version="2"))
+    with pytest.raises(AirflowAuthError) as caught:
+        await client.get_dag("external_data_ingest")
+    assert caught.value.status == 401
+    assert caught.value.detail == "Unauthorized"
+
+
+async def test_v2_trigger_conflict_and_not_found(
+    airflow2: tuple[FakeAirflow2, str], session: aiohttp.ClientSession
+) -> None:
+    fake, url = airflow2
+    client = AirflowClient(session, v2_settings(url, version=2))
+    when = datetime(2024, 5, 1, 12, tzinfo=UTC)
+    run = await client.trigger("external_data_ingest", {"k": 1}, dag_run_id="r1", logical_date=when)
+    assert (run.dag_run_id, run.logical_date, run.state, run.conf) == (
+        "r1",
+        when,
+        "queued",
+        {"k": 1},
+    )
+    plain = await client.trigger("external_data_ingest", {})
+    assert plain.run_type == "manual"
+    with pytest.raises(AirflowConflict, match="already exists"):
+        await client.trigger("external_data_ingest", {}, dag_run_id="r1")
+    with pytest.raises(AirflowNotFound, match="not found"):
+        await client.trigger("missing", {})
+    assert len(fake.runs) == 2
+
+
+async def test_v2_runs_order_and_states(
+    airflow2: tuple[FakeAirflow2, str], session: aiohttp.ClientSession
+) -> None:
+    fake, url = airflow2
+    t0 = datetime(2024, 5, 1, tzinfo=UTC)
+    fake.add_run("external_data_ingest", "old", "success", t0, t0, t0 + timedelta(minutes=1))
+    fake.add_run(
+        "external_data_ingest",
+        "new",
+        "failed",
+        t0 - timedelta(days=1),  # backfill: old logical date, newest start
+        t0 + timedelta(hours=1),
+        t0 + timedelta(hours=1, minutes=1),
+    )
+    client = AirflowClient(session, v2_settings(url))
+    runs = await client.list_runs("external_data_ingest", limit=5)
+    assert [r.dag_run_id for r in runs] == ["new", "old"]
+    assert runs[0].start_timestamp == (t0 + timedelta(hours=1)).timestamp()
+    ok = await client.list_runs("external_data_ingest", limit=5, states=["success"])
+    assert [r.dag_run_id for r in ok] == ["old"]
+    with pytest.raises(AirflowError) as caught:
+        await client.list_runs("external_data_ingest", order_by="-run_after")
+    assert caught.value.status == 400
+
+
+async def test_v2_server_error_is_unavailable(
+    airflow2: tuple[FakeAirflow2, str], session: aiohttp.ClientSession
+) -> None:
+    fake, url = airflow2
+    fake.failure = 503
+    client = AirflowClient(session, v2_settings(url))
+    with pytest.raises(AirflowUnavailable) as caught:
+        await client.get_dag("external_data_ingest")
+    assert caught.value.status == 503
