@@ -9,15 +9,62 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
+import aiohttp
+
 from exporter.catalog import Catalog
+from exporter.log import get_logger
 
 from ..plugins import Notifier
+from .notifier import SlackNotifier
+from .render import NoteRenderer
 from .settings import NotesSettings
+from .slack import Delivery, NoteDeliveryError, WebApiDelivery, WebhookDelivery
+from .templates import check_templates
+
+log = get_logger("responder.notes")
+
+__all__ = [
+    "NoteDeliveryError",
+    "NotesSettings",
+    "SlackNotifier",
+    "check_templates",
+    "open_notifier",
+]
 
 
 @contextlib.asynccontextmanager
 async def open_notifier(
     settings: NotesSettings, catalog: Catalog
 ) -> AsyncIterator[Notifier | None]:
-    # Filled in by the Slack work (issue 6); the core only relies on this signature.
-    yield None
+    """The Slack notifier, or None when notes are disabled or no Slack is configured.
+
+    Reads the token or webhook URL and compiles every template first, so a
+    missing secret file or a broken override template stops start-up with a
+    ConfigError instead of failing the first incident's note.
+    """
+    if not settings.enabled:
+        log.info("situation notes disabled (notes.enabled: false)")
+        yield None
+        return
+    token = settings.token()
+    webhook = None if token else settings.webhook()
+    if not token and not webhook:
+        log.warning(
+            "situation notes off: set FEEDGUARD_NOTES_SLACK_TOKEN (or notes.slack_token_file) "
+            "or FEEDGUARD_NOTES_WEBHOOK_URL (or notes.webhook_url_file)"
+        )
+        yield None
+        return
+    check_templates(settings.templates_dir, settings.tz)
+    renderer = NoteRenderer(settings, catalog)
+    timeout = aiohttp.ClientTimeout(total=settings.request_timeout_seconds)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        delivery: Delivery
+        if token:
+            delivery = WebApiDelivery(token, settings, session)
+            log.info("situation notes via chat.postMessage", channel=settings.channel)
+        else:
+            assert webhook is not None
+            delivery = WebhookDelivery(webhook, settings, session)
+            log.info("situation notes via incoming webhook (no threads)")
+        yield SlackNotifier(settings, renderer, delivery)

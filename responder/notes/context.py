@@ -1,0 +1,190 @@
+"""What a note template sees: plain dicts and lists built from a NoteRequest.
+
+Values are kept raw here (the template environment escapes every one of them on
+output); times are epoch seconds, formatted in templates with ``|time`` and
+``|duration``.  docs/notes.md lists every variable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from exporter.catalog import Provider
+
+from ..plugins import ActionRecord, AlertView, NoteRequest
+
+BACKFILL_ACTION = "trigger_backfill"
+
+# Runbook section 7, owners included.  Kept as data so templates can lay it out;
+# an operator changes it by overriding checklist.j2.
+POST_INCIDENT_CHECKLIST: tuple[dict[str, str], ...] = (
+    {
+        "task": "Root-cause analysis & post-mortem (within 1 business day)",
+        "owner": "Incident Lead",
+        "notes": "Use template in docs/postmortems/external-outage.md",
+    },
+    {
+        "task": "Monitoring review",
+        "owner": "Platform",
+        "notes": "Adjust thresholds or add probes if detection lag > 5 min",
+    },
+    {
+        "task": "Data quality audit",
+        "owner": "Data Engineering",
+        "notes": "Confirm backfill completeness across mart_external_series_catalog, "
+        "mart_series_curve_mapping",
+    },
+    {
+        "task": "Runbook update",
+        "owner": "Incident Lead",
+        "notes": "Capture lessons learned",
+    },
+)
+
+
+def _alert(alert: AlertView) -> dict[str, Any]:
+    return {
+        "name": alert.alertname,
+        "status": alert.status,
+        "labels": dict(alert.labels),
+        "annotations": dict(alert.annotations),
+        "summary": alert.annotations.get("summary", ""),
+        "description": alert.annotations.get("description", ""),
+        "severity": alert.labels.get("severity", ""),
+        "dataset": alert.labels.get("dataset", ""),
+        "starts_at": alert.starts_at,
+        "ends_at": alert.ends_at,
+        "fingerprint": alert.fingerprint,
+    }
+
+
+def _action(record: ActionRecord) -> dict[str, Any]:
+    return {
+        "action": record.action,
+        "target": record.target,
+        "phase": record.phase,
+        "result": record.result,
+        "at": record.at,
+        "error": record.error or "",
+        "detail": dict(record.detail),
+        "previous": record.previous,
+    }
+
+
+def stale_datasets(alerts: Sequence[AlertView], until_default: float) -> list[dict[str, Any]]:
+    """Datasets named by alerts, each with the span its alerts covered.
+
+    The span runs from the earliest ``starts_at`` to the latest end; an alert
+    still firing ends at ``until_default`` (now, or the resolution time).
+    """
+    spans: dict[str, dict[str, Any]] = {}
+    for alert in alerts:
+        dataset = alert.labels.get("dataset")
+        if not dataset:
+            continue
+        end = alert.ends_at if alert.status == "resolved" and alert.ends_at else None
+        span = spans.setdefault(
+            dataset,
+            {"dataset": dataset, "since": alert.starts_at, "until": end, "firing": False},
+        )
+        span["since"] = min(span["since"], alert.starts_at)
+        if end is None:
+            span["firing"] = True
+        elif span["until"] is None or end > span["until"]:
+            span["until"] = end
+    result = []
+    for span in spans.values():
+        until = until_default if span["firing"] or span["until"] is None else span["until"]
+        result.append({**span, "until": until, "duration": max(0.0, until - span["since"])})
+    return sorted(result, key=lambda s: (s["since"], s["dataset"]))
+
+
+def _causes(alerts: Sequence[AlertView]) -> list[str]:
+    """Distinct alert summaries (or descriptions), first alert first."""
+    seen: list[str] = []
+    for alert in sorted(alerts, key=lambda a: a.starts_at):
+        text = alert.annotations.get("summary") or alert.annotations.get("description") or ""
+        text = text.strip()
+        if text and text not in seen:
+            seen.append(text)
+    return seen
+
+
+def _backfill(actions: Sequence[ActionRecord]) -> dict[str, Any]:
+    runs = [a for a in actions if a.action == BACKFILL_ACTION]
+    if not runs:
+        return {"status": "not_run", "records": []}
+    latest = max(runs, key=lambda a: a.at)
+    return {
+        "status": latest.result,
+        "records": [_action(a) for a in runs],
+        "latest": _action(latest),
+    }
+
+
+def build_context(
+    request: NoteRequest,
+    provider: Provider | None,
+    *,
+    interval_seconds: float,
+) -> dict[str, Any]:
+    incident = request.incident
+    alerts = sorted(incident.alerts, key=lambda a: (a.starts_at, a.alertname))
+    end = incident.resolved_at if incident.resolved_at is not None else request.now
+    providers = sorted(
+        {incident.provider} | {a.labels["provider"] for a in alerts if a.labels.get("provider")}
+    )
+    actions = sorted(incident.actions, key=lambda a: a.at)
+    since = _last_note_at(incident.notes) or incident.opened_at
+    eta = next(
+        (a.annotations["eta"] for a in alerts if a.annotations.get("eta")),
+        None,
+    )
+    return {
+        "kind": request.kind,
+        "slot": request.slot,
+        "now": request.now,
+        "next_update_at": request.next_update_at,
+        "update_interval_seconds": interval_seconds,
+        "incident": {
+            "id": incident.id,
+            "provider": incident.provider,
+            "state": incident.state,
+            "opened_at": incident.opened_at,
+            "resolved_at": incident.resolved_at,
+            "recovered_at": incident.recovered_at,
+            "last_success_before": incident.last_success_before,
+            "duration": max(0.0, end - incident.opened_at),
+        },
+        "providers": providers,
+        "provider": {
+            "name": incident.provider,
+            "description": provider.description if provider else "",
+            "datasets": list(provider.datasets) if provider else [],
+            "dags": list(provider.dags) if provider else [],
+            "fallback_mirror": provider.fallback_mirror if provider else False,
+        },
+        "dashboards": [
+            {"title": d.title, "url": d.url} for d in (provider.dashboards if provider else ())
+        ],
+        "alerts": [_alert(a) for a in alerts],
+        "firing_alerts": [_alert(a) for a in alerts if a.status == "firing"],
+        "resolved_alerts": [_alert(a) for a in alerts if a.status == "resolved"],
+        "first_alert": _alert(alerts[0]) if alerts else None,
+        "stale_datasets": stale_datasets(alerts, end),
+        "causes": _causes(alerts),
+        "actions": [_action(a) for a in actions],
+        "mitigations": [_action(a) for a in actions if a.phase == "firing"],
+        "recovery_actions": [_action(a) for a in actions if a.phase == "recovery"],
+        "new_actions": [_action(a) for a in actions if a.at > since],
+        "since_last_note": since,
+        "backfill": _backfill(actions),
+        "eta": eta,
+        "checklist": [dict(item) for item in POST_INCIDENT_CHECKLIST],
+    }
+
+
+def _last_note_at(notes: Mapping[str, Any]) -> float | None:
+    value = notes.get("last_note_at")
+    return float(value) if isinstance(value, int | float) else None

@@ -1,0 +1,210 @@
+"""Delivery of a rendered note to Slack, through slack_sdk.
+
+Two ways, as Slack offers them:
+
+- Web API ``chat.postMessage`` with a bot token (scope ``chat:write``): the
+  answer carries the channel ID and the message ``ts``, so later notes go into
+  the initial note's thread (``thread_ts``).
+- An incoming webhook: a JSON ``{"text": ...}`` POST answered with a plain
+  ``ok`` (or ``400 invalid_payload``/``no_text``, ``403 action_prohibited``,
+  ``404 no_service``...); no ``ts`` comes back, so there are no threads.
+
+slack_sdk brings the documented error model (``SlackApiError`` with Slack's
+``error`` code) and pluggable retry handlers; ours honour ``Retry-After`` on
+429 up to a bound, and retry 500/503 and dropped connections a bounded number
+of times.  Every failure ends as a ``NoteDeliveryError`` whose message never
+contains the token or the webhook URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.async_handler import AsyncRetryHandler
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryIntervalCalculator
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from .settings import NotesSettings
+
+
+class NoteDeliveryError(Exception):
+    """Slack did not take the note; ``code`` is Slack's error string when it gave one."""
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None):
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Delivered:
+    channel: str | None  # the channel ID Slack answered with (Web API only)
+    ts: str | None  # the message's timestamp, the thread key (Web API only)
+
+
+class Delivery(Protocol):
+    threads: bool
+
+    async def send(
+        self, text: str, *, channel: str, thread_ts: str | None, broadcast: bool
+    ) -> Delivered: ...
+
+
+def retry_after_seconds(response: HttpResponse) -> float | None:
+    for name, values in response.headers.items():
+        if name.lower() == "retry-after":
+            raw = values[0] if isinstance(values, list) else values
+            try:
+                return max(0.0, float(raw))
+            except ValueError:
+                return None
+    return None
+
+
+class BoundedRateLimitHandler(AsyncRetryHandler):
+    """Retry a 429 after exactly ``Retry-After`` seconds, unless that is longer than allowed.
+
+    slack_sdk's own handler waits whatever the header says (plus jitter); a note
+    must not sit for an hour behind a rate limit, so a longer wait fails it and
+    the core records the failure on the incident.
+    """
+
+    def __init__(self, max_retry_count: int, max_wait_seconds: float) -> None:
+        super().__init__(max_retry_count=max_retry_count)
+        self.max_wait_seconds = max_wait_seconds
+
+    async def _can_retry_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        if response is None or response.status_code != 429:
+            return False
+        wait = retry_after_seconds(response)
+        return wait is None or wait <= self.max_wait_seconds
+
+    async def prepare_for_next_attempt_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> None:
+        wait = retry_after_seconds(response) if response is not None else None
+        state.next_attempt_requested = True
+        # No header (Slack always sends one): one second, the documented posting rate.
+        await asyncio.sleep(1.0 if wait is None else wait)
+        state.increment_current_attempt()
+
+
+def retry_handlers(settings: NotesSettings) -> list[AsyncRetryHandler]:
+    backoff = BackoffRetryIntervalCalculator(backoff_factor=0.5)
+    count = settings.max_retries
+    return [
+        BoundedRateLimitHandler(count, settings.max_retry_after_seconds),
+        AsyncServerErrorRetryHandler(max_retry_count=count, interval_calculator=backoff),
+        AsyncConnectionErrorRetryHandler(max_retry_count=count, interval_calculator=backoff),
+    ]
+
+
+class WebApiDelivery:
+    """``chat.postMessage`` with a bot token; threads through ``thread_ts``."""
+
+    threads = True
+
+    def __init__(self, token: str, settings: NotesSettings, session: aiohttp.ClientSession) -> None:
+        self.client = AsyncWebClient(
+            token=token,
+            base_url=settings.base_url,
+            timeout=max(1, round(settings.request_timeout_seconds)),
+            session=session,
+            retry_handlers=retry_handlers(settings),
+        )
+
+    async def send(
+        self, text: str, *, channel: str, thread_ts: str | None, broadcast: bool
+    ) -> Delivered:
+        args: dict[str, Any] = {
+            "channel": channel,
+            "text": text,
+            # Notes are text we wrote: no auto-linking of names, no link previews.
+            "parse": "none",
+            "unfurl_links": False,
+            "unfurl_media": False,
+        }
+        if thread_ts:
+            args["thread_ts"] = thread_ts
+            if broadcast:
+                args["reply_broadcast"] = True
+        try:
+            response = await self.client.chat_postMessage(**args)
+        except SlackApiError as exc:
+            # An AsyncSlackResponse, or the raw aiohttp response when the body was not JSON.
+            data = getattr(exc.response, "data", None)
+            code = data.get("error") if isinstance(data, dict) else None
+            status = getattr(exc.response, "status_code", None) or getattr(
+                exc.response, "status", None
+            )
+            detail = code or f"HTTP {status}"
+            raise NoteDeliveryError(
+                f"Slack chat.postMessage failed: {detail}", code=code, status=status
+            ) from None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise NoteDeliveryError(
+                f"Slack chat.postMessage failed: {type(exc).__name__}: {exc}"
+            ) from None
+        ts = response.get("ts")
+        answered_channel = response.get("channel")
+        return Delivered(
+            channel=str(answered_channel) if answered_channel else channel,
+            ts=str(ts) if ts else None,
+        )
+
+
+class WebhookDelivery:
+    """An incoming webhook: posts to the channel the webhook was made for, no threads."""
+
+    threads = False
+
+    def __init__(self, url: str, settings: NotesSettings, session: aiohttp.ClientSession) -> None:
+        self.client = AsyncWebhookClient(
+            url=url,
+            timeout=max(1, round(settings.request_timeout_seconds)),
+            session=session,
+            retry_handlers=retry_handlers(settings),
+        )
+
+    async def send(
+        self, text: str, *, channel: str, thread_ts: str | None, broadcast: bool
+    ) -> Delivered:
+        try:
+            response = await self.client.send(text=text, unfurl_links=False, unfurl_media=False)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            # aiohttp names host:port only, never the URL's secret path.
+            raise NoteDeliveryError(
+                f"Slack incoming webhook failed: {type(exc).__name__}: {exc}"
+            ) from None
+        if response.status_code != 200:
+            body = (response.body or "").strip()[:100]
+            raise NoteDeliveryError(
+                f"Slack incoming webhook failed: HTTP {response.status_code} {body}".rstrip(),
+                code=body or None,
+                status=response.status_code,
+            )
+        return Delivered(channel=None, ts=None)
