@@ -118,7 +118,7 @@ class ThrottleApi:
         detail: dict[str, JSON] = {
             "configmap": f"{namespace}/{name}",
             "key": key,
-            "restored": previous,
+            "value": previous,
         }
         has_marker = marker in state.annotations
         if current == previous and not has_marker:
@@ -133,7 +133,7 @@ class ThrottleApi:
             # Someone changed the limit after feedguard throttled it: their
             # value is newer than ours, so only our annotation goes.
             detail["note"] = f"left {key}={current!r} alone: changed by someone else since"
-            detail["restored"] = None
+            detail["value"] = current
         after = await self._client.merge_patch(namespace, name, body)
         detail["resource_version"] = after.resource_version
         return Outcome(previous=current, detail=detail, changed=current != after.data.get(key))
