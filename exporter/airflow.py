@@ -339,30 +339,35 @@ class AirflowClient:
     async def list_dags(self, dag_ids: Sequence[str]) -> dict[str, DagInfo]:
         """The named DAGs that exist, in as few requests as the server allows.
 
-        Airflow 3.1+ reads ``|`` in ``dag_id_pattern`` as OR (substring match,
-        filtered exactly here), so one request covers every DAG. Airflow 2 has
-        no OR, and an id the pattern did not return is asked for by itself, so
-        older servers still get correct answers, with a request per DAG.
+        Airflow 3.1+ reads ``|`` in ``dag_id_pattern`` as OR (a substring match,
+        filtered exactly here): one request for every DAG. Airflow 2 has no OR,
+        so its DAG list is paged while that costs fewer requests than asking
+        per DAG. An id still not seen is asked for by itself, which also keeps
+        servers without the OR syntax correct.
         """
         wanted = list(dict.fromkeys(dag_ids))
         found: dict[str, DagInfo] = {}
         if not wanted:
             return found
         if await self.version() == 3:
-            offset = 0
-            while True:
-                page = await self.request(
-                    "GET",
-                    "/dags",
-                    params={"dag_id_pattern": "|".join(wanted), "limit": 100, "offset": offset},
-                )
-                dags = page.get("dags") or []
-                for item in dags:
-                    if item.get("dag_id") in wanted:
-                        found[item["dag_id"]] = DagInfo.from_json(item)
-                offset += len(dags)
-                if not dags or offset >= int(page.get("total_entries") or 0):
-                    break
+            params: dict[str, Any] = {"dag_id_pattern": "|".join(wanted)}
+            max_pages = 10
+        else:
+            params = {}
+            max_pages = len(wanted) - 1
+        offset = pages = 0
+        while pages < max_pages and len(found) < len(wanted):
+            page = await self.request(
+                "GET", "/dags", params={**params, "limit": 100, "offset": offset}
+            )
+            pages += 1
+            dags = page.get("dags") or []
+            for item in dags:
+                if item.get("dag_id") in wanted:
+                    found[item["dag_id"]] = DagInfo.from_json(item)
+            offset += len(dags)
+            if not dags or offset >= int(page.get("total_entries") or 0):
+                break
         missing = [d for d in wanted if d not in found]
         results = await asyncio.gather(*(self.get_dag(d) for d in missing), return_exceptions=True)
         for dag_id, result in zip(missing, results, strict=True):

@@ -17,8 +17,12 @@ from prometheus_client import (
 )
 
 from . import appkeys
+from .airflow import AirflowClient
+from .collectors.airflow import AirflowCollector
 from .collectors.base import Collector, Deadline
+from .collectors.dbt import DbtCollector
 from .collectors.probes import ProbeCollector
+from .collectors.quality import QualityCollector
 from .collectors.redis_state import RedisStateCollector
 from .config import ExporterConfig
 from .log import get_logger
@@ -51,6 +55,18 @@ async def http_ctx(app: web.Application) -> AsyncIterator[None]:
     await session.close()
 
 
+async def airflow_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[appkeys.CONFIG].airflow
+    if not settings.enabled:
+        yield
+        return
+    connector = aiohttp.TCPConnector(limit=settings.concurrency)
+    session = aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
+    app[appkeys.AIRFLOW] = AirflowClient(session, settings)
+    yield
+    await session.close()
+
+
 def build_collectors(app: web.Application) -> list[Collector]:
     config = app[appkeys.CONFIG]
     catalog = config.providers
@@ -64,6 +80,19 @@ def build_collectors(app: web.Application) -> list[Collector]:
                 user_agent=config.probes.user_agent,
             )
         )
+    if config.airflow.enabled:
+        collectors.append(
+            AirflowCollector(
+                app[appkeys.AIRFLOW],
+                catalog,
+                runs_window=config.airflow.runs_window,
+                concurrency=config.airflow.concurrency,
+            )
+        )
+    if config.dbt.enabled:
+        collectors.append(DbtCollector(config.dbt))
+    if config.quality.enabled:
+        collectors.append(QualityCollector(config.quality))
     return collectors
 
 
@@ -138,7 +167,7 @@ def create_app(config: ExporterConfig) -> web.Application:
     app = web.Application()
     app[appkeys.CONFIG] = config
     app[appkeys.PROCESS_REGISTRY] = process_registry()
-    app.cleanup_ctx.extend([redis_ctx, http_ctx, collectors_ctx])
+    app.cleanup_ctx.extend([redis_ctx, http_ctx, airflow_ctx, collectors_ctx])
     app.router.add_get("/", index)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)

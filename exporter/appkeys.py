@@ -7,6 +7,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from .airflow import AirflowClient
 from .collectors.base import Collector
 from .config import ExporterConfig
 
@@ -15,3 +16,4 @@ REDIS = web.AppKey("redis", aioredis.Redis)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 COLLECTORS: web.AppKey[list[Collector]] = web.AppKey("collectors")
 PROCESS_REGISTRY = web.AppKey("process_registry", CollectorRegistry)
+AIRFLOW = web.AppKey("airflow", AirflowClient)

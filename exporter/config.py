@@ -8,7 +8,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from .airflow import AirflowSettings
 from .catalog import Catalog, load_catalog
+from .collectors.dbt import DbtSettings
+from .collectors.quality import QualitySettings
 from .log import LogFormat
 from .schema import (
     ConfigError,
@@ -75,6 +78,10 @@ class ExporterConfig:
     redis: RedisSettings = RedisSettings()
     scrape: ScrapeSettings = ScrapeSettings()
     probes: ProbeSettings = ProbeSettings()
+    # Off by default (enabled: false); docs/collectors.md.
+    airflow: AirflowSettings = field(default_factory=AirflowSettings)
+    dbt: DbtSettings = field(default_factory=DbtSettings)
+    quality: QualitySettings = field(default_factory=QualitySettings)
     log: LogSettings = LogSettings()
 
     @property
