@@ -1,0 +1,261 @@
+"""The repo's rules and dashboards on a real Prometheus scraping a real feedguard-exporter.
+
+One module-scoped stack: redis-server (the session's, database 5 so the
+per-test FLUSHDB of database 0 leaves it alone), a local HTTP server standing
+in for the providers' health endpoints (one healthy, one failing: the
+catalog's real provider URLs are never contacted), ``feedguard-exporter`` as
+a subprocess, and ``prometheus`` scraping it every second with
+rules/*.rules.yml evaluated every second.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import re
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import yaml
+
+from exporter.catalog import parse_catalog
+from exporter.record import record_success
+
+from .support.dashboards import Target, targets
+from .support.prometheus import PrometheusClient, prometheus_server, wait_for
+from .support.services import Service, free_port, running
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parent.parent
+RULE_FILES = sorted((REPO / "rules").glob("*.rules.yml"))
+REDIS_DB = 5
+
+FRESH = ("EIA", "electricity_rto_region_data")
+STALE = ("EIA", "natural_gas_weekly_storage")  # last success 20 minutes ago
+UNRECORDED = ("EIA", "electricity_rto_fuel_type_data")  # no success recorded
+MISO_FRESH = ("MISO", "lmp_realtime_5min")
+
+# Collectors this stack does not run (DAGs, dbt, quality: off by default in the
+# exporter) and the responder, which is not started here: panels over these
+# series only have to run without error. Every other panel must show data.
+NOT_SERVED = re.compile(r"external_dag|external_dbt|external_quality|feedguard_responder")
+
+
+class _Health(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        status = 200 if self.path == "/healthy" else 503
+        body = b"ok" if status == 200 else b"upstream unavailable"
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def health_server() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Health)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@dataclass
+class Stack:
+    prometheus: PrometheusClient
+    prometheus_service: Service
+    exporter: Service
+
+
+@pytest.fixture(scope="module")
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, redis_service: Service, health_server: str
+) -> Iterator[Stack]:
+    work = tmp_path_factory.mktemp("prometheus-e2e")
+    redis_url = f"redis://127.0.0.1:{redis_service.port}/{REDIS_DB}"
+    raw_catalog = {
+        "providers": [
+            {
+                "name": "EIA",
+                "datasets": [FRESH[1], STALE[1], UNRECORDED[1]],
+                "health_probe": {"url": f"{health_server}/healthy", "timeout_seconds": 1},
+                "freshness_sla_seconds": 900,
+            },
+            {
+                "name": "MISO",
+                "datasets": [MISO_FRESH[1]],
+                "health_probe": {"url": f"{health_server}/broken", "timeout_seconds": 1},
+                "freshness_sla_seconds": 900,
+            },
+        ]
+    }
+    catalog_file = work / "external_providers.yml"
+    catalog_file.write_text(yaml.safe_dump(raw_catalog))
+    catalog = parse_catalog(raw_catalog, str(catalog_file))
+
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    now = time.time()
+    record_success(client, catalog, *FRESH, at=now, now=now)
+    record_success(client, catalog, *MISO_FRESH, at=now, now=now)
+    record_success(client, catalog, *STALE, at=now - 1200, now=now)
+    client.set("external:provider_status:EIA", json.dumps({"status": "up", "checked_at": now}))
+    client.set("external:provider_status:MISO", "down")
+
+    exporter_port = free_port()
+    config_file = work / "exporter.yml"
+    config_file.write_text(
+        yaml.safe_dump(
+            {
+                "catalog_file": str(catalog_file),
+                "redis": {"url": redis_url},
+                "probes": {"enabled": True},
+                "log": {"format": "json"},
+            }
+        )
+    )
+    argv = [
+        str(Path(sys.executable).parent / "feedguard-exporter"),
+        "--config",
+        str(config_file),
+        "--listen",
+        f"127.0.0.1:{exporter_port}",
+    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDGUARD_")}
+    try:
+        with (
+            running("feedguard-exporter", argv, exporter_port, work, env=env) as exporter,
+            prometheus_server(
+                work,
+                {
+                    "feedguard-exporter": [f"127.0.0.1:{exporter_port}"],
+                },
+                RULE_FILES,
+            ) as (service, prometheus),
+        ):
+            stack = Stack(prometheus, service, exporter)
+            wait_for("the exporter target to be up", lambda: _target_up(prometheus))
+            wait_for("every rule to be evaluated", lambda: _all_rules_evaluated(prometheus))
+            yield stack
+    finally:
+        client.flushdb()
+        client.close()
+
+
+def _target_up(prometheus: PrometheusClient) -> bool:
+    return any(
+        t["labels"].get("job") == "feedguard-exporter" and t["health"] == "up"
+        for t in prometheus.targets()
+    )
+
+
+def _all_rules_evaluated(prometheus: PrometheusClient) -> bool:
+    rules = [rule for group in prometheus.rules() for rule in group["rules"]]
+    return bool(rules) and all(rule["health"] != "unknown" for rule in rules)
+
+
+def _alerts(prometheus: PrometheusClient, name: str) -> list[dict[str, Any]]:
+    return [a for a in prometheus.alerts() if a["labels"]["alertname"] == name]
+
+
+def _for(alerts: list[dict[str, Any]], provider: str, dataset: str) -> list[dict[str, Any]]:
+    return [
+        a
+        for a in alerts
+        if a["labels"].get("provider") == provider and a["labels"].get("dataset") == dataset
+    ]
+
+
+def test_rules_load_and_evaluate_without_error(stack: Stack) -> None:
+    groups = stack.prometheus.rules()
+    files = {Path(group["file"]).name for group in groups}
+    assert files == {path.name for path in RULE_FILES}
+    rules = [rule for group in groups for rule in group["rules"]]
+    expected = sum(
+        len(group["rules"])
+        for path in RULE_FILES
+        for group in yaml.safe_load(path.read_text())["groups"]
+    )
+    assert len(rules) == expected
+    for rule in rules:
+        assert rule["health"] == "ok", f"{rule['name']}: {rule.get('lastError')}"
+        assert not rule.get("lastError"), rule["name"]
+
+
+def test_stale_dataset_alert_becomes_pending_or_firing_and_fresh_ones_do_not(
+    stack: Stack,
+) -> None:
+    prometheus = stack.prometheus
+    stale = wait_for(
+        "ExternalDataStale for the stale dataset",
+        lambda: _for(_alerts(prometheus, "ExternalDataStale"), *STALE),
+    )
+    (alert,) = stale
+    assert alert["state"] in {"pending", "firing"}
+    assert alert["labels"] == {
+        "alertname": "ExternalDataStale",
+        "provider": "EIA",
+        "dataset": STALE[1],
+        "severity": "page",
+        "team": "data-platform",
+    }
+    assert alert["annotations"]["runbook_url"] == "docs/runbook.md#externaldatastale"
+    assert alert["annotations"]["dashboard_url"].endswith("pipeline-freshness?var-provider=EIA")
+    assert "ago, beyond the provider's freshness SLA" in alert["annotations"]["description"]
+    # The stale dataset's age as Prometheus sees it: about 20 minutes.
+    (age,) = prometheus.query(f'external_data:age_seconds{{dataset="{STALE[1]}"}}')
+    assert 1190 < float(age["value"][1]) < 1500
+
+    # A few more evaluations: the fresh datasets never alert.
+    time.sleep(3)
+    alerts = _alerts(prometheus, "ExternalDataStale")
+    assert [a["labels"]["dataset"] for a in alerts] == [STALE[1]]
+    assert not _for(alerts, *FRESH)
+    assert not _for(alerts, *MISO_FRESH)
+
+
+def test_missing_and_provider_alerts_start_pending(stack: Stack) -> None:
+    """The 15-minute alerts are pending for what this stack breaks, and for nothing else."""
+    prometheus = stack.prometheus
+    missing = wait_for(
+        "ExternalDataFreshnessMetricMissing for the unrecorded dataset",
+        lambda: _alerts(prometheus, "ExternalDataFreshnessMetricMissing"),
+    )
+    assert [(a["labels"]["reason"], a["labels"].get("dataset"), a["state"]) for a in missing] == [
+        ("not_recorded", UNRECORDED[1], "pending")
+    ]
+    down = wait_for(
+        "ExternalProviderDown for MISO",
+        lambda: _alerts(prometheus, "ExternalProviderDown"),
+    )
+    assert sorted((a["labels"]["provider"], a["labels"]["reason"]) for a in down) == [
+        ("MISO", "probe_failing"),
+        ("MISO", "status_down"),
+    ]
+
+
+def test_provider_variable_query_lists_the_catalog_providers(stack: Stack) -> None:
+    values = stack.prometheus.label_values("provider", "external_provider_freshness_sla_seconds")
+    assert values == ["EIA", "MISO"]
+
+
+@pytest.mark.parametrize("target", targets(), ids=str)
+def test_dashboard_query_runs_and_shows_data(stack: Stack, target: Target) -> None:
+    """Every dashboard query runs; those over series this stack serves return data."""
+    result = stack.prometheus.query(target.promql)
+    if NOT_SERVED.search(target.expr):
+        return
+    assert result, f"{target}: no series for {target.promql}"
