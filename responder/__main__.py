@@ -1,0 +1,132 @@
+"""``feedguard-responder``: serve, check-config, simulate."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import sys
+import time
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from exporter.log import configure_logging, get_logger
+from exporter.schema import ConfigError, parse_listen
+
+from .config import ResponderConfig, load_config
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", default=argparse.SUPPRESS, help="YAML settings file")
+    common.add_argument("--listen", default=argparse.SUPPRESS, help="HOST:PORT to serve on")
+    parser = argparse.ArgumentParser(
+        prog="feedguard-responder",
+        description="Alertmanager webhook receiver that runs the external data outage runbook.",
+        parents=[common],
+    )
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("serve", parents=[common], help="serve the webhook and API (the default)")
+    sub.add_parser(
+        "check-config", parents=[common], help="validate settings, catalog, playbooks; exit 2"
+    )
+    simulate = sub.add_parser(
+        "simulate", parents=[common], help="print the plan a webhook payload causes; runs nothing"
+    )
+    simulate.add_argument("payload", help="Alertmanager webhook JSON file ('-' for stdin)")
+    return parser
+
+
+def _load(args: argparse.Namespace) -> ResponderConfig:
+    config = load_config(getattr(args, "config", None))
+    listen = getattr(args, "listen", None)
+    if listen:
+        try:
+            parse_listen(listen)
+        except ValueError as exc:
+            raise ConfigError([f"--listen: {exc}"]) from exc
+        config = dataclasses.replace(config, listen=listen)
+    return config
+
+
+async def _action_names(config: ResponderConfig) -> set[str] | None:
+    from .actions import open_actions
+
+    try:
+        async with open_actions(config.actions, config.providers) as actions:
+            return set(actions)
+    except Exception as exc:  # clients that cannot start here do not make the config wrong
+        print(f"warning: cannot open actions to check names: {exc}", file=sys.stderr)
+        return None
+
+
+def _check(config: ResponderConfig, source: str) -> int:
+    names = asyncio.run(_action_names(config))
+    errors = []
+    if names is not None:
+        for path, name in config.playbook_action_names():
+            if name not in names:
+                known = ", ".join(sorted(names)) or "none"
+                errors.append(f"{source}: {path}: unknown action {name!r} (known: {known})")
+    if errors:
+        for line in errors:
+            print(line, file=sys.stderr)
+        return 2
+    print(
+        f"ok: {len(config.playbooks)} playbooks, {len(config.providers.providers)} providers, "
+        f"dry_run={'on' if config.dry_run else 'off'}, store={config.store.backend}"
+    )
+    return 0
+
+
+async def _simulate(config: ResponderConfig, path: str) -> int:
+    from .actions import open_actions
+    from .payload import PayloadError, parse_notification
+    from .plan import plan
+
+    try:
+        text = sys.stdin.read() if path == "-" else open(path, encoding="utf-8").read()  # noqa: ASYNC230, SIM115  # a CLI read before any serving
+        data = json.loads(text)
+        notification = parse_notification(data)
+    except OSError as exc:
+        print(f"{path}: cannot read: {exc.strerror}", file=sys.stderr)
+        return 2
+    except json.JSONDecodeError as exc:
+        print(f"{path}: invalid JSON: {exc}", file=sys.stderr)
+        return 2
+    except PayloadError as exc:
+        print(f"{path}: {exc}", file=sys.stderr)
+        return 2
+    async with open_actions(config.actions, config.providers) as actions:
+        result = plan(config, notification, actions, time.time())
+    print(json.dumps({"dry_run": True, "alerts": result}, indent=2))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    command = args.command or "serve"
+    try:
+        config = _load(args)
+    except ConfigError as exc:
+        for line in exc.errors:
+            print(line, file=sys.stderr)
+        return 2
+    if command == "check-config":
+        return _check(config, getattr(args, "config", None) or "<defaults>")
+    if command == "simulate":
+        return asyncio.run(_simulate(config, args.payload))
+
+    from .app import create_app
+
+    configure_logging(config.log.level, config.log.format)
+    host, port = parse_listen(config.listen)
+    get_logger(__name__).info("starting", listen=config.listen)
+    web.run_app(create_app(config), host=host, port=port, print=None, access_log=None)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

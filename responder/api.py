@@ -1,0 +1,178 @@
+"""Read API (incidents), feature flags, health and metrics endpoints."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from exporter.log import get_logger
+
+from . import appkeys, flags
+from . import incidents as inc
+from .auth import check_bearer
+from .store import StoreUnavailable
+
+log = get_logger(__name__)
+
+
+def _unavailable(exc: StoreUnavailable) -> web.Response:
+    return web.json_response({"error": f"state store unavailable: {exc}"}, status=503)
+
+
+async def list_incidents(request: web.Request) -> web.Response:
+    store = request.app[appkeys.STORE]
+    state = request.query.get("state")
+    provider = request.query.get("provider")
+    if state is not None and state not in inc.STATES:
+        return web.json_response(
+            {"error": f"state: expected one of {', '.join(inc.STATES)}"}, status=400
+        )
+    try:
+        docs = await store.list("incident")
+    except StoreUnavailable as exc:
+        return _unavailable(exc)
+    rows = [
+        inc.summary(doc)
+        for doc in docs
+        if (state is None or doc["state"] == state)
+        and (provider is None or doc["provider"] == provider)
+    ]
+    rows.sort(key=lambda row: row["opened_at"], reverse=True)
+    return web.json_response({"incidents": rows})
+
+
+async def get_incident(request: web.Request) -> web.Response:
+    ident = request.match_info["id"]
+    try:
+        doc = await request.app[appkeys.STORE].get("incident", ident)
+    except StoreUnavailable as exc:
+        return _unavailable(exc)
+    if doc is None:
+        return web.json_response({"error": f"no incident {ident!r}"}, status=404)
+    return web.json_response(inc.detail(doc))
+
+
+async def list_ignored(request: web.Request) -> web.Response:
+    try:
+        docs = await request.app[appkeys.STORE].list("ignored")
+    except StoreUnavailable as exc:
+        return _unavailable(exc)
+    docs.sort(key=lambda d: d["at"], reverse=True)
+    return web.json_response({"ignored": docs[:500]})
+
+
+def _flag_auth(request: web.Request) -> web.Response | None:
+    token = request.app[FEATURES_TOKEN]
+    if token is None:
+        return web.json_response(
+            {"error": "feature flags are disabled: set features.token or FEEDGUARD_FEATURES_TOKEN"},
+            status=503,
+        )
+    if not check_bearer(request.headers.get("Authorization"), token):
+        return web.json_response(
+            {"error": "missing or wrong bearer token"},
+            status=401,
+            headers={"WWW-Authenticate": 'Bearer realm="feedguard"'},
+        )
+    return None
+
+
+FEATURES_TOKEN: web.AppKey[str | None] = web.AppKey("features_token")
+
+
+async def get_feature(request: web.Request) -> web.Response:
+    refused = _flag_auth(request)
+    if refused is not None:
+        return refused
+    name = request.match_info["name"]
+    app = request.app
+    if not flags.known(name, list(app[appkeys.ACTIONS].keys())):
+        return web.json_response({"error": _unknown_flag(name, app)}, status=404)
+    try:
+        flag = await flags.effective(app[appkeys.CONFIG], app[appkeys.STORE], name)
+    except StoreUnavailable as exc:
+        return _unavailable(exc)
+    return web.json_response(flag)
+
+
+def _unknown_flag(name: str, app: web.Application) -> str:
+    actions: Mapping[str, Any] = app[appkeys.ACTIONS]
+    known = ["dry_run", *(f"action.{a}" for a in sorted(actions))]
+    return f"unknown feature {name!r} (known: {', '.join(known)})"
+
+
+async def set_feature(request: web.Request) -> web.Response:
+    refused = _flag_auth(request)
+    if refused is not None:
+        return refused
+    name = request.match_info["name"]
+    app = request.app
+    if not flags.known(name, list(app[appkeys.ACTIONS].keys())):
+        return web.json_response({"error": _unknown_flag(name, app)}, status=404)
+    try:
+        body: Any = json.loads(await request.read())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return web.json_response({"error": f"invalid JSON: {exc}"}, status=400)
+    try:
+        value = flags.validate_body(body)
+    except ValueError as exc:
+        return web.json_response({"error": f"invalid body: {exc}"}, status=400)
+    record = {"name": name, **value, "updated_at": app[appkeys.CLOCK](), "live": True}
+    try:
+        await app[appkeys.STORE].update(flags.KIND, name, lambda doc: (record, None))
+    except StoreUnavailable as exc:
+        return _unavailable(exc)
+    log.info("feature flag set", flag=name, enabled=value["enabled"])
+    return web.json_response({**record, "source": "runtime"})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    try:
+        await request.app[appkeys.STORE].ping()
+    except StoreUnavailable as exc:
+        return web.json_response({"status": "unavailable", "store": str(exc)}, status=503)
+    return web.json_response({"status": "ok", "store": "ok"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    app = request.app
+    registry = app[appkeys.METRICS]
+    try:
+        live = await app[appkeys.STORE].list("incident", live_only=True)
+    except StoreUnavailable:
+        live = None  # keep the last known values
+    if live is not None:
+        gauge = registry.open_incidents
+        gauge.clear()
+        for doc in live:
+            if doc["state"] != inc.RESOLVED:
+                gauge.labels(doc["provider"], doc["state"]).inc()
+    return web.Response(
+        body=generate_latest(registry.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+    )
+
+
+async def index(request: web.Request) -> web.Response:
+    return web.json_response(
+        {
+            "service": "feedguard-responder",
+            "endpoints": [
+                "POST /webhook/alertmanager",
+                "GET /api/v1/incidents",
+                "GET /api/v1/incidents/{id}",
+                "GET /api/v1/ignored",
+                "GET|POST /runtime-config/v1/features/{name}",
+                "GET /healthz",
+                "GET /readyz",
+                "GET /metrics",
+            ],
+        }
+    )

@@ -1,0 +1,154 @@
+"""The responder's application factory: ``create_app(config)`` is what tests and main run."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+
+import aiohttp
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from exporter.log import get_logger
+
+from . import api, appkeys
+from .actions import open_actions
+from .config import ResponderConfig
+from .engine import Engine
+from .metrics import Metrics
+from .notes import open_notifier
+from .plugins import Action, Notifier
+from .store import StoreUnavailable, open_store
+from .webhook import WEBHOOK_AUTH, WebhookAuth, alertmanager_webhook
+
+log = get_logger(__name__)
+
+
+async def store_ctx(app: web.Application) -> AsyncIterator[None]:
+    store = open_store(app[appkeys.CONFIG])
+    try:
+        await store.open()
+    except StoreUnavailable as exc:
+        # Keep serving: /readyz says why and the webhook answers 503 until it is back.
+        log.error("state store unavailable at start-up", error=str(exc))
+    app[appkeys.STORE] = store
+    yield
+    await store.close()
+
+
+async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
+    config = app[appkeys.CONFIG]
+    client = None
+    if config.redis is not None:
+        client = aioredis.Redis.from_url(
+            config.redis.url,
+            password=config.redis_password(),
+            socket_timeout=config.redis.socket_timeout_seconds,
+            socket_connect_timeout=config.redis.socket_timeout_seconds,
+        )
+    app[appkeys.REDIS] = client
+    yield
+    if client is not None:
+        await client.aclose()
+
+
+async def http_ctx(app: web.Application) -> AsyncIterator[None]:
+    # Recovery probes must see the provider as it is now: no pooled connection reuse.
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(force_close=True), cookie_jar=aiohttp.DummyCookieJar()
+    )
+    app[appkeys.HTTP] = session
+    yield
+    await session.close()
+
+
+async def plugins_ctx(app: web.Application) -> AsyncIterator[None]:
+    config = app[appkeys.CONFIG]
+    async with contextlib.AsyncExitStack() as stack:
+        actions = app[appkeys.ACTIONS_OVERRIDE]
+        if actions is None:
+            actions = await stack.enter_async_context(
+                open_actions(config.actions, config.providers)
+            )
+        notifier = app[appkeys.NOTIFIER_OVERRIDE]
+        if notifier is None:
+            notifier = await stack.enter_async_context(
+                open_notifier(config.notes, config.providers)
+            )
+        app[appkeys.ACTIONS] = actions
+        app[appkeys.NOTIFIER] = notifier
+        unknown = sorted({name for _, name in config.playbook_action_names()} - set(actions.keys()))
+        if unknown:
+            log.warning("playbooks name actions that do not exist", unknown=unknown)
+        yield
+
+
+async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
+    config = app[appkeys.CONFIG]
+    engine = Engine(
+        config,
+        app[appkeys.STORE],
+        app[appkeys.ACTIONS],
+        app[appkeys.NOTIFIER],
+        app[appkeys.METRICS],
+        app[appkeys.CLOCK],
+        http=app[appkeys.HTTP],
+        redis=app[appkeys.REDIS],
+    )
+    app[appkeys.ENGINE] = engine
+    loop_task = asyncio.create_task(engine.run_forever()) if app[appkeys.BACKGROUND] else None
+    if not app[WEBHOOK_AUTH].required:
+        log.warning("webhook authentication is off: set webhook.bearer_token or basic auth")
+    log.info(
+        "responder ready",
+        store=config.store.backend,
+        dry_run=config.dry_run,
+        playbooks=[p.name for p in config.playbooks],
+        actions=sorted(app[appkeys.ACTIONS].keys()),
+        notes=app[appkeys.NOTIFIER] is not None,
+    )
+    yield
+    if loop_task is not None:
+        loop_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loop_task
+    await engine.close()
+
+
+def create_app(
+    config: ResponderConfig,
+    *,
+    clock: Callable[[], float] = time.time,
+    actions: Mapping[str, Action] | None = None,
+    notifier: Notifier | None = None,
+    background: bool = True,
+) -> web.Application:
+    """Build the app.  ``actions`` / ``notifier`` replace what the plugins would open
+    (tests); ``background=False`` leaves ticking to the caller (``Engine.tick``)."""
+    app = web.Application(client_max_size=config.webhook.max_body_bytes)
+    app[appkeys.CONFIG] = config
+    app[appkeys.CLOCK] = clock
+    app[appkeys.METRICS] = Metrics()
+    app[appkeys.ACTIONS_OVERRIDE] = actions
+    app[appkeys.NOTIFIER_OVERRIDE] = notifier
+    app[appkeys.BACKGROUND] = background
+    app[WEBHOOK_AUTH] = WebhookAuth(
+        bearer_token=config.webhook_bearer_token(),
+        basic_username=config.webhook.basic_username,
+        basic_password=config.webhook_basic_password(),
+    )
+    app[api.FEATURES_TOKEN] = config.features_token()
+    app.cleanup_ctx.extend([store_ctx, redis_ctx, http_ctx, plugins_ctx, engine_ctx])
+    app.router.add_get("/", api.index)
+    app.router.add_post("/webhook/alertmanager", alertmanager_webhook)
+    app.router.add_get("/api/v1/incidents", api.list_incidents)
+    app.router.add_get("/api/v1/incidents/{id}", api.get_incident)
+    app.router.add_get("/api/v1/ignored", api.list_ignored)
+    app.router.add_get("/runtime-config/v1/features/{name}", api.get_feature)
+    app.router.add_post("/runtime-config/v1/features/{name}", api.set_feature)
+    app.router.add_get("/healthz", api.healthz)
+    app.router.add_get("/readyz", api.readyz)
+    app.router.add_get("/metrics", api.metrics)
+    return app

@@ -1,0 +1,31 @@
+"""Typed application keys, all in one place."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import aiohttp
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from .config import ResponderConfig
+from .engine import Engine
+from .metrics import Metrics
+from .plugins import Action, Notifier
+from .store import Store
+
+CONFIG = web.AppKey("config", ResponderConfig)
+METRICS = web.AppKey("metrics", Metrics)
+CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
+STORE = web.AppKey("store", Store)
+# Optional: only when the config has a redis section (last_success_before).
+REDIS: web.AppKey[aioredis.Redis | None] = web.AppKey("redis")
+HTTP = web.AppKey("http", aiohttp.ClientSession)
+ACTIONS: web.AppKey[Mapping[str, Action]] = web.AppKey("actions")
+NOTIFIER: web.AppKey[Notifier | None] = web.AppKey("notifier")
+ENGINE = web.AppKey("engine", Engine)
+# Test seams set by create_app(...): replace what open_actions / open_notifier yield.
+ACTIONS_OVERRIDE: web.AppKey[Mapping[str, Action] | None] = web.AppKey("actions_override")
+NOTIFIER_OVERRIDE: web.AppKey[Notifier | None] = web.AppKey("notifier_override")
+# Whether the app runs its own background tick loop (tests drive Engine.tick() instead).
+BACKGROUND = web.AppKey("background", bool)

@@ -1,0 +1,262 @@
+"""The responder's one frozen configuration object, from YAML plus FEEDGUARD_* overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from exporter.catalog import Catalog, load_catalog
+from exporter.log import LogFormat
+from exporter.schema import (
+    ConfigError,
+    apply_env,
+    check_listen,
+    check_non_negative,
+    check_positive,
+    check_redis_url,
+    field,
+    load_dataclass,
+    read_secret,
+    read_yaml,
+)
+
+from .actions.settings import ActionsSettings
+from .matchers import Matcher, parse_matcher
+from .notes.settings import NotesSettings
+
+DEFAULT_LISTEN = "127.0.0.1:9817"
+MiB = 1024 * 1024
+
+
+def _check_matcher(value: Any) -> str | None:
+    try:
+        parse_matcher(str(value))
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _check_at_least_one(value: Any) -> str | None:
+    return None if value >= 1 else f"must be at least 1, got {value!r}"
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    url: str = field("redis://127.0.0.1:6379/0", check=check_redis_url)
+    password: str | None = field(None, doc="prefer FEEDGUARD_REDIS_PASSWORD or password_file")
+    password_file: str | None = None
+    socket_timeout_seconds: float = field(2.0, check=check_positive)
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    # sqlite: one replica, a file; redis: several replicas sharing ``redis``.
+    backend: Literal["sqlite", "redis"] = "sqlite"
+    sqlite_path: str = "var/responder.db"
+    key_prefix: str = "feedguard:"
+    # How long a delivered alert transition is remembered to suppress re-sends.
+    dedupe_ttl_seconds: float = field(30 * 86400.0, check=check_positive)
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    # Alertmanager's http_config sends one Authorization header: Bearer or Basic.
+    # With none of these set the webhook is open (logged loudly at start-up).
+    bearer_token: str | None = field(None, doc="prefer FEEDGUARD_WEBHOOK_BEARER_TOKEN")
+    bearer_token_file: str | None = None
+    basic_username: str | None = None
+    basic_password: str | None = field(None, doc="prefer FEEDGUARD_WEBHOOK_BASIC_PASSWORD")
+    basic_password_file: str | None = None
+    max_body_bytes: int = field(MiB, check=check_positive)
+
+
+@dataclass(frozen=True)
+class FeatureSettings:
+    # Bearer token for /runtime-config/v1/features/*; unset = the API answers 503.
+    token: str | None = field(None, doc="prefer FEEDGUARD_FEATURES_TOKEN")
+    token_file: str | None = None
+
+
+@dataclass(frozen=True)
+class ExecutorSettings:
+    timeout_seconds: float = field(30.0, check=check_positive)
+    attempts: int = field(3, check=_check_at_least_one)
+    backoff_initial_seconds: float = field(1.0, check=check_non_negative)
+    backoff_factor: float = field(2.0, check=check_positive)
+    circuit_failure_threshold: int = field(5, check=_check_at_least_one)
+    circuit_reset_seconds: float = field(300.0, check=check_positive)
+    # A replica running an incident's steps holds a lease this long (renewed per step).
+    lease_seconds: float = field(120.0, check=check_positive)
+
+
+@dataclass(frozen=True)
+class RecoverySettings:
+    probes_required: int = field(2, check=_check_at_least_one)
+    probe_interval_seconds: float = field(30.0, check=check_non_negative)
+    user_agent: str = "feedguard-responder/0.1 (+recovery probe)"
+
+
+@dataclass(frozen=True)
+class SchedulerSettings:
+    # How often due work (hourly notes, recovery probes, unfinished steps) is looked for.
+    tick_seconds: float = field(5.0, check=check_positive)
+
+
+@dataclass(frozen=True)
+class ActionOptions:
+    enabled: bool = True
+    dry_run: bool = False
+    # Defaults under every playbook step's params for this action.
+    params: Mapping[str, Any] = field(default_factory=dict, env=False)
+
+
+@dataclass(frozen=True)
+class Step:
+    """``{action: NAME, params: {...}}`` runs an action; ``{revert: all|NAME}`` undoes them."""
+
+    action: str | None = None
+    revert: str | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if (self.action is None) == (self.revert is None):
+            raise ValueError("action: a step has exactly one of 'action' or 'revert'")
+        if self.revert is not None and self.params:
+            raise ValueError("params: a revert step takes no params")
+
+
+@dataclass(frozen=True)
+class Playbook:
+    name: str
+    # Alertmanager-style matchers, all must match: 'alertname=~"ExternalData.*"', 'severity="page"'.
+    matchers: tuple[str, ...] = field((), check=lambda v: _check_matchers(v))
+    firing: tuple[Step, ...] = ()
+    resolved: tuple[Step, ...] = ()
+
+    @property
+    def parsed_matchers(self) -> tuple[Matcher, ...]:
+        return tuple(parse_matcher(m) for m in self.matchers)
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        return all(m.matches(labels) for m in self.parsed_matchers)
+
+
+def _check_matchers(values: Any) -> str | None:
+    for index, value in enumerate(values):
+        message = _check_matcher(value)
+        if message:
+            return f"[{index}]: {message}"
+    return None
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    level: str = field(
+        "info",
+        check=lambda v: (
+            None
+            if v.lower() in ("debug", "info", "warning", "error")
+            else f"expected debug, info, warning or error, got {v!r}"
+        ),
+    )
+    format: LogFormat = "auto"
+
+
+@dataclass(frozen=True)
+class ResponderConfig:
+    listen: str = field(DEFAULT_LISTEN, check=check_listen)
+    catalog_file: str = "config/external_providers.yml"
+    catalog: Catalog | None = field(None, env=False)
+    # Global dry run: record and show the plan, change nothing.
+    dry_run: bool = False
+    store: StoreSettings = StoreSettings()
+    # Redis for the redis store and for reading external:last_success:* (both optional
+    # in sqlite mode: without it last_success_before stays unknown).
+    redis: RedisSettings | None = None
+    webhook: WebhookSettings = WebhookSettings()
+    features: FeatureSettings = FeatureSettings()
+    executor: ExecutorSettings = ExecutorSettings()
+    recovery: RecoverySettings = RecoverySettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
+    playbooks: tuple[Playbook, ...] = field((), env=False)
+    action_options: Mapping[str, ActionOptions] = field(default_factory=dict, env=False)
+    actions: ActionsSettings = field(default_factory=ActionsSettings)
+    notes: NotesSettings = field(default_factory=NotesSettings)
+    log: LogSettings = LogSettings()
+
+    def __post_init__(self) -> None:
+        if self.store.backend == "redis" and self.redis is None:
+            raise ValueError("store.backend: 'redis' needs the redis section")
+        names: dict[str, int] = {}
+        for index, playbook in enumerate(self.playbooks):
+            if playbook.name in names:
+                raise ValueError(
+                    f"playbooks[{index}].name: duplicate playbook {playbook.name!r} "
+                    f"(first at playbooks[{names[playbook.name]}])"
+                )
+            names[playbook.name] = index
+
+    @property
+    def providers(self) -> Catalog:
+        if self.catalog is None:
+            raise RuntimeError("configuration was built without a catalog")
+        return self.catalog
+
+    def redis_password(self) -> str | None:
+        if self.redis is None:
+            return None
+        return read_secret(self.redis.password, self.redis.password_file, "redis password")
+
+    def webhook_bearer_token(self) -> str | None:
+        hook = self.webhook
+        return read_secret(hook.bearer_token, hook.bearer_token_file, "webhook bearer token")
+
+    def webhook_basic_password(self) -> str | None:
+        hook = self.webhook
+        return read_secret(hook.basic_password, hook.basic_password_file, "webhook basic password")
+
+    def features_token(self) -> str | None:
+        return read_secret(self.features.token, self.features.token_file, "feature-flag token")
+
+    def playbook_action_names(self) -> list[tuple[str, str]]:
+        """(config path, action name) of every action a playbook or option names."""
+        found = []
+        for index, playbook in enumerate(self.playbooks):
+            for phase in ("firing", "resolved"):
+                for number, step in enumerate(getattr(playbook, phase)):
+                    name = step.action or (step.revert if step.revert != "all" else None)
+                    if name:
+                        found.append((f"playbooks[{index}].{phase}[{number}]", name))
+        for name in self.action_options:
+            found.append((f"action_options.{name}", name))
+        return found
+
+
+def load_config(
+    path: str | Path | None = None, environ: Mapping[str, str] | None = None
+) -> ResponderConfig:
+    """Read, override from the environment and validate; ConfigError lists every problem."""
+    environ = os.environ if environ is None else environ
+    data = read_yaml(path) if path else {}
+    source = str(path) if path else "<defaults>"
+    merged, _ = apply_env(ResponderConfig, data, environ)
+    config = load_dataclass(ResponderConfig, merged, source)
+    if config.catalog is None:
+        catalog_path = Path(config.catalog_file)
+        if path and not catalog_path.is_absolute():
+            candidate = Path(path).parent / catalog_path
+            catalog_path = candidate if candidate.exists() else catalog_path
+        config = dataclasses.replace(config, catalog=load_catalog(catalog_path))
+    # Secrets named by *_file must be readable now, not at the first request.
+    config.redis_password()
+    config.webhook_bearer_token()
+    config.webhook_basic_password()
+    config.features_token()
+    return config
+
+
+__all__ = ["ConfigError", "ResponderConfig", "load_config"]

@@ -1,0 +1,631 @@
+"""The scheduler: turns recorded transitions into incidents and runs their steps.
+
+``Engine.tick()`` performs all due work once: apply the inbox, run pending
+steps (also those left by a restart), probe recovering providers, post due
+notes.  Production calls it every ``scheduler.tick_seconds``; the webhook
+also ``kick()``s it so a new alert is acted on at once.  Tests advance the
+injected clock and call ``await engine.tick()`` then ``await engine.settle()``.
+
+Across replicas, leases in the store decide who applies the inbox and who
+runs an incident; within a replica, asyncio locks do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import aiohttp
+import redis.asyncio as aioredis
+import structlog
+
+from exporter.catalog import Catalog, Provider
+from exporter.keys import last_success_key
+from exporter.log import get_logger
+from exporter.probes import probe
+
+from . import incidents as inc
+from .circuit import Breakers
+from .config import Playbook, ResponderConfig
+from .executor import Executor, LeaseLost
+from .metrics import Metrics
+from .plugins import Action, NoteKind, NoteRequest, Notifier
+from .store import Store, StoreUnavailable
+
+log = get_logger(__name__)
+
+Doc = dict[str, Any]
+INBOX_LEASE_SECONDS = 30.0
+
+
+class Engine:
+    def __init__(
+        self,
+        config: ResponderConfig,
+        store: Store,
+        actions: Mapping[str, Action],
+        notifier: Notifier | None,
+        metrics: Metrics,
+        clock: Callable[[], float],
+        http: aiohttp.ClientSession | None = None,
+        redis: aioredis.Redis | None = None,
+    ) -> None:
+        self.config = config
+        self.catalog: Catalog = config.providers
+        self.store = store
+        self.actions = actions
+        self.notifier = notifier
+        self.metrics = metrics
+        self.clock = clock
+        self.http = http
+        self.redis = redis
+        self.owner = uuid.uuid4().hex
+        self.breakers = Breakers(
+            config.executor.circuit_failure_threshold,
+            config.executor.circuit_reset_seconds,
+            clock,
+            metrics,
+        )
+        self.executor = Executor(config, store, actions, self.breakers, metrics, clock)
+        self._inbox_lock = asyncio.Lock()
+        self._incident_locks: dict[str, asyncio.Lock] = {}
+        self._note_locks: dict[str, asyncio.Lock] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._kick_pending = False
+        self._kick_task: asyncio.Task[None] | None = None
+
+    # --- background task bookkeeping -------------------------------------------
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def settle(self, limit_seconds: float = 30.0) -> None:
+        """Wait until background work started so far (kicks, runs, notes) has finished."""
+        async with asyncio.timeout(limit_seconds):
+            while self._tasks:
+                await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def close(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def kick(self) -> None:
+        """Apply new inbox entries and run their incidents soon (called by the webhook)."""
+        self._kick_pending = True
+        if self._kick_task is None or self._kick_task.done():
+            self._kick_task = self._spawn(self._kicked())
+
+    async def _kicked(self) -> None:
+        while self._kick_pending:
+            self._kick_pending = False
+            try:
+                touched = await self.process_inbox()
+            except StoreUnavailable as exc:
+                log.warning("store unavailable while applying the inbox", error=str(exc))
+                return
+            for incident_id in touched:
+                self._spawn(self.service_incident(incident_id))
+
+    async def run_forever(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except StoreUnavailable as exc:
+                log.warning("store unavailable during tick", error=str(exc))
+            except Exception:
+                log.exception("tick failed")
+            await asyncio.sleep(self.config.scheduler.tick_seconds)
+
+    async def tick(self) -> None:
+        """Perform all due work once (inbox, pending steps, recovery probes, notes)."""
+        await self.process_inbox()
+        live = await self.store.list("incident", live_only=True)
+        await asyncio.gather(*(self.service_incident(doc["id"]) for doc in live))
+
+    # --- the inbox ----------------------------------------------------------------
+
+    async def process_inbox(self) -> list[str]:
+        """Apply recorded transitions to incidents; returns the incident ids touched."""
+        touched: list[str] = []
+        async with self._inbox_lock:
+            if not await self.store.acquire("inbox", self.owner, INBOX_LEASE_SECONDS):
+                return touched
+            try:
+                while True:
+                    entries = await self.store.inbox_peek(100)
+                    if not entries:
+                        break
+                    for entry in entries:
+                        incident_id = await self._apply_entry(entry)
+                        if incident_id and incident_id not in touched:
+                            touched.append(incident_id)
+                    await self.store.inbox_ack(len(entries))
+                    await self.store.acquire("inbox", self.owner, INBOX_LEASE_SECONDS)
+            finally:
+                with contextlib.suppress(StoreUnavailable):
+                    await self.store.release("inbox", self.owner)
+        return touched
+
+    def match_playbook(self, labels: Mapping[str, str]) -> Playbook | None:
+        for playbook in self.config.playbooks:
+            if playbook.matches(labels):
+                return playbook
+        return None
+
+    def check_provider(self, labels: Mapping[str, str]) -> tuple[Provider | None, str | None]:
+        name = labels.get("provider")
+        if not name:
+            return None, "alert has no provider label"
+        provider = self.catalog.get(name)
+        if provider is None:
+            return None, f"provider {name!r} is not in the catalog"
+        if not provider.enabled:
+            return None, f"provider {name!r} is disabled in the catalog"
+        return provider, None
+
+    async def _ignore(self, entry: Doc, reason: str) -> None:
+        alert = entry["alert"]
+        log.info(
+            "alert transition ignored", reason=reason, alertname=alert["labels"].get("alertname")
+        )
+        self.metrics.transitions.labels("ignored").inc()
+        record = {
+            "key": entry["key"],
+            "at": entry["received_at"],
+            "reason": reason,
+            "alert": alert,
+            "group_key": entry.get("group_key"),
+        }
+        await self.store.update("ignored", entry["key"], lambda doc: (record, None))
+
+    async def _apply_entry(self, entry: Doc) -> str | None:
+        alert = entry["alert"]
+        labels = alert["labels"]
+        with structlog.contextvars.bound_contextvars(
+            fingerprint=alert["fingerprint"], group_key=entry.get("group_key")
+        ):
+            provider, reason = self.check_provider(labels)
+            if provider is None:
+                await self._ignore(entry, reason or "ignored")
+                return None
+            active = await self.store.get("active", provider.name)
+            incident_id = active.get("incident") if active else None
+            if alert["status"] == "firing":
+                playbook = self.match_playbook(labels)
+                if playbook is None:
+                    await self._ignore(entry, "no playbook matches the alert")
+                    return None
+                if incident_id is None:
+                    incident_id = await self._open(provider, entry)
+                with structlog.contextvars.bound_contextvars(incident_id=incident_id):
+                    await self.store.update(
+                        "incident", incident_id, _firing(entry, playbook, self._now())
+                    )
+                    log.info("alert firing applied", playbook=playbook.name)
+            else:
+                if incident_id is None:
+                    await self._ignore(entry, "resolved alert without an open incident")
+                    return None
+                with structlog.contextvars.bound_contextvars(incident_id=incident_id):
+                    known = await self.store.update(
+                        "incident",
+                        incident_id,
+                        _resolved(
+                            entry, self._now(), provider, self.config.recovery.probes_required
+                        ),
+                    )
+                    if not known:
+                        await self._ignore(entry, f"alert is not part of incident {incident_id}")
+                        return None
+                    log.info("alert resolved applied")
+            self.metrics.transitions.labels("incident").inc()
+            return incident_id
+
+    def _now(self) -> float:
+        return self.clock()
+
+    async def _open(self, provider: Provider, entry: Doc) -> str:
+        opened_at = self._now()
+        incident_id = inc.incident_id(provider.name, entry["received_at"], entry["key"])
+        before = await self._last_success_before(provider)
+
+        def create(doc: Doc | None) -> tuple[Doc | None, None]:
+            if doc is not None:
+                return None, None
+            return inc.new_incident(incident_id, provider.name, opened_at, before), None
+
+        await self.store.update("incident", incident_id, create)
+        await self.store.update(
+            "active", provider.name, lambda doc: ({"incident": incident_id, "live": True}, None)
+        )
+        log.info("incident opened", incident_id=incident_id, provider=provider.name)
+        return incident_id
+
+    async def _last_success_before(self, provider: Provider) -> float | None:
+        if self.redis is None or not provider.datasets:
+            return None
+        keys = [last_success_key(provider.name, d) for d in provider.datasets]
+        try:
+            values = await self.redis.mget(keys)
+        except Exception as exc:  # optional data: an outage here must not stop the incident
+            log.warning("cannot read last successes", error=str(exc))
+            return None
+        found = []
+        for raw in values:
+            with contextlib.suppress(TypeError, ValueError):
+                value = float(raw)  # type: ignore[arg-type]  # None raises TypeError, suppressed
+                if math.isfinite(value):
+                    found.append(value)
+        return min(found) if found else None
+
+    # --- running an incident ------------------------------------------------------------
+
+    async def service_incident(self, incident_id: str) -> None:
+        lock = self._incident_locks.setdefault(incident_id, asyncio.Lock())
+        if lock.locked():
+            return  # already being served by this replica
+        async with lock:
+            with structlog.contextvars.bound_contextvars(incident_id=incident_id):
+                try:
+                    await self._service(incident_id)
+                except LeaseLost:
+                    log.warning("lease lost: another replica took over the incident")
+                except StoreUnavailable as exc:
+                    log.warning("store unavailable while running the incident", error=str(exc))
+
+    async def _service(self, incident_id: str) -> None:
+        lease = f"incident:{incident_id}"
+        ttl = self.config.executor.lease_seconds
+        if not await self.store.acquire(lease, self.owner, ttl):
+            return  # another replica runs it
+
+        async def renew() -> None:
+            if not await self.store.acquire(lease, self.owner, ttl):
+                raise LeaseLost(incident_id)
+
+        try:
+            doc = await self.store.get("incident", incident_id)
+            if doc is None:
+                return
+            self.schedule_notes(doc)
+            await self._run_pending(incident_id, renew)
+            doc = await self.store.get("incident", incident_id)
+            recovering = doc is not None and doc["state"] == inc.RECOVERING
+            if recovering and doc is not None and await self._check_recovery(doc):
+                await self._run_pending(incident_id, renew)
+            doc = await self.store.get("incident", incident_id)
+            if doc is not None:
+                self.schedule_notes(doc)
+        finally:
+            with contextlib.suppress(StoreUnavailable):
+                await self.store.release(lease, self.owner)
+
+    async def _run_pending(self, incident_id: str, renew: Callable[[], Any]) -> None:
+        while True:
+            doc = await self.store.get("incident", incident_id)
+            if doc is None:
+                return
+            pending = inc.pending_work(doc)
+            if not pending:
+                await self.store.update("incident", incident_id, self._settle_state)
+                return
+            item = pending[0]
+            provider = self.catalog.get(doc["provider"])
+            if item["phase"] == "firing" and doc["state"] in (inc.OPEN, inc.STABILISED):
+                doc = await self.store.update(
+                    "incident",
+                    incident_id,
+                    _set_state(inc.STABILISING, self._now(), "running firing steps"),
+                )
+            if provider is None:
+                ok = False  # the provider left the catalog since the incident opened
+            else:
+                ok = await self.executor.run_item(doc, item, provider, renew)
+            await self.store.update(
+                "incident", incident_id, _finish_item(item["id"], ok, self._now())
+            )
+            await renew()
+
+    def _settle_state(self, doc: Doc | None) -> tuple[Doc | None, None]:
+        if doc is None:
+            return None, None
+        state = inc.settled_state(doc)
+        if state == doc["state"]:
+            return None, None
+        now = self._now()
+        doc["state"] = state
+        inc.add_event(doc, now, f"state {state}")
+        if state == inc.RESOLVED:
+            doc["resolved_at"] = now
+            doc["live"] = self.notifier is not None and "resolution:0" not in doc["note_slots"]
+        return doc, None
+
+    async def _check_recovery(self, doc: Doc) -> bool:
+        """Probe if due; True when the resolved steps were enqueued."""
+        recovery = doc.get("recovery") or {}
+        if recovery.get("steps_enqueued"):
+            return False
+        now = self._now()
+        provider = self.catalog.get(doc["provider"])
+        settings = self.config.recovery
+        result: tuple[bool, str, int] | None = None
+        if provider is not None and provider.health_probe is not None:
+            if now < recovery.get("next_probe_at", 0):
+                return False
+            if self.http is None:
+                return False
+            outcome = await probe(self.http, provider.health_probe, user_agent=settings.user_agent)
+            self.metrics.probes.labels(
+                provider.name, "success" if outcome.success else "failure"
+            ).inc()
+            result = (outcome.success, outcome.error or "", outcome.status_code)
+        playbooks = {p.name: p for p in self.config.playbooks}
+        needed = settings.probes_required
+
+        def change(current: Doc | None) -> tuple[Doc | None, bool]:
+            if current is None or current["state"] != inc.RECOVERING:
+                return None, False
+            rec = current.get("recovery") or {}
+            if rec.get("steps_enqueued"):
+                return None, False
+            at = self._now()
+            if result is None:
+                inc.add_event(current, at, "no health probe configured: recovering on resolve")
+                streak = needed
+            else:
+                success, error, status = result
+                if success:
+                    streak = rec.get("streak", 0) + 1
+                    inc.add_event(current, at, f"probe {streak}/{needed} ok (HTTP {status})")
+                else:
+                    streak = 0
+                    inc.add_event(current, at, f"probe failed: {error}, streak reset")
+            rec["streak"] = streak
+            rec["next_probe_at"] = at + settings.probe_interval_seconds
+            if streak >= needed:
+                rec["steps_enqueued"] = True
+                current["recovered_at"] = at
+                count = 0
+                for name in current["playbooks"]:
+                    playbook = playbooks.get(name)
+                    if playbook is not None:
+                        count += inc.enqueue(
+                            current, "recovery", name, [_step(s) for s in playbook.resolved]
+                        )
+                inc.add_event(current, at, f"provider recovered: running {count} resolved steps")
+            current["recovery"] = rec
+            return current, bool(rec.get("steps_enqueued"))
+
+        enqueued: bool = await self.store.update("incident", doc["id"], change)
+        if enqueued:
+            incident_id = doc["id"]
+
+            def clear(active: Doc | None) -> tuple[Doc | None, None]:
+                if active is None or active.get("incident") != incident_id:
+                    return None, None
+                return {"incident": None, "live": False}, None
+
+            await self.store.update("active", doc["provider"], clear)
+        return enqueued
+
+    # --- notes ------------------------------------------------------------------------
+
+    def due_notes(self, doc: Doc) -> list[tuple[NoteKind, int]]:
+        if self.notifier is None:
+            return []
+        slots = set(doc.get("note_slots") or ())
+        due: list[tuple[NoteKind, int]] = []
+        if "initial:0" not in slots:
+            due.append(("initial", 0))
+        if doc["state"] == inc.RESOLVED:
+            if "resolution:0" not in slots:
+                due.append(("resolution", 0))
+            return due
+        interval = self.config.notes.update_interval_seconds
+        slot = int((self._now() - doc["opened_at"]) // interval) if interval > 0 else 0
+        if slot >= 1 and f"update:{slot}" not in slots:
+            # After a pause (restart) only the current hour's update is posted.
+            due.append(("update", slot))
+        return due
+
+    def schedule_notes(self, doc: Doc) -> None:
+        due = self.due_notes(doc)
+        if due:
+            self._spawn(self._post_notes(doc["id"], due))
+
+    async def _post_notes(self, incident_id: str, due: list[tuple[NoteKind, int]]) -> None:
+        lock = self._note_locks.setdefault(incident_id, asyncio.Lock())
+        async with lock:  # one incident's notes go out in order
+            for kind, slot in due:
+                with structlog.contextvars.bound_contextvars(incident_id=incident_id, note=kind):
+                    try:
+                        await self._post_note(incident_id, kind, slot)
+                    except StoreUnavailable as exc:
+                        log.warning("store unavailable while posting a note", error=str(exc))
+
+    async def _post_note(self, incident_id: str, kind: NoteKind, slot: int) -> None:
+        assert self.notifier is not None
+        key = f"{kind}:{slot}"
+        claimed = await self.store.claim_once(f"note:{incident_id}:{key}")
+        if not claimed:
+            await self.store.update(
+                "incident", incident_id, _note_done(key, None, None, self._now())
+            )
+            return
+        doc = await self.store.get("incident", incident_id)
+        if doc is None:
+            return
+        interval = self.config.notes.update_interval_seconds
+        next_at = None if kind == "resolution" else doc["opened_at"] + (slot + 1) * interval
+        request = NoteRequest(
+            kind=kind, slot=slot, incident=inc.view(doc), now=self._now(), next_update_at=next_at
+        )
+        try:
+            merged = await self.notifier.post(request)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            log.warning("note failed", error=error)
+            self.metrics.notes.labels(kind, "failure").inc()
+            await self.store.update(
+                "incident", incident_id, _note_done(key, None, error, self._now())
+            )
+            return
+        self.metrics.notes.labels(kind, "success").inc()
+        await self.store.update(
+            "incident", incident_id, _note_done(key, dict(merged or {}), None, self._now())
+        )
+
+
+# --- pure incident changes ----------------------------------------------------------
+
+
+def _step(step: Any) -> dict[str, Any]:
+    return {"action": step.action, "revert": step.revert, "params": dict(step.params)}
+
+
+def _firing(
+    entry: Doc, playbook: Playbook, now: float
+) -> Callable[[Doc | None], tuple[Doc | None, None]]:
+    def change(doc: Doc | None) -> tuple[Doc | None, None]:
+        if doc is None or entry["key"] in doc["transitions"]:
+            return None, None
+        alert = entry["alert"]
+        doc["transitions"].append(entry["key"])
+        if entry.get("group_key") and entry["group_key"] not in doc["group_keys"]:
+            doc["group_keys"].append(entry["group_key"])
+        fingerprint = alert["fingerprint"]
+        existing = doc["alerts"].get(fingerprint)
+        name = alert["labels"].get("alertname", "")
+        if (
+            existing
+            and existing["starts_at"] == alert["startsAt"]
+            and existing["status"] == "resolved"
+        ):
+            inc.add_event(doc, now, "stale firing copy ignored (already resolved)", alertname=name)
+            return doc, None
+        doc["alerts"][fingerprint] = _alert(alert)
+        inc.add_event(
+            doc,
+            now,
+            f"alert firing: {name}",
+            fingerprint=fingerprint,
+            group_key=entry.get("group_key"),
+            truncated=entry.get("truncated", 0),
+        )
+        if playbook.name not in doc["playbooks"]:
+            doc["playbooks"].append(playbook.name)
+            count = inc.enqueue(doc, "firing", playbook.name, [_step(s) for s in playbook.firing])
+            inc.add_event(doc, now, f"playbook {playbook.name}: {count} firing steps planned")
+        if doc["state"] == inc.RECOVERING and not (doc.get("recovery") or {}).get("steps_enqueued"):
+            doc["recovery"] = None
+            doc["state"] = inc.STABILISED
+            inc.add_event(doc, now, "alert fired again while recovering: probe streak reset")
+            doc["state"] = inc.settled_state(doc)
+        return doc, None
+
+    return change
+
+
+def _resolved(
+    entry: Doc, now: float, provider: Provider, probes_required: int
+) -> Callable[[Doc | None], tuple[Doc | None, bool]]:
+    def change(doc: Doc | None) -> tuple[Doc | None, bool]:
+        if doc is None:
+            return None, False
+        if entry["key"] in doc["transitions"]:
+            return None, True
+        alert = entry["alert"]
+        fingerprint = alert["fingerprint"]
+        if fingerprint not in doc["alerts"]:
+            return None, False
+        doc["transitions"].append(entry["key"])
+        doc["alerts"][fingerprint] = _alert(alert)
+        name = alert["labels"].get("alertname", "")
+        inc.add_event(doc, now, f"alert resolved: {name}", fingerprint=fingerprint)
+        if inc.all_resolved(doc) and doc["state"] != inc.RECOVERING:
+            doc["state"] = inc.RECOVERING
+            doc["recovery"] = {
+                "streak": 0,
+                "next_probe_at": now,
+                "started_at": now,
+                "steps_enqueued": False,
+            }
+            if provider.health_probe is None:
+                why = "no health probe: recovering on resolve"
+            else:
+                why = f"waiting for {probes_required} consecutive successful health probes"
+            inc.add_event(doc, now, f"all alerts resolved: {why}")
+        return doc, True
+
+    return change
+
+
+def _alert(alert: Doc) -> Doc:
+    return {
+        "fingerprint": alert["fingerprint"],
+        "alertname": alert["labels"].get("alertname", ""),
+        "status": alert["status"],
+        "labels": alert["labels"],
+        "annotations": alert["annotations"],
+        "starts_at": alert["startsAt"],
+        "ends_at": alert["endsAt"],
+        "generator_url": alert.get("generatorURL", ""),
+    }
+
+
+def _set_state(state: str, now: float, why: str) -> Callable[[Doc | None], tuple[Doc | None, Doc]]:
+    def change(doc: Doc | None) -> tuple[Doc | None, Doc]:
+        assert doc is not None
+        if doc["state"] != state:
+            doc["state"] = state
+            inc.add_event(doc, now, f"state {state}: {why}")
+        return doc, doc
+
+    return change
+
+
+def _finish_item(
+    item_id: str, ok: bool, now: float
+) -> Callable[[Doc | None], tuple[Doc | None, None]]:
+    def change(doc: Doc | None) -> tuple[Doc | None, None]:
+        if doc is None:
+            return None, None
+        for item in doc["work"]:
+            if item["id"] == item_id and item["status"] == "pending":
+                item["status"] = "done" if ok else "failed"
+                if not ok:
+                    inc.add_event(doc, now, f"step {item_id} failed: needs attention")
+                return doc, None
+        return None, None
+
+    return change
+
+
+def _note_done(
+    key: str, merged: dict[str, Any] | None, error: str | None, now: float
+) -> Callable[[Doc | None], tuple[Doc | None, None]]:
+    def change(doc: Doc | None) -> tuple[Doc | None, None]:
+        if doc is None:
+            return None, None
+        if key not in doc["note_slots"]:
+            doc["note_slots"].append(key)
+        kind = key.partition(":")[0]
+        if merged is not None:
+            doc["notes"].update(merged)
+            inc.add_event(doc, now, f"note posted: {key}")
+        elif error is not None:
+            inc.add_event(doc, now, f"note failed: {key}", error=error)
+        if kind == "resolution" and doc["state"] == inc.RESOLVED:
+            doc["live"] = False
+        return doc, None
+
+    return change

@@ -1,0 +1,207 @@
+"""Incident documents: how the ledger keeps an incident, and pure changes to it.
+
+An incident is one JSON document (see docs/responder.md, "State machine").
+Every function here is a pure ``doc -> doc`` change handed to ``Store.update``,
+so it may run more than once and must not do I/O.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .plugins import ActionRecord, AlertView, IncidentView
+
+Doc = dict[str, Any]
+
+OPEN = "open"
+STABILISING = "stabilising"
+STABILISED = "stabilised"
+RECOVERING = "recovering"
+RESOLVED = "resolved"
+NEEDS_ATTENTION = "needs_attention"
+STATES = (OPEN, STABILISING, STABILISED, RECOVERING, RESOLVED, NEEDS_ATTENTION)
+
+# Timeline entries kept per incident; older ones are summarised by a counter.
+TIMELINE_LIMIT = 500
+
+
+def incident_id(provider: str, opened_at: float, seed: str) -> str:
+    """Deterministic for one inbox entry, so re-processing it after a crash is a no-op."""
+    digest = hashlib.sha256(seed.encode()).hexdigest()[:8]
+    return f"{provider}-{int(opened_at)}-{digest}"
+
+
+def new_incident(
+    ident: str, provider: str, opened_at: float, last_success_before: float | None
+) -> Doc:
+    return {
+        "id": ident,
+        "provider": provider,
+        "state": OPEN,
+        "live": True,
+        "opened_at": opened_at,
+        "resolved_at": None,
+        "recovered_at": None,
+        "last_success_before": last_success_before,
+        "alerts": {},
+        "transitions": [],
+        "group_keys": [],
+        "playbooks": [],
+        "work": [],
+        "actions": [],
+        "timeline": [
+            {
+                "at": opened_at,
+                "event": "incident opened",
+                "last_success_before": last_success_before,
+            }
+        ],
+        "timeline_dropped": 0,
+        "notes": {},
+        "note_slots": [],
+        "recovery": None,
+    }
+
+
+def add_event(doc: Doc, at: float, event: str, **fields: Any) -> None:
+    doc["timeline"].append({"at": at, "event": event, **fields})
+    extra = len(doc["timeline"]) - TIMELINE_LIMIT
+    if extra > 0:
+        # Keep the first entry (the opening) and the newest ones.
+        del doc["timeline"][1 : 1 + extra]
+        doc["timeline_dropped"] = doc.get("timeline_dropped", 0) + extra
+
+
+def _same_step(item: Mapping[str, Any], step: Mapping[str, Any]) -> bool:
+    return bool(
+        item["action"] == step.get("action")
+        and item["revert"] == step.get("revert")
+        and item["params"] == dict(step.get("params") or {})
+    )
+
+
+def enqueue(doc: Doc, phase: str, playbook: str, steps: Sequence[Mapping[str, Any]]) -> int:
+    """Append a playbook's steps for a phase as pending work; returns how many.
+
+    A step identical to one another playbook already planned for the same phase
+    of this incident (same action or revert, same params) is not planned twice.
+    """
+    added = 0
+    for index, step in enumerate(steps):
+        if any(i["phase"] == phase and _same_step(i, step) for i in doc["work"]):
+            continue
+        added += 1
+        doc["work"].append(
+            {
+                "id": f"{phase}:{playbook}:{index}",
+                "phase": phase,
+                "playbook": playbook,
+                "index": index,
+                "action": step.get("action"),
+                "revert": step.get("revert"),
+                "params": dict(step.get("params") or {}),
+                "status": "pending",
+            }
+        )
+    return added
+
+
+def pending_work(doc: Doc) -> list[Doc]:
+    return [item for item in doc["work"] if item["status"] == "pending"]
+
+
+def all_resolved(doc: Doc) -> bool:
+    alerts = doc["alerts"].values()
+    return bool(alerts) and all(a["status"] == "resolved" for a in alerts)
+
+
+def settled_state(doc: Doc) -> str:
+    """The state once no work is pending."""
+    failed = any(item["status"] == "failed" for item in doc["work"])
+    recovery = doc.get("recovery") or {}
+    if recovery.get("steps_enqueued"):
+        return NEEDS_ATTENTION if failed else RESOLVED
+    if doc["state"] == RECOVERING:
+        return RECOVERING
+    return NEEDS_ATTENTION if failed else STABILISED
+
+
+def view(doc: Doc) -> IncidentView:
+    alerts = [
+        AlertView(
+            fingerprint=a["fingerprint"],
+            alertname=a["alertname"],
+            status=a["status"],
+            labels=a["labels"],
+            annotations=a["annotations"],
+            starts_at=a["starts_at"],
+            ends_at=a["ends_at"],
+        )
+        for a in doc["alerts"].values()
+    ]
+    return IncidentView(
+        id=doc["id"],
+        provider=doc["provider"],
+        state=doc["state"],
+        opened_at=doc["opened_at"],
+        resolved_at=doc["resolved_at"],
+        recovered_at=doc["recovered_at"],
+        last_success_before=doc["last_success_before"],
+        alerts=alerts,
+        actions=[record_view(r) for r in doc["actions"]],
+        timeline=copy.deepcopy(doc["timeline"]),
+        notes=copy.deepcopy(doc["notes"]),
+    )
+
+
+def record_view(record: Mapping[str, Any]) -> ActionRecord:
+    return ActionRecord(
+        action=record["action"],
+        target=record["target"],
+        resource=record["resource"],
+        phase=record["phase"],
+        result=record["result"],
+        at=record["at"],
+        previous=record.get("previous"),
+        detail=record.get("detail") or {},
+        error=record.get("error"),
+    )
+
+
+def summary(doc: Doc) -> Doc:
+    """The list view of an incident (GET /api/v1/incidents)."""
+    return {
+        "id": doc["id"],
+        "provider": doc["provider"],
+        "state": doc["state"],
+        "opened_at": doc["opened_at"],
+        "recovered_at": doc["recovered_at"],
+        "resolved_at": doc["resolved_at"],
+        "alerts": sorted({a["alertname"] for a in doc["alerts"].values()}),
+        "firing": sum(1 for a in doc["alerts"].values() if a["status"] == "firing"),
+        "actions": len(doc["actions"]),
+        "pending_steps": len(pending_work(doc)),
+    }
+
+
+def detail(doc: Doc) -> Doc:
+    """The full view of an incident (GET /api/v1/incidents/{id})."""
+    body = summary(doc)
+    body.update(
+        {
+            "last_success_before": doc["last_success_before"],
+            "alerts": list(doc["alerts"].values()),
+            "playbooks": doc["playbooks"],
+            "steps": doc["work"],
+            "actions": doc["actions"],
+            "timeline": doc["timeline"],
+            "timeline_dropped": doc.get("timeline_dropped", 0),
+            "notes": doc["notes"],
+            "recovery": doc["recovery"],
+            "group_keys": doc["group_keys"],
+        }
+    )
+    return body

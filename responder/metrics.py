@@ -1,0 +1,69 @@
+"""The responder's metrics, on a private registry per app."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# The seed's request latency buckets (0.1 ... 120 s) plus finer ones below 0.1 s:
+# a healthy webhook answers in milliseconds.
+WEBHOOK_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 120)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.notifications = Counter(
+            "feedguard_responder_notifications_total",
+            "Webhook notifications by result (accepted, unauthorized, too_large, "
+            "invalid, unavailable).",
+            ["result"],
+            registry=r,
+        )
+        self.transitions = Counter(
+            "feedguard_responder_alert_transitions_total",
+            "Alert transitions applied, by outcome (incident, ignored).",
+            ["outcome"],
+            registry=r,
+        )
+        self.duplicates = Counter(
+            "feedguard_responder_duplicates_suppressed_total",
+            "Alert transitions already recorded (re-sends, HA peers, other replicas).",
+            registry=r,
+        )
+        self.actions = Counter(
+            "feedguard_responder_actions_total",
+            "Action steps on one target by result (success, failure, dry_run, skipped).",
+            ["action", "result"],
+            registry=r,
+        )
+        self.open_incidents = Gauge(
+            "feedguard_responder_open_incidents",
+            "Incidents not yet resolved, by provider and state.",
+            ["provider", "state"],
+            registry=r,
+        )
+        self.circuit_open = Gauge(
+            "feedguard_responder_circuit_breaker_open",
+            "1 while the circuit breaker of an external system is open (half-open counts open).",
+            ["circuit"],
+            registry=r,
+        )
+        self.webhook_duration = Histogram(
+            "feedguard_responder_webhook_duration_seconds",
+            "Time to answer a webhook notification.",
+            buckets=WEBHOOK_BUCKETS,
+            registry=r,
+        )
+        self.notes = Counter(
+            "feedguard_responder_notes_total",
+            "Situation notes by kind and result (success, failure).",
+            ["kind", "result"],
+            registry=r,
+        )
+        self.probes = Counter(
+            "feedguard_responder_recovery_probes_total",
+            "Recovery health probes by result (success, failure).",
+            ["provider", "result"],
+            registry=r,
+        )

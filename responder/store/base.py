@@ -1,0 +1,65 @@
+"""The store interface both backends implement (and the contract tests check)."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+R = TypeVar("R")
+Doc = dict[str, Any]
+# An updater gets the current document (None when absent) and returns the new
+# one (None: leave it unchanged) and a result for the caller.  It may run
+# more than once (optimistic retries), so it must not have side effects.
+Updater = Callable[[Doc | None], tuple[Doc | None, R]]
+
+
+class StoreUnavailable(Exception):
+    """The store cannot be reached or refused a write; callers answer 503 / retry later."""
+
+
+class Store(abc.ABC):
+    @abc.abstractmethod
+    async def open(self) -> None: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def ping(self) -> None:
+        """Raise StoreUnavailable when the store does not answer."""
+
+    @abc.abstractmethod
+    async def record_transitions(self, items: Sequence[tuple[str, Doc]]) -> list[bool]:
+        """Atomically: for each (transition key, payload) not seen before, remember the key
+        and append the payload to the inbox.  Returns, per item, whether it was new."""
+
+    @abc.abstractmethod
+    async def inbox_peek(self, limit: int) -> list[Doc]:
+        """The oldest inbox entries, in order (only the inbox lease holder calls this)."""
+
+    @abc.abstractmethod
+    async def inbox_ack(self, count: int) -> None:
+        """Drop the ``count`` oldest inbox entries."""
+
+    @abc.abstractmethod
+    async def get(self, kind: str, key: str) -> Doc | None: ...
+
+    @abc.abstractmethod
+    async def list(self, kind: str, *, live_only: bool = False) -> list[Doc]:
+        """Documents of a kind; ``live_only``: those whose ``live`` field is true."""
+
+    @abc.abstractmethod
+    async def update(self, kind: str, key: str, fn: Updater[R]) -> R:
+        """Read-modify-write one document atomically (retried on concurrent change)."""
+
+    @abc.abstractmethod
+    async def claim_once(self, key: str) -> bool:
+        """True for the first caller ever with this key, False for every other."""
+
+    @abc.abstractmethod
+    async def acquire(self, name: str, owner: str, ttl_seconds: float) -> bool:
+        """Take or renew a lease; False when another owner holds it."""
+
+    @abc.abstractmethod
+    async def release(self, name: str, owner: str) -> None: ...

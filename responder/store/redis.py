@@ -1,0 +1,180 @@
+"""Redis store: several replicas share one Redis; every write is atomic.
+
+Transition dedupe plus inbox append is one Lua script (one round trip per
+webhook); documents are changed with WATCH/MULTI and retried on conflict;
+leases are ``SET NX PX`` released and renewed by owner-checking scripts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError, WatchError
+
+from .base import Doc, Store, StoreUnavailable, Updater
+
+# KEYS[1] = inbox list, KEYS[2..] = transition keys; ARGV[1] = ttl ms, ARGV[2..] = payloads.
+_RECORD = """
+local result = {}
+for i = 2, #KEYS do
+  if redis.call('SET', KEYS[i], '1', 'NX', 'PX', ARGV[1]) then
+    redis.call('RPUSH', KEYS[1], ARGV[i])
+    result[#result + 1] = 1
+  else
+    result[#result + 1] = 0
+  end
+end
+return result
+"""
+
+_ACQUIRE = """
+local holder = redis.call('GET', KEYS[1])
+if holder == false or holder == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class RedisStore(Store):
+    def __init__(
+        self,
+        url: str,
+        *,
+        password: str | None = None,
+        prefix: str = "feedguard:",
+        socket_timeout: float = 2.0,
+        dedupe_ttl_seconds: float = 30 * 86400.0,
+    ) -> None:
+        self.url = url
+        self.prefix = prefix
+        self.dedupe_ttl_ms = int(dedupe_ttl_seconds * 1000)
+        self.client: aioredis.Redis = aioredis.Redis.from_url(
+            url,
+            password=password,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=socket_timeout,
+        )
+        self._record = self.client.register_script(_RECORD)
+        self._acquire = self.client.register_script(_ACQUIRE)
+        self._release = self.client.register_script(_RELEASE)
+
+    def _key(self, *parts: str) -> str:
+        return self.prefix + ":".join(parts)
+
+    async def open(self) -> None:
+        await self.ping()
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    async def ping(self) -> None:
+        try:
+            await self.client.ping()
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"redis: {exc}") from exc
+
+    async def record_transitions(self, items: Sequence[tuple[str, Doc]]) -> list[bool]:
+        if not items:
+            return []
+        keys = [self._key("inbox")] + [self._key("transition", key) for key, _ in items]
+        args: list[Any] = [self.dedupe_ttl_ms] + [json.dumps(payload) for _, payload in items]
+        try:
+            result = await self._record(keys=keys, args=args)
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"redis: {exc}") from exc
+        return [bool(flag) for flag in result]
+
+    async def inbox_peek(self, limit: int) -> list[Doc]:
+        try:
+            raw = await self.client.lrange(self._key("inbox"), 0, limit - 1)
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"redis: {exc}") from exc
+        return [json.loads(item) for item in raw]
+
+    async def inbox_ack(self, count: int) -> None:
+        try:
+            await self.client.ltrim(self._key("inbox"), count, -1)
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"redis: {exc}") from exc
+
+    async def get(self, kind: str, key: str) -> Doc | None:
+        try:
+            raw = await self.client.get(self._key("doc", kind, key))
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"redis: {exc}") from exc
+        return None if raw is None else _loads(raw)
+
+    async def list(self, kind: str, *, live_only: bool = False) -> list[Doc]:
+        index = self._key("live" if live_only else "all", kind)
+        try:
+            members = await self.client.smembers(index)
+            keys = sorted(k.decode() if isinstance(k, bytes) else str(k) for k in members)
+            if not keys:
+                return []
+            raw = await self.client.mget([self._key("doc", kind, k) for k in keys])
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"redis: {exc}") from exc
+        return [_loads(item) for item in raw if item is not None]
+
+    async def update(self, kind: str, key: str, fn: Updater[Any]) -> Any:
+        doc_key = self._key("doc", kind, key)
+        try:
+            async with self.client.pipeline(transaction=True) as pipe:
+                while True:
+                    try:
+                        await pipe.watch(doc_key)
+                        raw = await pipe.get(doc_key)
+                        new, result = fn(None if raw is None else _loads(raw))
+                        if new is None:
+                            await pipe.unwatch()  # type: ignore[no-untyped-call]  # untyped in redis-py
+                            return result
+                        pipe.multi()  # type: ignore[no-untyped-call]  # untyped in redis-py
+                        pipe.set(doc_key, json.dumps(new))
+                        pipe.sadd(self._key("all", kind), key)
+                        if new.get("live"):
+                            pipe.sadd(self._key("live", kind), key)
+                        else:
+                            pipe.srem(self._key("live", kind), key)
+                        await pipe.execute()
+                        return result
+                    except WatchError:
+                        continue
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"redis: {exc}") from exc
+
+    async def claim_once(self, key: str) -> bool:
+        try:
+            return bool(await self.client.set(self._key("claim", key), "1", nx=True))
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"redis: {exc}") from exc
+
+    async def acquire(self, name: str, owner: str, ttl_seconds: float) -> bool:
+        try:
+            got = await self._acquire(
+                keys=[self._key("lease", name)], args=[owner, max(1, int(ttl_seconds * 1000))]
+            )
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"redis: {exc}") from exc
+        return bool(got)
+
+    async def release(self, name: str, owner: str) -> None:
+        try:
+            await self._release(keys=[self._key("lease", name)], args=[owner])
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"redis: {exc}") from exc
+
+
+def _loads(raw: bytes | str) -> Doc:
+    value = json.loads(raw)
+    assert isinstance(value, dict)
+    return value

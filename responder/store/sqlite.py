@@ -1,0 +1,199 @@
+"""SQLite store: the embedded default for one replica, durable across restarts.
+
+Every call runs on one dedicated thread (never on the event loop); each
+operation is one transaction, so a read-modify-write is atomic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .base import Doc, Store, StoreUnavailable, Updater
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS transitions (key TEXT PRIMARY KEY, at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS inbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS docs (
+    kind TEXT NOT NULL, key TEXT NOT NULL, body TEXT NOT NULL, live INTEGER NOT NULL,
+    PRIMARY KEY (kind, key)
+);
+CREATE INDEX IF NOT EXISTS docs_live ON docs (kind, live);
+CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS leases (
+    name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires REAL NOT NULL
+);
+"""
+
+
+class SqliteStore(Store):
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
+        self._db: sqlite3.Connection | None = None
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def call() -> T:
+            if self._db is None:
+                raise StoreUnavailable("store is closed")
+            try:
+                return fn(self._db)
+            except sqlite3.Error as exc:
+                if self._db.in_transaction:
+                    self._db.rollback()
+                raise StoreUnavailable(f"sqlite: {exc}") from exc
+
+        return await asyncio.get_running_loop().run_in_executor(self._thread, call)
+
+    async def open(self) -> None:
+        def connect() -> None:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, isolation_level=None, timeout=10.0)
+            db.execute("PRAGMA journal_mode=WAL")
+            # FULL: a 2xx to Alertmanager means the transition survives a power cut.
+            db.execute("PRAGMA synchronous=FULL")
+            db.executescript(_SCHEMA)
+            # One replica by definition: leases of a previous run are stale.
+            db.execute("DELETE FROM leases")
+            self._db = db
+
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._thread, connect)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"sqlite {self.path}: {exc}") from exc
+
+    async def close(self) -> None:
+        def disconnect() -> None:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+        await asyncio.get_running_loop().run_in_executor(self._thread, disconnect)
+        self._thread.shutdown(wait=True)
+
+    async def ping(self) -> None:
+        await self._run(lambda db: db.execute("SELECT 1").fetchone())
+
+    async def record_transitions(self, items: Sequence[tuple[str, Doc]]) -> list[bool]:
+        def run(db: sqlite3.Connection) -> list[bool]:
+            now = time.time()
+            result = []
+            db.execute("BEGIN IMMEDIATE")
+            for key, payload in items:
+                cursor = db.execute(
+                    "INSERT OR IGNORE INTO transitions (key, at) VALUES (?, ?)", (key, now)
+                )
+                new = cursor.rowcount == 1
+                if new:
+                    db.execute("INSERT INTO inbox (body) VALUES (?)", (json.dumps(payload),))
+                result.append(new)
+            db.execute("COMMIT")
+            return result
+
+        return await self._run(run)
+
+    async def inbox_peek(self, limit: int) -> list[Doc]:
+        def run(db: sqlite3.Connection) -> list[Doc]:
+            rows = db.execute("SELECT body FROM inbox ORDER BY seq LIMIT ?", (limit,)).fetchall()
+            return [json.loads(row[0]) for row in rows]
+
+        return await self._run(run)
+
+    async def inbox_ack(self, count: int) -> None:
+        def run(db: sqlite3.Connection) -> None:
+            db.execute(
+                "DELETE FROM inbox WHERE seq IN (SELECT seq FROM inbox ORDER BY seq LIMIT ?)",
+                (count,),
+            )
+
+        await self._run(run)
+
+    async def get(self, kind: str, key: str) -> Doc | None:
+        def run(db: sqlite3.Connection) -> Doc | None:
+            row = db.execute(
+                "SELECT body FROM docs WHERE kind = ? AND key = ?", (kind, key)
+            ).fetchone()
+            return None if row is None else _loads(row[0])
+
+        return await self._run(run)
+
+    async def list(self, kind: str, *, live_only: bool = False) -> list[Doc]:
+        def run(db: sqlite3.Connection) -> list[Doc]:
+            if live_only:
+                rows = db.execute(
+                    "SELECT body FROM docs WHERE kind = ? AND live = 1 ORDER BY key", (kind,)
+                ).fetchall()
+            else:
+                rows = db.execute(
+                    "SELECT body FROM docs WHERE kind = ? ORDER BY key", (kind,)
+                ).fetchall()
+            return [_loads(row[0]) for row in rows]
+
+        return await self._run(run)
+
+    async def update(self, kind: str, key: str, fn: Updater[Any]) -> Any:
+        def run(db: sqlite3.Connection) -> Any:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                row = db.execute(
+                    "SELECT body FROM docs WHERE kind = ? AND key = ?", (kind, key)
+                ).fetchone()
+                new, result = fn(None if row is None else _loads(row[0]))
+                if new is not None:
+                    db.execute(
+                        "INSERT OR REPLACE INTO docs (kind, key, body, live) VALUES (?, ?, ?, ?)",
+                        (kind, key, json.dumps(new), 1 if new.get("live") else 0),
+                    )
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+            return result
+
+        return await self._run(run)
+
+    async def claim_once(self, key: str) -> bool:
+        def run(db: sqlite3.Connection) -> bool:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO claims (key, at) VALUES (?, ?)", (key, time.time())
+            )
+            return cursor.rowcount == 1
+
+        return await self._run(run)
+
+    async def acquire(self, name: str, owner: str, ttl_seconds: float) -> bool:
+        def run(db: sqlite3.Connection) -> bool:
+            now = time.time()
+            db.execute("BEGIN IMMEDIATE")
+            row = db.execute("SELECT owner, expires FROM leases WHERE name = ?", (name,)).fetchone()
+            if row is not None and row[0] != owner and row[1] > now:
+                db.execute("COMMIT")
+                return False
+            db.execute(
+                "INSERT OR REPLACE INTO leases (name, owner, expires) VALUES (?, ?, ?)",
+                (name, owner, now + ttl_seconds),
+            )
+            db.execute("COMMIT")
+            return True
+
+        return await self._run(run)
+
+    async def release(self, name: str, owner: str) -> None:
+        await self._run(
+            lambda db: db.execute("DELETE FROM leases WHERE name = ? AND owner = ?", (name, owner))
+        )
+
+
+def _loads(text: str) -> Doc:
+    value = json.loads(text)
+    assert isinstance(value, dict)
+    return value
