@@ -141,3 +141,16 @@ def test_promtool_tests_cover_every_alert_at_14_and_16_minutes() -> None:
                         }
     assert quiet == CONTRACT_ALERTS
     assert firing == CONTRACT_ALERTS
+
+
+def test_example_prometheus_config_loads_the_rules(tmp_path: Path) -> None:
+    """deploy/prometheus/prometheus.yml, laid out as documented, passes promtool check config."""
+    promtool = require_binary("promtool")
+    config = tmp_path / "prometheus.yml"
+    config.write_text((REPO / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    (tmp_path / "rules").symlink_to(RULES)
+    result = run([promtool, "check", "config", str(config)])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{len(RULE_FILES)} rule files found" in result.stdout
+    jobs = {job["job_name"] for job in yaml.safe_load(config.read_text())["scrape_configs"]}
+    assert {"feedguard-exporter", "feedguard-responder"} <= jobs
