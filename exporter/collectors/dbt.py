@@ -157,7 +157,7 @@ def parse_sources(
         status = item.get("status")
         if status not in STATUSES:
             raise ArtifactError(
-                f"{path}: results[{index}].status {status!r} is not one of {STATUSES}"
+                f"{path}: results[{index}].status {status!r} is not one of {', '.join(STATUSES)}"
             )
         loaded = None if status == "runtime error" else _time(item.get("max_loaded_at"))
         seen.add(unique_id)
