@@ -3,9 +3,10 @@
 One module-scoped stack: redis-server (the session's, database 5 so the
 per-test FLUSHDB of database 0 leaves it alone), a local HTTP server standing
 in for the providers' health endpoints (one healthy, one failing: the
-catalog's real provider URLs are never contacted), ``feedguard-exporter`` as
-a subprocess, and ``prometheus`` scraping it every second with
-rules/*.rules.yml evaluated every second.
+catalog's real provider URLs are never contacted), dbt's sources.json and a
+GX validations store from tests/data (the dbt and quality collectors on),
+``feedguard-exporter`` as a subprocess, and ``prometheus`` scraping it every
+second with rules/*.rules.yml evaluated every second.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ import http.server
 import json
 import os
 import re
+import shutil
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,16 +41,17 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
 RULE_FILES = sorted((REPO / "rules").glob("*.rules.yml"))
 REDIS_DB = 5
+DATA = Path(__file__).resolve().parent / "data"
 
 FRESH = ("EIA", "electricity_rto_region_data")
 STALE = ("EIA", "natural_gas_weekly_storage")  # last success 20 minutes ago
 UNRECORDED = ("EIA", "electricity_rto_fuel_type_data")  # no success recorded
 MISO_FRESH = ("MISO", "lmp_realtime_5min")
 
-# Collectors this stack does not run (DAGs, dbt, quality: off by default in the
-# exporter) and the responder, which is not started here: panels over these
-# series only have to run without error. Every other panel must show data.
-NOT_SERVED = re.compile(r"external_dag|external_dbt|external_quality|feedguard_responder")
+# The DAG collector needs a running Airflow and the responder is not started
+# here: panels over those series only have to run without error. Every other
+# panel (freshness, providers, probes, dbt, quality, exporter) must show data.
+NOT_SERVED = re.compile(r"external_dag|feedguard_responder")
 
 
 class _Health(http.server.BaseHTTPRequestHandler):
@@ -115,6 +119,15 @@ def stack(
     client.set("external:provider_status:EIA", json.dumps({"status": "up", "checked_at": now}))
     client.set("external:provider_status:MISO", "down")
 
+    # dbt 1.7's sources.json: iceberg_external tables in pass, warn, error, runtime error.
+    dbt_target = work / "dbt-target"
+    shutil.copytree(DATA / "dbt" / "dbt_1_7", dbt_target)
+    # A failed run of external_dbt_outputs (GX 1.x result) a minute ago.
+    run_time = datetime.fromtimestamp(now - 60, UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    run_dir = work / "validations" / "external_dbt_outputs" / "checkpoint_run" / run_time
+    run_dir.mkdir(parents=True)
+    shutil.copy(DATA / "gx" / "gx1_validation_result.json", run_dir / "batch.json")
+
     exporter_port = free_port()
     config_file = work / "exporter.yml"
     config_file.write_text(
@@ -123,6 +136,8 @@ def stack(
                 "catalog_file": str(catalog_file),
                 "redis": {"url": redis_url},
                 "probes": {"enabled": True},
+                "dbt": {"enabled": True, "sources_json": str(dbt_target / "sources.json")},
+                "quality": {"enabled": True, "validations_dir": str(work / "validations")},
                 "log": {"format": "json"},
             }
         )
@@ -244,6 +259,27 @@ def test_missing_and_provider_alerts_start_pending(stack: Stack) -> None:
     assert sorted((a["labels"]["provider"], a["labels"]["reason"]) for a in down) == [
         ("MISO", "probe_failing"),
         ("MISO", "status_down"),
+    ]
+
+
+def test_quality_and_dbt_alerts_start_pending(stack: Stack) -> None:
+    prometheus = stack.prometheus
+    (suite,) = wait_for(
+        "ExternalQualitySuiteFailed for external_dbt_outputs",
+        lambda: _alerts(prometheus, "ExternalQualitySuiteFailed"),
+    )
+    assert suite["labels"]["suite"] == "external_dbt_outputs"
+    assert suite["labels"]["severity"] == "page"
+    assert suite["state"] == "pending"
+    errors = wait_for(
+        "ExternalSourceFreshnessError for the iceberg_external errors",
+        lambda: _alerts(prometheus, "ExternalSourceFreshnessError"),
+    )
+    assert sorted(
+        (a["labels"]["source"], a["labels"]["table"], a["labels"]["status"]) for a in errors
+    ) == [
+        ("iceberg_external", "miso_lmp_realtime", "error"),
+        ("iceberg_external", "noaa_ghcnd_daily", "runtime error"),
     ]
 
 
