@@ -15,6 +15,7 @@ import asyncio
 import json
 import os
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,6 +31,7 @@ from .base import Deadline
 
 log = get_logger(__name__)
 
+RACY_NS = 2_000_000_000
 RUN_TIME = re.compile(r"^\d{8}T\d{6}(\.\d{1,6})?Z$")
 
 
@@ -83,7 +85,10 @@ class ValidationStore:
     def _listing(self, path: Path) -> _Listing:
         mtime = path.stat().st_mtime_ns
         cached = self._listings.get(path)
-        if cached is not None and cached.mtime_ns == mtime:
+        # A folder changed within the last seconds may change again within the
+        # same mtime tick (coarse on some file systems): list it again then.
+        settled = time.time_ns() - mtime > RACY_NS
+        if cached is not None and cached.mtime_ns == mtime and settled:
             return cached
         self.listed += 1
         with os.scandir(path) as entries:
