@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import math
 import uuid
 from collections.abc import Callable, Mapping
@@ -81,7 +82,8 @@ class Engine:
     # --- background task bookkeeping -------------------------------------------
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
-        task = asyncio.create_task(coro)
+        # A fresh context: work started by one webhook request must not log its groupKey.
+        task = asyncio.create_task(coro, context=contextvars.Context())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
