@@ -13,14 +13,11 @@ from __future__ import annotations
 
 import http.server
 import json
-import os
 import re
 import shutil
-import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,8 +30,8 @@ from exporter.catalog import parse_catalog
 from exporter.record import record_success
 
 from .support.dashboards import Target, targets
-from .support.prometheus import PrometheusClient, prometheus_server, wait_for
-from .support.services import Service, free_port, running
+from .support.prometheus import PrometheusClient, Stack, exporter_stack, wait_for
+from .support.services import Service
 
 pytestmark = pytest.mark.slow
 
@@ -75,13 +72,6 @@ def health_server() -> Iterator[str]:
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
-
-
-@dataclass
-class Stack:
-    prometheus: PrometheusClient
-    prometheus_service: Service
-    exporter: Service
 
 
 @pytest.fixture(scope="module")
@@ -128,58 +118,20 @@ def stack(
     run_dir.mkdir(parents=True)
     shutil.copy(DATA / "gx" / "gx1_validation_result.json", run_dir / "batch.json")
 
-    exporter_port = free_port()
-    config_file = work / "exporter.yml"
-    config_file.write_text(
-        yaml.safe_dump(
-            {
-                "catalog_file": str(catalog_file),
-                "redis": {"url": redis_url},
-                "probes": {"enabled": True},
-                "dbt": {"enabled": True, "sources_json": str(dbt_target / "sources.json")},
-                "quality": {"enabled": True, "validations_dir": str(work / "validations")},
-                "log": {"format": "json"},
-            }
-        )
-    )
-    argv = [
-        str(Path(sys.executable).parent / "feedguard-exporter"),
-        "--config",
-        str(config_file),
-        "--listen",
-        f"127.0.0.1:{exporter_port}",
-    ]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDGUARD_")}
+    exporter_config = {
+        "catalog_file": str(catalog_file),
+        "redis": {"url": redis_url},
+        "probes": {"enabled": True},
+        "dbt": {"enabled": True, "sources_json": str(dbt_target / "sources.json")},
+        "quality": {"enabled": True, "validations_dir": str(work / "validations")},
+        "log": {"format": "json"},
+    }
     try:
-        with (
-            running("feedguard-exporter", argv, exporter_port, work, env=env) as exporter,
-            prometheus_server(
-                work,
-                {
-                    "feedguard-exporter": [f"127.0.0.1:{exporter_port}"],
-                },
-                RULE_FILES,
-            ) as (service, prometheus),
-        ):
-            stack = Stack(prometheus, service, exporter)
-            wait_for("the exporter target to be up", lambda: _target_up(prometheus))
-            wait_for("every rule to be evaluated", lambda: _all_rules_evaluated(prometheus))
+        with exporter_stack(work, exporter_config, RULE_FILES) as stack:
             yield stack
     finally:
         client.flushdb()
         client.close()
-
-
-def _target_up(prometheus: PrometheusClient) -> bool:
-    return any(
-        t["labels"].get("job") == "feedguard-exporter" and t["health"] == "up"
-        for t in prometheus.targets()
-    )
-
-
-def _all_rules_evaluated(prometheus: PrometheusClient) -> bool:
-    rules = [rule for group in prometheus.rules() for rule in group["rules"]]
-    return bool(rules) and all(rule["health"] != "unknown" for rule in rules)
 
 
 def _alerts(prometheus: PrometheusClient, name: str) -> list[dict[str, Any]]:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import sys
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -131,3 +134,54 @@ def prometheus_server(
     client = PrometheusClient(f"http://127.0.0.1:{port}")
     with running("prometheus", argv, port, work_dir, ready=client.ready, timeout=60) as service:
         yield service, client
+
+
+@dataclass
+class Stack:
+    prometheus: PrometheusClient
+    prometheus_service: Service
+    exporter: Service
+
+
+def _target_up(prometheus: PrometheusClient, job: str) -> bool:
+    return any(t["labels"].get("job") == job and t["health"] == "up" for t in prometheus.targets())
+
+
+def _all_rules_evaluated(prometheus: PrometheusClient) -> bool:
+    rules = [rule for group in prometheus.rules() for rule in group["rules"]]
+    return bool(rules) and all(rule["health"] != "unknown" for rule in rules)
+
+
+@contextlib.contextmanager
+def exporter_stack(
+    work_dir: Path, exporter_config: Mapping[str, Any], rule_files: Sequence[Path]
+) -> Iterator[Stack]:
+    """``feedguard-exporter`` (subprocess, ``exporter_config`` as its YAML) scraped as job
+    ``feedguard-exporter`` by a prometheus evaluating ``rule_files``, every second.
+
+    Yields once the target is up and every rule has been evaluated once.
+    """
+    port = free_port()
+    config_file = work_dir / "exporter.yml"
+    config_file.write_text(yaml.safe_dump(dict(exporter_config)))
+    argv = [
+        str(Path(sys.executable).parent / "feedguard-exporter"),
+        "--config",
+        str(config_file),
+        "--listen",
+        f"127.0.0.1:{port}",
+    ]
+    # The test's settings only, not whatever FEEDGUARD_* the shell has.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDGUARD_")}
+    with (
+        running("feedguard-exporter", argv, port, work_dir, env=env) as exporter,
+        prometheus_server(work_dir, {"feedguard-exporter": [f"127.0.0.1:{port}"]}, rule_files) as (
+            service,
+            prometheus,
+        ),
+    ):
+        wait_for(
+            "the exporter target to be up", lambda: _target_up(prometheus, "feedguard-exporter")
+        )
+        wait_for("every rule to be evaluated", lambda: _all_rules_evaluated(prometheus))
+        yield Stack(prometheus, service, exporter)
