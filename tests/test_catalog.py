@@ -1,0 +1,59 @@
+"""The catalog object the exporter and the responder share."""
+
+from __future__ import annotations
+
+import pytest
+
+from exporter.catalog import Catalog, HealthProbe, Provider
+
+from .conftest import REPO, make_catalog
+
+
+def test_enabled_datasets_and_lookup() -> None:
+    catalog = make_catalog(
+        {
+            "EIA": {"datasets": ["a", "b"]},
+            "OFF": {"enabled": False, "datasets": ["c"]},
+            "NOAA": {"datasets": ["d"]},
+        }
+    )
+    assert [p.name for p in catalog.enabled] == ["EIA", "NOAA"]
+    assert catalog.datasets() == [("EIA", "a"), ("EIA", "b"), ("NOAA", "d")]
+    assert catalog.get("NOAA") is not None
+    assert catalog.get("noaa") is None  # names are exact: they are Redis key parts
+
+
+def test_require_explains_what_is_wrong() -> None:
+    catalog = make_catalog({"EIA": {"datasets": ["a"]}, "OFF": {"enabled": False}})
+    assert catalog.require("EIA", "a").name == "EIA"
+    with pytest.raises(ValueError, match=r"provider 'X' is not in the catalog \(known: EIA, OFF\)"):
+        catalog.require("X")
+    with pytest.raises(ValueError, match="provider 'OFF' is disabled in the catalog"):
+        catalog.require("OFF")
+    assert catalog.require("OFF", enabled=False).name == "OFF"
+    with pytest.raises(ValueError, match=r"dataset 'z' is not a dataset of provider 'EIA'"):
+        catalog.require("EIA", "z")
+
+
+def test_catalog_built_in_code_is_checked_too() -> None:
+    with pytest.raises(ValueError, match="duplicate provider 'eia'"):
+        Catalog(providers=(Provider(name="EIA"), Provider(name="eia")))
+    with pytest.raises(ValueError, match="datasets: \\[1\\] 'a' is listed twice"):
+        Provider(name="EIA", datasets=("a", "a"))
+    with pytest.raises(ValueError, match="expected_status: must list at least one"):
+        HealthProbe(url="http://h/", expected_status=())
+
+
+def test_seed_catalog_matches_the_runbook() -> None:
+    from exporter.catalog import load_catalog
+
+    catalog = load_catalog(REPO / "config" / "external_providers.yml")
+    assert [p.name for p in catalog.providers] == ["EIA", "ISO-NE", "MISO", "NOAA"]
+    for provider in catalog.providers:
+        assert provider.enabled
+        assert provider.datasets
+        assert provider.health_probe is not None
+        assert provider.health_probe.url.startswith("https://")
+        assert provider.dags
+        assert provider.dashboards
+        assert provider.freshness_sla_seconds == 900
