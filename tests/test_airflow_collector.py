@@ -1,0 +1,247 @@
+"""DAG heartbeats: against the real Airflow 3 instance and the Airflow 2 stand-in."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+
+import aiohttp
+import pytest
+from structlog.testing import capture_logs
+
+from exporter.airflow import AirflowAuthError, AirflowClient, AirflowSettings
+from exporter.collectors.airflow import AirflowCollector
+from exporter.collectors.base import Deadline
+
+from .conftest import make_catalog
+from .support.airflow import AirflowInstance
+from .support.fake_airflow2 import FakeAirflow2
+from .support.families import samples, value
+
+HEARTBEAT = "feedguard_heartbeat_test"
+FAILING = "external_failing"
+
+
+class RequestCounter:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str]] = []
+        self.config = aiohttp.TraceConfig()
+        self.config.on_request_start.append(self._start)
+
+    async def _start(
+        self,
+        session: aiohttp.ClientSession,
+        context: SimpleNamespace,
+        params: aiohttp.TraceRequestStartParams,
+    ) -> None:
+        self.sent.append((params.method, params.url.path))
+
+
+@pytest.fixture
+def counter() -> RequestCounter:
+    return RequestCounter()
+
+
+@pytest.fixture
+async def session(counter: RequestCounter) -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(trace_configs=[counter.config]) as s:
+        yield s
+
+
+def ts(value: str) -> float:
+    return datetime.fromisoformat(value).timestamp()
+
+
+def state_of(found: dict, dag_id: str) -> dict[str, float]:  # type: ignore[type-arg]
+    return {
+        dict(labels)["state"]: v
+        for (name, labels), v in found.items()
+        if name == "external_dag_last_run_state" and dict(labels)["dag_id"] == dag_id
+    }
+
+
+# --- Airflow 3, for real ----------------------------------------------------------
+
+
+@pytest.mark.airflow
+async def test_heartbeat_success_paused_and_state_from_airflow_3(
+    airflow_instance: AirflowInstance,
+    session: aiohttp.ClientSession,
+    counter: RequestCounter,
+) -> None:
+    for dag in (HEARTBEAT, FAILING):
+        airflow_instance.clear_runs(dag)
+    airflow_instance.set_paused(HEARTBEAT, False)
+    airflow_instance.set_paused(FAILING, False)
+    airflow_instance.trigger(HEARTBEAT, "hb-1")
+    airflow_instance.trigger(FAILING, "fail-1")
+    ok = airflow_instance.wait_for_run(HEARTBEAT, "hb-1")
+    failed = airflow_instance.wait_for_run(FAILING, "fail-1")
+    airflow_instance.set_paused(FAILING, True)
+
+    catalog = make_catalog(
+        {
+            "EIA": {"datasets": ["a"], "dags": [HEARTBEAT, FAILING]},
+            "MISO": {"datasets": ["b"], "dags": [HEARTBEAT, "not_in_airflow"]},
+            "OFF": {"datasets": ["c"], "dags": ["disabled_provider_dag"], "enabled": False},
+        }
+    )
+    collector = AirflowCollector(AirflowClient(session, airflow_instance.settings()), catalog)
+    with capture_logs() as logs:
+        found = samples(await collector.collect(Deadline.in_seconds(20)))
+
+    assert value(found, "external_dag_last_success_timestamp", dag_id=HEARTBEAT) == ts(
+        ok["end_date"]
+    )
+    assert value(found, "external_dag_last_run_timestamp", dag_id=HEARTBEAT) == ts(ok["start_date"])
+    assert value(found, "external_dag_paused", dag_id=HEARTBEAT) == 0.0
+    assert state_of(found, HEARTBEAT) == {
+        "queued": 0.0,
+        "running": 0.0,
+        "success": 1.0,
+        "failed": 0.0,
+    }
+
+    assert value(found, "external_dag_last_success_timestamp", dag_id=FAILING) is None
+    assert value(found, "external_dag_last_run_timestamp", dag_id=FAILING) == ts(
+        failed["start_date"]
+    )
+    assert value(found, "external_dag_paused", dag_id=FAILING) == 1.0
+    assert state_of(found, FAILING)["failed"] == 1.0
+
+    dag_ids = {dict(labels)["dag_id"] for (_, labels) in found}
+    assert dag_ids == {HEARTBEAT, FAILING}
+    assert any(e.get("dag_id") == "not_in_airflow" for e in logs)
+
+    # Steady state: one DAG-list request, one lookup proving the unknown DAG absent,
+    # and one runs request per DAG (the failing DAG's success lookup was once only).
+    counter.sent.clear()
+    await collector.collect(Deadline.in_seconds(20))
+    assert sorted(counter.sent) == sorted(
+        [
+            ("GET", "/api/v2/dags"),
+            ("GET", "/api/v2/dags/not_in_airflow"),
+            ("GET", f"/api/v2/dags/{HEARTBEAT}/dagRuns"),
+            ("GET", f"/api/v2/dags/{FAILING}/dagRuns"),
+        ]
+    )
+    airflow_instance.clear_runs(HEARTBEAT)
+    airflow_instance.clear_runs(FAILING)
+
+
+@pytest.mark.airflow
+async def test_bad_password_fails_the_collection(
+    airflow_instance: AirflowInstance, session: aiohttp.ClientSession
+) -> None:
+    catalog = make_catalog({"EIA": {"datasets": ["a"], "dags": [HEARTBEAT]}})
+    client = AirflowClient(session, airflow_instance.settings(password="wrong"))
+    with pytest.raises(AirflowAuthError):
+        await AirflowCollector(client, catalog).collect(Deadline.in_seconds(10))
+
+
+# --- Airflow 2 stand-in: semantics that need arranged history ---------------------
+
+
+@pytest.fixture
+async def airflow2(aiohttp_server) -> tuple[FakeAirflow2, AirflowSettings]:  # type: ignore[no-untyped-def]
+    fake = FakeAirflow2(username="admin", password="s3cret")
+    server = await aiohttp_server(fake.app())
+    settings = AirflowSettings(
+        enabled=True,
+        base_url=str(server.make_url("")).rstrip("/"),
+        username="admin",
+        password="s3cret",
+        runs_window=5,
+    )
+    return fake, settings
+
+
+async def test_heartbeat_is_newest_start_manual_runs_count(
+    airflow2: tuple[FakeAirflow2, AirflowSettings], session: aiohttp.ClientSession
+) -> None:
+    fake, settings = airflow2
+    fake.add_dag("external_data_ingest", is_paused=False)
+    t0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    fake.add_run("external_data_ingest", "sched", "success", t0, t0, t0 + timedelta(minutes=2))
+    # A manual backfill run: old logical date, the newest start. Still running.
+    fake.add_run(
+        "external_data_ingest",
+        "manual",
+        "running",
+        t0 - timedelta(days=2),
+        t0 + timedelta(minutes=10),
+        run_type="manual",
+    )
+    catalog = make_catalog({"EIA": {"datasets": ["a"], "dags": ["external_data_ingest"]}})
+    collector = AirflowCollector(AirflowClient(session, settings), catalog, runs_window=5)
+    found = samples(await collector.collect(Deadline.in_seconds(5)))
+    dag = "external_data_ingest"
+    assert (
+        value(found, "external_dag_last_run_timestamp", dag_id=dag)
+        == (t0 + timedelta(minutes=10)).timestamp()
+    )
+    assert (
+        value(found, "external_dag_last_success_timestamp", dag_id=dag)
+        == (t0 + timedelta(minutes=2)).timestamp()
+    )
+    assert state_of(found, dag)["running"] == 1.0
+
+    # A queued run (no start date; PostgreSQL sorts it first) is the newest run,
+    # but not a heartbeat: nothing has started.
+    fake.add_run("external_data_ingest", "queued", "queued", t0 + timedelta(minutes=20))
+    found = samples(await collector.collect(Deadline.in_seconds(5)))
+    assert state_of(found, dag)["queued"] == 1.0
+    assert (
+        value(found, "external_dag_last_run_timestamp", dag_id=dag)
+        == (t0 + timedelta(minutes=10)).timestamp()
+    )
+
+
+async def test_success_older_than_the_window_is_found_once_and_kept(
+    airflow2: tuple[FakeAirflow2, AirflowSettings], session: aiohttp.ClientSession
+) -> None:
+    fake, settings = airflow2
+    dag = "external_backfill"
+    fake.add_dag(dag, is_paused=True)
+    t0 = datetime(2026, 11, 25, 0, 0, tzinfo=UTC)
+    fake.add_run(dag, "good", "success", t0, t0, t0 + timedelta(minutes=1))
+    for i in range(1, 8):  # more failures than the window of 5 holds
+        start = t0 + timedelta(hours=i)
+        fake.add_run(dag, f"bad-{i}", "failed", start, start, start + timedelta(minutes=1))
+    catalog = make_catalog({"NOAA": {"datasets": ["a"], "dags": [dag]}})
+    collector = AirflowCollector(AirflowClient(session, settings), catalog, runs_window=5)
+
+    found = samples(await collector.collect(Deadline.in_seconds(5)))
+    assert (
+        value(found, "external_dag_last_success_timestamp", dag_id=dag)
+        == (t0 + timedelta(minutes=1)).timestamp()
+    )
+    assert value(found, "external_dag_paused", dag_id=dag) == 1.0
+    assert state_of(found, dag)["failed"] == 1.0
+    success_lookups = [p for m, p in fake.requests if "state=success" in p]
+    assert len(success_lookups) == 1
+
+    fake.requests.clear()
+    found = samples(await collector.collect(Deadline.in_seconds(5)))
+    assert (
+        value(found, "external_dag_last_success_timestamp", dag_id=dag)
+        == (t0 + timedelta(minutes=1)).timestamp()
+    )
+    # Airflow 2, one DAG: one DAG lookup and one runs request, no success lookup.
+    assert [p.split("?")[0] for _, p in fake.requests] == [
+        f"/api/v1/dags/{dag}",
+        f"/api/v1/dags/{dag}/dagRuns",
+    ]
+
+
+async def test_airflow_2_unavailable_fails_the_collection(
+    airflow2: tuple[FakeAirflow2, AirflowSettings], session: aiohttp.ClientSession
+) -> None:
+    fake, settings = airflow2
+    fake.add_dag("external_data_ingest")
+    fake.failure = 503
+    catalog = make_catalog({"EIA": {"datasets": ["a"], "dags": ["external_data_ingest"]}})
+    collector = AirflowCollector(AirflowClient(session, settings), catalog)
+    with pytest.raises(Exception, match="HTTP 503"):
+        await collector.collect(Deadline.in_seconds(5))
