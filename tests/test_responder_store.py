@@ -1,0 +1,102 @@
+"""The store contract, the same for SQLite and Redis (a real redis-server)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from responder.store import Store
+from responder.store.redis import RedisStore
+from responder.store.sqlite import SqliteStore
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    if request.param == "redis":
+        backend: Store = RedisStore(request.getfixturevalue("redis_url"))
+    else:
+        backend = SqliteStore(str(tmp_path / "store.db"))
+    await backend.open()
+    yield backend
+    await backend.close()
+
+
+async def test_transitions_are_recorded_once_and_queued_in_order(store: Store) -> None:
+    first = await store.record_transitions([("a", {"n": 1}), ("b", {"n": 2})])
+    again = await store.record_transitions([("b", {"n": 3}), ("c", {"n": 4})])
+    assert first == [True, True]
+    assert again == [False, True]
+    assert await store.inbox_peek(10) == [{"n": 1}, {"n": 2}, {"n": 4}]
+    await store.inbox_ack(2)
+    assert await store.inbox_peek(10) == [{"n": 4}]
+
+
+async def test_concurrent_duplicate_transitions_have_one_winner(store: Store) -> None:
+    results = await asyncio.gather(
+        *(store.record_transitions([("x", {"n": i})]) for i in range(20))
+    )
+    assert sum(r[0] for r in results) == 1
+    assert len(await store.inbox_peek(100)) == 1
+
+
+async def test_update_is_atomic_under_concurrency(store: Store) -> None:
+    def increment(doc: dict[str, Any] | None) -> tuple[dict[str, Any], int]:
+        doc = doc or {"count": 0, "live": True}
+        doc["count"] += 1
+        return doc, doc["count"]
+
+    results = await asyncio.gather(*(store.update("counter", "c", increment) for _ in range(30)))
+    assert sorted(results) == list(range(1, 31))
+    assert (await store.get("counter", "c")) == {"count": 30, "live": True}
+
+
+async def test_update_without_change_and_live_index(store: Store) -> None:
+    assert await store.update("thing", "a", lambda doc: (None, "kept")) == "kept"
+    assert await store.get("thing", "a") is None
+    await store.update("thing", "a", lambda doc: ({"id": "a", "live": True}, None))
+    await store.update("thing", "b", lambda doc: ({"id": "b", "live": False}, None))
+    assert [d["id"] for d in await store.list("thing")] == ["a", "b"]
+    assert [d["id"] for d in await store.list("thing", live_only=True)] == ["a"]
+    await store.update("thing", "a", lambda doc: ({"id": "a", "live": False}, None))
+    assert await store.list("thing", live_only=True) == []
+
+
+async def test_claim_once(store: Store) -> None:
+    results = await asyncio.gather(*(store.claim_once("note:1:initial:0") for _ in range(10)))
+    assert results.count(True) == 1
+    assert await store.claim_once("note:1:update:1")
+
+
+async def test_leases(store: Store) -> None:
+    assert await store.acquire("incident:1", "a", 30)
+    assert await store.acquire("incident:1", "a", 30)  # renew
+    assert not await store.acquire("incident:1", "b", 30)
+    await store.release("incident:1", "b")  # not the owner: no effect
+    assert not await store.acquire("incident:1", "b", 30)
+    await store.release("incident:1", "a")
+    assert await store.acquire("incident:1", "b", 0.05)
+    await asyncio.sleep(0.1)
+    assert await store.acquire("incident:1", "a", 30)  # expired
+
+
+async def test_sqlite_survives_restart(tmp_path: Path) -> None:
+    path = str(tmp_path / "durable.db")
+    first = SqliteStore(path)
+    await first.open()
+    await first.record_transitions([("a", {"n": 1})])
+    await first.update("incident", "i", lambda doc: ({"id": "i", "live": True}, None))
+    assert await first.acquire("incident:i", "old-process", 300)
+    await first.close()
+
+    second = SqliteStore(path)
+    await second.open()
+    assert await second.record_transitions([("a", {"n": 1})]) == [False]
+    assert await second.inbox_peek(10) == [{"n": 1}]
+    assert await second.get("incident", "i") == {"id": "i", "live": True}
+    # One replica by definition: a lease left by the previous process is gone.
+    assert await second.acquire("incident:i", "new-process", 300)
+    await second.close()
