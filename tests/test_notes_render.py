@@ -404,3 +404,21 @@ def test_secrets_come_from_files(tmp_path: Path) -> None:
     missing = NotesSettings(webhook_url_file=str(tmp_path / "absent"))
     with pytest.raises(ConfigError, match="cannot read Slack webhook URL"):
         missing.webhook()
+
+
+def test_settings_repr_never_shows_a_secret() -> None:
+    text = repr(NotesSettings(slack_token="xoxb-very-secret"))
+    assert "xoxb-very-secret" not in text
+    assert "slack_token='[redacted]'" in text
+    assert "secret" not in repr(NotesSettings(webhook_url="https://hooks.example/T/B/secret"))
+
+
+def test_validate_reads_secret_files_and_compiles_overrides(tmp_path: Path) -> None:
+    (tmp_path / "initial.j2").write_text("{{ incident.id ", encoding="utf-8")
+    settings = NotesSettings(slack_token="xoxb-1", templates_dir=str(tmp_path))
+    with pytest.raises(ConfigError, match=r"initial\.j2: line 1: "):
+        settings.validate()
+    missing = NotesSettings(slack_token_file=str(tmp_path / "absent"))
+    with pytest.raises(ConfigError, match="cannot read Slack bot token"):
+        missing.validate()
+    NotesSettings(enabled=False, slack_token_file=str(tmp_path / "absent")).validate()

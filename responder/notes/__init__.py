@@ -19,7 +19,6 @@ from .notifier import SlackNotifier
 from .render import NoteRenderer
 from .settings import NotesSettings
 from .slack import Delivery, NoteDeliveryError, WebApiDelivery, WebhookDelivery
-from .templates import check_templates
 
 log = get_logger("responder.notes")
 
@@ -27,7 +26,6 @@ __all__ = [
     "NoteDeliveryError",
     "NotesSettings",
     "SlackNotifier",
-    "check_templates",
     "open_notifier",
 ]
 
@@ -55,7 +53,7 @@ async def open_notifier(
         )
         yield None
         return
-    check_templates(settings.templates_dir, settings.tz)
+    settings.validate()
     renderer = NoteRenderer(settings, catalog)
     timeout = aiohttp.ClientTimeout(total=settings.request_timeout_seconds)
     async with aiohttp.ClientSession(timeout=timeout) as session:

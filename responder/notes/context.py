@@ -59,10 +59,17 @@ def _alert(alert: AlertView) -> dict[str, Any]:
     }
 
 
+# What the core adds to every step's detail; not news for a reader of the note.
+BOOKKEEPING_DETAIL = frozenset({"changed", "attempts", "restored"})
+
+
 def _action(record: ActionRecord) -> dict[str, Any]:
     return {
         "action": record.action,
         "target": record.target,
+        # The core records an undo in the recovery phase with what it restored.
+        "undo": record.phase == "recovery" and "restored" in record.detail,
+        "facts": {k: v for k, v in record.detail.items() if k not in BOOKKEEPING_DETAIL},
         "phase": record.phase,
         "result": record.result,
         "at": record.at,

@@ -9,7 +9,7 @@ incoming-webhook URL.  Both are secrets: give them through the environment
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,6 +23,8 @@ from exporter.schema import (
     field,
     read_secret,
 )
+
+from .templates import check_templates
 
 
 def _check_timezone(value: Any) -> str | None:
@@ -52,7 +54,10 @@ def _check_directory(value: Any) -> str | None:
     return None if Path(str(value)).is_dir() else f"not a directory: {value!r}"
 
 
-@dataclass(frozen=True)
+_SECRETS = ("slack_token", "webhook_url")
+
+
+@dataclass(frozen=True, repr=False)
 class NotesSettings:
     enabled: bool = field(True, doc="false: no notes are posted at all")
     channel: str = field("#data-platform", check=_check_channel, doc="channel name or ID")
@@ -90,6 +95,27 @@ class NotesSettings:
                 "webhook_url: set either slack_token (or slack_token_file) or webhook_url "
                 "(or webhook_url_file), not both"
             )
+
+    def __repr__(self) -> str:
+        # The config object may end up in a log line or a traceback: mask the secrets.
+        parts = []
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if item.name in _SECRETS and value is not None:
+                value = "[redacted]"
+            parts.append(f"{item.name}={value!r}")
+        return f"NotesSettings({', '.join(parts)})"
+
+    def validate(self) -> None:
+        """What start-up needs beyond the types: readable secret files, compiling templates.
+
+        Raises ConfigError naming the file (and line); ``check-config`` calls it too.
+        """
+        if not self.enabled:
+            return
+        self.token()
+        self.webhook()
+        check_templates(self.templates_dir, self.tz)
 
     def token(self) -> str | None:
         """The bot token, read from ``slack_token_file`` when that is set."""

@@ -1,0 +1,199 @@
+"""Notes end to end: Alertmanager webhook -> responder (scheduler ticks) -> local Slack.
+
+Two responder apps share one Redis store, as two replicas would; the test
+advances their common clock, ticks both (repeatedly) and reads the Slack
+thread back: initial, update 1, update 2, resolution, each exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+from responder.config import ResponderConfig
+from responder.plugins import Outcome, StepContext, Target
+
+from .conftest import make_catalog
+from .support.fake_slack import FakeSlack, running_fake_slack
+from .support.incidents import HOUR, T0
+from .support.responder import (
+    FakeClock,
+    Responder,
+    alert,
+    notification,
+    resolved,
+    responder_config,
+    start_responder,
+)
+
+TOKEN = "xoxb-e2e-token"
+DASHBOARD = "http://localhost:3000/d/feedguard-pipeline-freshness/pipeline-freshness"
+
+
+class PauseDags:
+    """A stand-in runbook action (the real ones are tested against their systems)."""
+
+    name: ClassVar[str] = "pause_dags"
+    reversible: ClassVar[bool] = True
+    circuit: ClassVar[str] = "airflow"
+
+    def targets(self, ctx: StepContext) -> Sequence[Target]:
+        return [Target("pause DAG external_data_ingest", "airflow:dag:external_data_ingest")]
+
+    async def apply(self, ctx: StepContext, target: Target) -> Outcome:
+        return Outcome(previous=False)
+
+    async def revert(self, ctx: StepContext, target: Target, previous: Any) -> Outcome:
+        return Outcome()
+
+
+class TriggerBackfill:
+    name: ClassVar[str] = "trigger_backfill"
+    reversible: ClassVar[bool] = False
+    circuit: ClassVar[str] = "airflow"
+
+    def targets(self, ctx: StepContext) -> Sequence[Target]:
+        return [Target("trigger DAG external_data_backfill", None)]
+
+    async def apply(self, ctx: StepContext, target: Target) -> Outcome:
+        return Outcome(detail={"dag_run_id": "backfill__e2e"})
+
+    async def revert(self, ctx: StepContext, target: Target, previous: Any) -> Outcome:
+        return Outcome()
+
+
+ACTIONS = {"pause_dags": PauseDags(), "trigger_backfill": TriggerBackfill()}
+
+
+def config(tmp_path: Path, slack: FakeSlack, redis_url: str) -> ResponderConfig:
+    catalog = make_catalog(
+        {
+            "EIA": {
+                "datasets": ["electricity_rto_region_data"],
+                "dags": ["external_data_ingest"],
+                # No health probe: recovery runs as soon as the alerts resolve.
+                "dashboards": [
+                    {"title": "Pipeline freshness", "url": f"{DASHBOARD}?var-provider=EIA"}
+                ],
+            }
+        }
+    )
+    return responder_config(
+        tmp_path,
+        catalog=catalog,
+        store="redis",
+        redis_url=redis_url,
+        playbooks=[
+            {
+                "name": "external-data",
+                "matchers": ['alertname=~"External.*"'],
+                "firing": [{"action": "pause_dags"}],
+                "resolved": [{"revert": "all"}, {"action": "trigger_backfill"}],
+            }
+        ],
+        notes={"slack_token": TOKEN, "base_url": slack.api_url, "max_retry_after_seconds": 5},
+    )
+
+
+STALE = alert(
+    "EIA",
+    "ExternalDataStale",
+    starts_at=T0 - 60,
+    dataset="electricity_rto_region_data",
+)
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[FakeSlack]:
+    async with running_fake_slack(token=TOKEN) as fake:
+        yield fake
+
+
+async def tick_all(replicas: Sequence[Responder]) -> None:
+    """All replicas tick at once (racing for the same slots), then each once more."""
+    await asyncio.gather(*(r.engine.tick() for r in replicas))
+    await asyncio.gather(*(r.settle() for r in replicas))
+    for replica in replicas:  # ticking again must not post anything twice
+        await replica.tick()
+
+
+async def test_notes_of_an_incident_across_two_replicas(
+    tmp_path: Path, slack: FakeSlack, redis_url: str
+) -> None:
+    clock = FakeClock(T0)
+    cfg = config(tmp_path, slack, redis_url)
+    async with AsyncExitStack() as stack:
+        replicas = [
+            await stack.enter_async_context(start_responder(cfg, clock=clock, actions=ACTIONS))
+            for _ in range(2)
+        ]
+        a, b = replicas
+
+        response = await a.post(notification([STALE]))
+        assert response.status == 200
+        await a.settle()
+        await tick_all(replicas)
+        assert len(slack.messages) == 1  # the initial note, at once
+
+        clock.now = T0 + HOUR + 5
+        await tick_all(replicas)
+        clock.now = T0 + HOUR + 30  # still the same hourly slot
+        await tick_all(replicas)
+        clock.now = T0 + 2 * HOUR + 5
+        await tick_all(replicas)
+        # A replica started now (a restart) shares the store: it posts nothing again.
+        replicas.append(
+            await stack.enter_async_context(start_responder(cfg, clock=clock, actions=ACTIONS))
+        )
+        await tick_all(replicas)
+        assert len(slack.messages) == 3
+
+        clock.now = T0 + 2 * HOUR + 900
+        response = await b.post(notification([resolved(STALE, ends_at=clock.now - 30)]))
+        assert response.status == 200
+        await b.settle()
+        await tick_all(replicas)
+        clock.advance(60)
+        await tick_all(replicas)
+
+        # The thread key is kept on the incident, where every replica finds it.
+        incident = await replicas[2].incident("EIA")
+
+    root = slack.messages[0]
+    thread = slack.thread(root.ts)
+    assert [m.thread_ts for m in thread] == [None, root.ts, root.ts, root.ts]
+    assert len(slack.messages) == 4, [m.text.splitlines()[0] for m in slack.messages]
+    initial, update1, update2, resolution = (m.text for m in thread)
+
+    assert initial.splitlines()[0] == (
+        ":rotating_light: *[2026-11-26 01:00 UTC] EIA: external data incident* · "
+        "first alert: *ExternalDataStale* · dashboards: "
+        f"<{DASHBOARD}?var-provider=EIA|Pipeline freshness> · next update 2026-11-26 02:00 UTC"
+    )
+    assert update1.splitlines()[0].startswith(
+        ":hourglass_flowing_sand: *[2026-11-26 02:00 UTC] Update 1: EIA* · open for 1h 00m"
+    )
+    assert "• pause DAG external_data_ingest: success at 2026-11-26 01:00 UTC" in update1
+    assert "*Next update:* 2026-11-26 03:00 UTC" in update1
+    assert update2.splitlines()[0].startswith(
+        ":hourglass_flowing_sand: *[2026-11-26 03:00 UTC] Update 2: EIA* · open for 2h 00m"
+    )
+    assert "*Next update:* 2026-11-26 04:00 UTC" in update2
+    assert resolution.splitlines()[0].startswith(":white_check_mark: *[2026-11-26 03:15 UTC]")
+    assert "*Cause (as far as known):* ExternalDataStale for EIA" in resolution
+    assert (
+        "• electricity_rto_region_data: stale for 2h 15m "
+        "(2026-11-26 00:59 UTC to 2026-11-26 03:14 UTC)"
+    ) in resolution
+    assert "• undo: pause DAG external_data_ingest: success" in resolution
+    assert "*Data backfill:* triggered (dag_run_id=backfill__e2e)" in resolution
+    assert "☐ Data quality audit: *Data Engineering*" in resolution
+
+    assert incident["state"] == "resolved"
+    assert incident["notes"]["slack_ts"] == root.ts
+    assert incident["notes"]["slack_channel"] == "C0DATAPLAT"
