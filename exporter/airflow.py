@@ -45,6 +45,13 @@ class AirflowSettings:
     runs_window: int = field(25, check=check_positive)
     concurrency: int = field(8, check=check_positive)
 
+    def __post_init__(self) -> None:
+        if self.enabled and not self.password and not self.password_file:
+            raise ValueError(
+                "password: Airflow is enabled but no password is set"
+                " (FEEDGUARD_AIRFLOW_PASSWORD or airflow.password_file)"
+            )
+
     @property
     def api_version(self) -> ApiVersion | None:
         """2 or 3 when configured, None for auto-detection."""
