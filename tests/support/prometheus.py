@@ -154,10 +154,14 @@ def _all_rules_evaluated(prometheus: PrometheusClient) -> bool:
 
 @contextlib.contextmanager
 def exporter_stack(
-    work_dir: Path, exporter_config: Mapping[str, Any], rule_files: Sequence[Path]
+    work_dir: Path,
+    exporter_config: Mapping[str, Any],
+    rule_files: Sequence[Path],
+    interval: str = "1s",
 ) -> Iterator[Stack]:
     """``feedguard-exporter`` (subprocess, ``exporter_config`` as its YAML) scraped as job
-    ``feedguard-exporter`` by a prometheus evaluating ``rule_files``, every second.
+    ``feedguard-exporter`` by a prometheus evaluating ``rule_files``, both every ``interval``
+    (also the scrape timeout, less the exporter's margin its deadline).
 
     Yields once the target is up and every rule has been evaluated once.
     """
