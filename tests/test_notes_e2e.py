@@ -29,6 +29,7 @@ from .support.responder import (
     resolved,
     responder_config,
     start_responder,
+    wait_for,
 )
 
 TOKEN = "xoxb-e2e-token"
@@ -197,3 +198,72 @@ async def test_notes_of_an_incident_across_two_replicas(
     assert incident["state"] == "resolved"
     assert incident["notes"]["slack_ts"] == root.ts
     assert incident["notes"]["slack_channel"] == "C0DATAPLAT"
+
+
+def single_replica_config(tmp_path: Path, slack: FakeSlack) -> ResponderConfig:
+    catalog = make_catalog({"EIA": {"datasets": ["electricity_rto_region_data"]}})
+    return responder_config(
+        tmp_path,
+        catalog=catalog,
+        playbooks=[
+            {
+                "name": "external-data",
+                "matchers": ['alertname=~"External.*"'],
+                "firing": [{"action": "pause_dags"}],
+                "resolved": [{"revert": "all"}],
+            }
+        ],
+        notes={
+            "slack_token": TOKEN,
+            "base_url": slack.api_url,
+            "max_retry_after_seconds": 5,
+            "max_retries": 1,
+        },
+    )
+
+
+async def test_a_refused_note_is_recorded_and_remediation_goes_on(
+    tmp_path: Path, slack: FakeSlack
+) -> None:
+    slack.fail_next("channel_not_found")
+    clock = FakeClock(T0)
+    async with start_responder(
+        single_replica_config(tmp_path, slack), clock=clock, actions=ACTIONS
+    ) as responder:
+        assert (await responder.post(notification([STALE]))).status == 200
+        await responder.settle()
+        await responder.tick()
+        incident = await responder.incident("EIA")
+        metrics = await responder.metrics()
+
+    assert incident["state"] == "stabilised"  # the runbook step ran regardless
+    failed = [e for e in incident["timeline"] if e["event"] == "note failed: initial:0"]
+    assert len(failed) == 1
+    assert failed[0]["error"] == (
+        "NoteDeliveryError: Slack chat.postMessage failed: channel_not_found"
+    )
+    assert slack.messages == []  # tick() does not post the claimed slot again
+    assert 'feedguard_responder_notes_total{kind="initial",result="failure"} 1.0' in metrics
+
+
+async def test_a_rate_limited_slack_does_not_delay_remediation(
+    tmp_path: Path, slack: FakeSlack
+) -> None:
+    slack.rate_limit_next(1, retry_after=2)
+    clock = FakeClock(T0)
+    async with start_responder(
+        single_replica_config(tmp_path, slack), clock=clock, actions=ACTIONS
+    ) as responder:
+        assert (await responder.post(notification([STALE]))).status == 200
+
+        async def stabilised() -> bool:
+            return [i["state"] for i in await responder.incidents()] == ["stabilised"]
+
+        await wait_for(stabilised, within=10)
+        # The step is done while the initial note still waits out Retry-After.
+        assert slack.messages == []
+        assert [r.status for r in slack.requests] == [429]
+        await responder.settle()
+
+    assert len(slack.messages) == 1
+    assert [r.status for r in slack.requests] == [429, 200]

@@ -417,3 +417,24 @@ async def test_token_from_file(slack: FakeSlack, catalog: Catalog, tmp_path: Pat
         assert notifier is not None
         await notifier.post(request("initial", incident(provider="ISO-NE"), T0))
     assert len(slack.messages) == 1
+
+
+async def test_hostile_values_arrive_in_slack_inert(slack: FakeSlack, catalog: Catalog) -> None:
+    view = incident(
+        provider="ISO-NE",
+        alerts=[
+            alert(
+                "ExternalDataStale",
+                provider="ISO-NE",
+                dataset="<!channel>",
+                summary="<http://evil.example|click> & {{ 7*7 }}",
+            )
+        ],
+    )
+    async with open_notifier(settings_for(slack), catalog) as notifier:
+        assert notifier is not None
+        await notifier.post(request("initial", view, T0))
+    [message] = slack.messages
+    assert "<!channel>" not in message.text
+    assert "*Affected datasets:* &lt;!channel&gt;" in message.text
+    assert ": &lt;http://evil.example|click&gt; &amp; {{ 7*7 }}" in message.text
