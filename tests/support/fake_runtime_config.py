@@ -9,6 +9,7 @@ feature state.  Every request is recorded for the test to assert on.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -34,6 +35,10 @@ class FakeRuntimeConfig:
     requests: list[Seen] = field(default_factory=list)
     serve_get: bool = True  # False: GET answers 405, as an API that only takes POSTs
     fail_next: list[int] = field(default_factory=list)
+    # Set: a POST changes the state, then its answer waits for this event (a
+    # client that dies after the change and before it heard the answer).
+    hold_answers: asyncio.Event | None = None
+    held: asyncio.Event = field(default_factory=asyncio.Event)
 
     @classmethod
     def with_features(cls, names: Iterable[str], **kwargs: Any) -> FakeRuntimeConfig:
@@ -121,4 +126,7 @@ class FakeRuntimeConfig:
             "enabled": body["enabled"],
             "configuration": dict(body.get("configuration") or {}),
         }
+        if self.hold_answers is not None:
+            self.held.set()
+            await self.hold_answers.wait()
         return web.json_response(self.state(name))
