@@ -342,3 +342,21 @@ def test_unparseable_yaml_is_one_clear_error(tmp_path: Path) -> None:
     result = run_cli("check-config", "--config", str(config))
     assert result.returncode == 2
     assert result.stderr.startswith(f"{config}: line 2 column 1: ")
+
+
+def test_unreadable_or_empty_files(tmp_path: Path) -> None:
+    latin = tmp_path / "latin.yml"
+    latin.write_bytes(b"providers:\n  - name: caf\xe9\n")
+    with pytest.raises(ConfigError) as caught:
+        load_catalog(latin)
+    assert caught.value.errors == [f"{latin}: <file>: not UTF-8 text: invalid continuation byte"]
+
+    empty = write(tmp_path / "empty.yml", "# nothing here\n")
+    with pytest.raises(ConfigError) as caught:
+        load_catalog(empty)
+    assert caught.value.errors == [f"{empty}: <root>: the catalog is empty"]
+
+    no_providers = write(tmp_path / "none.yml", "providers:\n")
+    with pytest.raises(ConfigError) as caught:
+        load_catalog(no_providers)
+    assert caught.value.errors == [f"{no_providers}: providers: expected a list, got null"]
