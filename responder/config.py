@@ -129,6 +129,14 @@ class Step:
             raise ValueError("params: a revert step takes no params")
 
 
+def _check_matchers(values: Any) -> str | None:
+    for index, value in enumerate(values):
+        message = _check_matcher(value)
+        if message:
+            return f"item {index}: {message}"
+    return None
+
+
 @dataclass(frozen=True)
 class Playbook:
     name: str
@@ -143,14 +151,6 @@ class Playbook:
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         return all(m.matches(labels) for m in self.parsed_matchers)
-
-
-def _check_matchers(values: Any) -> str | None:
-    for index, value in enumerate(values):
-        message = _check_matcher(value)
-        if message:
-            return f"[{index}]: {message}"
-    return None
 
 
 @dataclass(frozen=True)

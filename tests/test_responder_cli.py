@@ -1,0 +1,106 @@
+"""``feedguard-responder check-config`` and ``simulate`` (the shipped config included)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from responder.__main__ import main
+
+from .support.responder import alert, notification, resolved
+
+REPO = Path(__file__).resolve().parent.parent
+SHIPPED = str(REPO / "config" / "responder.yml")
+
+
+def test_shipped_config_is_valid_and_in_dry_run(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check-config", "--config", SHIPPED]) == 0
+    out = capsys.readouterr().out
+    assert "dry_run=on" in out
+    assert "store=sqlite" in out
+
+
+def test_check_config_lists_every_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "responder.yml"
+    bad.write_text(
+        f"""
+catalog_file: {REPO / "config" / "external_providers.yml"}
+listen: nowhere
+dry_run: maybe
+store: {{backend: redis}}
+playbooks:
+  - name: a
+    matchers: ['alertname=~"(unclosed"']
+    firing: [{{action: throttle_api, revert: all}}]
+executor: {{attempts: 0}}
+"""
+    )
+    assert main(["check-config", "--config", str(bad)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert f"{bad}: listen: expected HOST:PORT, got 'nowhere'" in err
+    assert f"{bad}: dry_run: expected true or false, got str 'maybe'" in err
+    assert f"{bad}: executor.attempts: must be at least 1, got 0" in err
+    assert any(
+        line.startswith(f"{bad}: playbooks[0].matchers: item 0: invalid regex") for line in err
+    )
+    assert (
+        f"{bad}: playbooks[0].firing[0].action: a step has exactly one of 'action' or 'revert'"
+        in err
+    )
+
+
+def test_check_config_names_unknown_actions(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "responder.yml"
+    bad.write_text(
+        f"""
+catalog_file: {REPO / "config" / "external_providers.yml"}
+playbooks:
+  - name: b
+    firing: [{{action: no_such_action}}]
+    resolved: [{{revert: all}}]
+"""
+    )
+    assert main(["check-config", "--config", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}: playbooks[0].firing[0]: unknown action 'no_such_action'" in err
+
+
+def test_simulate_prints_the_plan_and_runs_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    down = alert("ISO-NE")
+    payload = tmp_path / "payload.json"
+    payload.write_text(
+        json.dumps(
+            notification([down, resolved(alert("NOAA", "ExternalDataStale")), alert("NOPE")])
+        )
+    )
+    db = tmp_path / "var" / "responder.db"
+    monkeypatch.setenv("FEEDGUARD_STORE_SQLITE_PATH", str(db))
+    assert main(["simulate", str(payload), "--config", SHIPPED]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    iso, noaa, nope = plan["alerts"]
+    assert iso["playbook"] == "provider-down"
+    assert [s["action"] for s in iso["steps"]] == [
+        "throttle_api",
+        "pause_dags",
+        "read_cache",
+        "trigger_fallback",
+    ]
+    assert noaa["phase"] == "recovery"
+    assert noaa["steps"][-1] == {"revert": "all"}
+    assert nope["ignored"] == "provider 'NOPE' is not in the catalog"
+    assert not db.exists()  # nothing recorded
+
+
+def test_simulate_refuses_an_invalid_payload(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    payload = tmp_path / "payload.json"
+    payload.write_text(json.dumps({**notification([alert("ISO-NE")]), "version": "3"}))
+    assert main(["simulate", str(payload), "--config", SHIPPED]) == 2
+    assert "version: expected '4'" in capsys.readouterr().err
