@@ -446,3 +446,49 @@ async def test_restart_during_recovery_ends_in_the_right_state(world: World) -> 
     recovery = [(a, res) for a, _, res in results(doc, "recovery")]
     assert recovery.count(("trigger_backfill", "success")) == 1
     assert recovery.count(("throttle_api", "success")) == 1
+
+
+# --- safety: dry run, switches, retries, final errors ------------------------------------
+
+
+async def test_dry_run_and_switched_off_action_change_nothing(world: World) -> None:
+    world.config = dataclasses.replace(world.config, dry_run=True)
+    async with responder(world) as (client, engine):
+        await post(client, engine, notification("ISO-NE", "firing", world.clock.now - 60))
+        await tick(engine)
+        doc = await incident(client, "ISO-NE")
+    assert {r["result"] for r in doc["actions"]} == {"dry_run"}
+    planned = {r["target"] for r in doc["actions"]}
+    assert planned == {
+        "set AURUM_API_RATE_LIMIT_RPS=50 in configmap aurum-dev/aurum-api-config",
+        f"pause DAG {INGEST}",
+        f"pause DAG {BACKFILL}",
+        "switch on feature external_read_cache (ttl 900s)",
+        f"trigger DAG {FALLBACK_DAG} for ISO-NE",
+    }
+    assert world.kube.patches() == []
+    assert world.runtime.posts() == []
+    assert not world.airflow.is_paused(INGEST)
+    assert runs_of(world.airflow, FALLBACK_DAG, doc["id"]) == []
+
+
+async def test_retryable_and_final_errors_through_the_executor(world: World) -> None:
+    # Kubernetes answers 503 once (retried, then applied); runtime-config
+    # refuses the token (final: one attempt, the incident says why).
+    world.kube.fail_next.append(503)
+    world.runtime.token = "rotated"
+    async with responder(world) as (client, engine):
+        await post(client, engine, notification("MISO", "firing", world.clock.now - 60))
+        await tick(engine)
+        doc = await incident(client, "MISO")
+    by_action = {r["action"]: r for r in doc["actions"] if r["phase"] == "firing"}
+    throttle = by_action["throttle_api"]
+    assert throttle["result"] == "success"
+    assert throttle["detail"]["attempts"] == 2
+    assert world.kube.data(NS, CM)[KEY] == "50"
+    cache = by_action["read_cache"]
+    assert cache["result"] == "failure"
+    assert cache["detail"]["attempts"] == 1
+    assert "HTTP 401" in cache["error"]
+    assert "feature external_read_cache" in cache["error"]
+    assert world.runtime.features[FEATURE]["enabled"] is False
