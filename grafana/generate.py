@@ -554,6 +554,35 @@ def services() -> tuple[Json, list[Row]]:
                     width=8,
                 ),
                 Panel(
+                    "Situation notes",
+                    "timeseries",
+                    [
+                        Query(
+                            "sum by (kind, result) "
+                            "(increase(feedguard_responder_notes_total[$__rate_interval]))",
+                            "{{kind}} {{result}}",
+                        )
+                    ],
+                    "Slack notes (initial, hourly update, resolution) by result.",
+                    width=8,
+                    custom={"drawStyle": "bars", "fillOpacity": 60},
+                ),
+                Panel(
+                    "Recovery probes",
+                    "timeseries",
+                    [
+                        Query(
+                            "sum by (provider, result) "
+                            "(increase(feedguard_responder_recovery_probes_total"
+                            "[$__rate_interval]))",
+                            "{{provider}} {{result}}",
+                        )
+                    ],
+                    "Runbook 5.1: recovery starts after two successful probes in a row.",
+                    width=8,
+                    custom={"drawStyle": "bars", "fillOpacity": 60},
+                ),
+                Panel(
                     "Circuit breakers open",
                     "stat",
                     [
