@@ -445,6 +445,12 @@ def _env_value(tp: Any, raw: str) -> Any:
             return None
         tp = next(a for a in get_args(tp) if a is not type(None))
     text = raw.strip()
+    if get_origin(tp) is Literal:
+        # The choice whose text this is (Literal[2, 3] accepts "3" as 3).
+        for choice in get_args(tp):
+            if not isinstance(choice, bool) and str(choice) == text:
+                return choice
+        return raw
     if tp is bool:
         if text.lower() in _TRUE:
             return True

@@ -202,6 +202,7 @@ def test_environment_overrides(tmp_path: Path) -> None:
             # A password that looks like a number or a boolean stays a string.
             "FEEDGUARD_REDIS_PASSWORD": "12345",
             "FEEDGUARD_LISTEN": "0.0.0.0:9999",
+            "FEEDGUARD_LOG_FORMAT": "json",
             "UNRELATED": "x",
         },
     )
@@ -211,6 +212,7 @@ def test_environment_overrides(tmp_path: Path) -> None:
     assert config.scrape.deadline_margin_seconds == 0.25
     assert config.redis_password() == "12345"
     assert config.listen == "0.0.0.0:9999"
+    assert config.log.format == "json"
 
 
 def test_environment_can_name_the_catalog(tmp_path: Path) -> None:
