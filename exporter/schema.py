@@ -10,6 +10,15 @@ Field-level rules live in ``dataclasses.field(metadata=...)``:
 - ``check``: a callable returning an error message or ``None``;
 - ``env``: ``False`` to keep a field out of ``FEEDGUARD_*`` overrides;
 - ``doc``: one line shown by ``--help-config`` style listings.
+
+Checks across fields go in ``__post_init__``, raising through ``invalid()``
+(one ``key: message`` per problem).  Checks across list items that must run
+even when an item is invalid (duplicate names) go in a ``check_raw(data)``
+static method returning ``(key, message)`` pairs; it sees the raw mapping.
+
+``load_settings`` is the usual entry point: YAML file, then ``FEEDGUARD_*``
+overrides (each read as its setting's type; errors name the variable), then
+validation.
 """
 
 from __future__ import annotations
