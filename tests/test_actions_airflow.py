@@ -3,12 +3,14 @@ Airflow 2 stand-in."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from exporter.airflow import AirflowClient, AirflowSettings
 from responder.actions.pause_dags import PauseDags
@@ -274,3 +276,50 @@ async def test_airflow_2_trigger_conflict_and_errors(
             Target("t", None, {"dag_id": BACKFILL_DAG, "dag_run_id": "r1", "conf": {}}),
         )
     assert (raised.value.status, raised.value.retryable) == (401, False)
+
+
+async def test_retry_after_a_timed_out_pause_still_unpauses(
+    airflow2: tuple[FakeAirflow2, AirflowSettings],
+    session: aiohttp.ClientSession,
+    aiohttp_server,  # type: ignore[no-untyped-def]
+) -> None:
+    """Airflow pauses the DAG, but the answer comes after the client gave up."""
+    fake, settings = airflow2
+    release = asyncio.Event()
+
+    async def slow_proxy(request: web.Request) -> web.StreamResponse:
+        async with session.request(
+            request.method,
+            settings.base_url + request.path_qs,
+            data=await request.read(),
+            headers={k: v for k, v in request.headers.items() if k.lower() != "host"},
+        ) as upstream:
+            body = await upstream.read()
+            if request.method == "PATCH":
+                await release.wait()  # applied upstream, answer delayed
+            return web.Response(
+                status=upstream.status, body=body, content_type=upstream.content_type
+            )
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", slow_proxy)
+    proxy = await aiohttp_server(app)
+    slow = AirflowSettings(
+        base_url=str(proxy.make_url("")).rstrip("/"),
+        version="2",
+        username="admin",
+        password="secret",
+        timeout_seconds=0.5,
+    )
+    action = PauseDags(AirflowClient(session, slow))
+    ctx = context(params={"dags": [INGEST]})
+    (target,) = action.targets(ctx)
+    with pytest.raises(ActionError) as raised:
+        await action.apply(ctx, target)
+    assert raised.value.retryable is True
+    assert fake.dags[INGEST].is_paused is True
+    release.set()
+    retry = await action.apply(ctx, target)
+    assert (retry.previous, retry.changed) == (False, False)
+    await action.revert(ctx, target, retry.previous)
+    assert fake.dags[INGEST].is_paused is False

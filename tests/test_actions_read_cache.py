@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -177,3 +178,26 @@ async def test_unset_base_url_is_a_clear_final_error(session: aiohttp.ClientSess
     assert raised.value.retryable is False
     with pytest.raises(ActionError, match="positive integer"):
         action.targets(context(params={"ttl_seconds": 0}))
+
+
+async def test_retry_after_a_timed_out_post_keeps_the_state_from_before(
+    fake: FakeRuntimeConfig, url: str, session: aiohttp.ClientSession
+) -> None:
+    settings = RuntimeConfigSettings(base_url=url, token="rc-token", timeout_seconds=0.3)
+    action = ReadCache(RuntimeConfigClient(session, url, "rc-token", 0.3), settings)
+    ctx = context()
+    (target,) = action.targets(ctx)
+    # The API switches the cache on but its answer never arrives in time.
+    fake.hold_answers = asyncio.Event()
+    with pytest.raises(ActionError, match="timed out") as raised:
+        await action.apply(ctx, target)
+    assert raised.value.retryable is True
+    assert fake.features[FEATURE]["enabled"] is True
+    fake.hold_answers.set()
+    fake.hold_answers = None
+    retry = await action.apply(ctx, target)
+    assert retry.previous == {"enabled": False}
+    assert retry.changed is False
+    # Another incident meeting the cache on was not the one that switched it.
+    other = await action.apply(context(incident_id="inc-2"), target)
+    assert other.previous == {"enabled": True, "configuration": {"ttl_seconds": 900}}

@@ -27,6 +27,10 @@ class PauseDags:
 
     def __init__(self, client: AirflowClient) -> None:
         self._client = client
+        # (incident, DAG) pauses this process has sent.  A PATCH that timed out
+        # may still have paused the DAG; the retry must not then take it for
+        # an operator's pause and leave it paused after recovery.
+        self._sent: set[tuple[str, str]] = set()
 
     def targets(self, ctx: StepContext) -> Sequence[Target]:
         unknown = sorted(set(ctx.params) - {"dags"})
@@ -54,6 +58,12 @@ class PauseDags:
         what = f"pause DAG {dag_id}"
         try:
             dag = await self._client.get_dag(dag_id)
+            if dag.is_paused and (ctx.incident.id, dag_id) in self._sent:
+                return Outcome(
+                    previous=False,
+                    detail={"dag_id": dag_id, "note": "paused by an earlier attempt"},
+                    changed=False,
+                )
             if dag.is_paused:
                 return Outcome(
                     previous=True,
@@ -66,6 +76,7 @@ class PauseDags:
             # Captured before pausing: a failure here changes nothing, and the
             # runs in flight at that moment are the ones to look at on resume.
             runs = await self._client.list_runs(dag_id, limit=100, states=_RUN_STATES)
+            self._sent.add((ctx.incident.id, dag_id))
             await self._client.set_paused(dag_id, True)
         except AirflowError as exc:
             raise airflow_error(exc, what) from exc
