@@ -18,6 +18,7 @@ import hmac
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import time
@@ -100,6 +101,7 @@ class AirflowInstance:
     jwt_secret: str
     dag_ids: tuple[str, ...] = TEST_DAGS
     startup_seconds: float = 0.0
+    migrate_seconds: float = 0.0  # 0 when a cached migrated database was copied
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _token: str | None = None
 
@@ -322,6 +324,39 @@ def _wait_ready(instance: AirflowInstance, timeout: float) -> None:
         time.sleep(0.3)
 
 
+def _migrated_database(binary: str, env: dict[str, str], home: Path, timeout: float) -> float:
+    """Put a migrated SQLite database at ``home/airflow.db``; the seconds migrating took.
+
+    ``airflow db migrate`` takes 3-7 s on this machine; its result depends only on
+    the installed Airflow, so it is kept next to the venv (keyed by the installed
+    package) and copied for later sessions.
+    """
+    package = airflow_venv() / "lib"
+    marker = next(package.glob("python3*/site-packages/airflow/__init__.py"), None)
+    key = "none"
+    if marker is not None:
+        st = marker.stat()
+        key = hashlib.sha256(f"{marker}:{st.st_mtime_ns}:{st.st_size}".encode()).hexdigest()[:16]
+    template = airflow_venv() / f".feedguard-migrated-{key}.db"
+    target = home / "airflow.db"
+    if template.exists():
+        shutil.copyfile(template, target)
+        return 0.0
+    started = time.monotonic()
+    migrate = subprocess.run(
+        [binary, "db", "migrate"], env=env, cwd=home, capture_output=True, timeout=timeout
+    )
+    if migrate.returncode != 0:
+        output = (migrate.stdout + migrate.stderr).decode(errors="replace")[-4000:]
+        raise RuntimeError(f"airflow db migrate failed ({migrate.returncode}):\n{output}")
+    # Copy before any process opens it; atomic, so concurrent sessions never see half a file.
+    partial = template.with_suffix(f".{os.getpid()}.tmp")
+    with contextlib.suppress(OSError):
+        shutil.copyfile(target, partial)
+        os.replace(partial, template)
+    return time.monotonic() - started
+
+
 @contextlib.contextmanager
 def airflow_instance(home: Path, timeout: float = 120.0) -> Iterator[AirflowInstance]:
     """Migrate a fresh SQLite DB, start the three processes, wait for the DAGs; stop after."""
@@ -333,12 +368,7 @@ def airflow_instance(home: Path, timeout: float = 120.0) -> Iterator[AirflowInst
     password_file.write_text(json.dumps({USERNAME: password}))
     jwt_secret = secrets.token_urlsafe(48)[:64]  # 64 bytes: no PyJWT key-length warning
     env = _environment(home, port, password_file, jwt_secret)
-    migrate = subprocess.run(
-        [binary, "db", "migrate"], env=env, cwd=home, capture_output=True, timeout=timeout
-    )
-    if migrate.returncode != 0:
-        output = (migrate.stdout + migrate.stderr).decode(errors="replace")[-4000:]
-        raise RuntimeError(f"airflow db migrate failed ({migrate.returncode}):\n{output}")
+    migrate_seconds = _migrated_database(binary, env, home, timeout)
     instance = AirflowInstance(
         base_url=f"http://127.0.0.1:{port}",
         username=USERNAME,
@@ -362,6 +392,7 @@ def airflow_instance(home: Path, timeout: float = 120.0) -> Iterator[AirflowInst
         )
         _wait_ready(instance, timeout - (time.monotonic() - started))
         instance.startup_seconds = time.monotonic() - started
+        instance.migrate_seconds = migrate_seconds
         yield instance
     finally:
         instance.stop()
