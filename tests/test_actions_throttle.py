@@ -255,3 +255,15 @@ async def test_fake_answers_like_the_api_server(fake: FakeKubernetes, url: str) 
         async with http.get(path) as response:
             unauth = await response.json()
         assert (response.status, unauth["reason"], unauth["code"]) == (401, "Unauthorized", 401)
+
+
+async def test_refused_patch_is_final(fake: FakeKubernetes, url: str) -> None:
+    client = ConfigMapClient(KubernetesSettings(host=url, token="good-token"))
+    try:
+        with pytest.raises(ActionError) as raised:
+            await client.merge_patch(NS, CM, {"data": {KEY: 50}})
+    finally:
+        await client.close()
+    assert (raised.value.status, raised.value.retryable) == (422, False)
+    assert "(Invalid)" in str(raised.value)
+    assert fake.data(NS, CM)[KEY] == "200"
