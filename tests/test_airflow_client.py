@@ -6,6 +6,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
+from typing import Any
 
 import aiohttp
 import pytest
@@ -235,22 +236,22 @@ async def test_nothing_listening_is_unavailable(session: aiohttp.ClientSession) 
 
 
 @pytest.fixture
-async def airflow2(aiohttp_server) -> tuple[FakeAirflow2, str]:  # type: ignore[no-untyped-def]
+async def airflow2(aiohttp_server: Any) -> tuple[FakeAirflow2, str]:
     fake = FakeAirflow2(username="admin", password="s3cret")
     fake.add_dag("external_data_ingest", is_paused=False)
     server = await aiohttp_server(fake.app())
     return fake, str(server.make_url("")).rstrip("/")
 
 
-def v2_settings(base_url: str, **overrides: object) -> AirflowSettings:
-    values: dict[str, object] = {
+def v2_settings(base_url: str, **overrides: Any) -> AirflowSettings:
+    values: dict[str, Any] = {
         "enabled": True,
         "base_url": base_url,
         "username": "admin",
         "password": "s3cret",
     }
     values.update(overrides)
-    return AirflowSettings(**values)  # type: ignore[arg-type]
+    return AirflowSettings(**values)
 
 
 async def test_v2_detected_and_basic_auth(

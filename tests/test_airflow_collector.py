@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
+from typing import Any
 
 import aiohttp
 import pytest
@@ -17,7 +18,7 @@ from exporter.collectors.base import Deadline
 from .conftest import make_catalog
 from .support.airflow import AirflowInstance
 from .support.fake_airflow2 import FakeAirflow2
-from .support.families import samples, value
+from .support.families import Samples, samples, value
 
 HEARTBEAT = "feedguard_heartbeat_test"
 FAILING = "external_failing"
@@ -53,7 +54,7 @@ def ts(value: str) -> float:
     return datetime.fromisoformat(value).timestamp()
 
 
-def state_of(found: dict, dag_id: str) -> dict[str, float]:  # type: ignore[type-arg]
+def state_of(found: Samples, dag_id: str) -> dict[str, float]:
     return {
         dict(labels)["state"]: v
         for (name, labels), v in found.items()
@@ -144,7 +145,7 @@ async def test_bad_password_fails_the_collection(
 
 
 @pytest.fixture
-async def airflow2(aiohttp_server) -> tuple[FakeAirflow2, AirflowSettings]:  # type: ignore[no-untyped-def]
+async def airflow2(aiohttp_server: Any) -> tuple[FakeAirflow2, AirflowSettings]:
     fake = FakeAirflow2(username="admin", password="s3cret")
     server = await aiohttp_server(fake.app())
     settings = AirflowSettings(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
@@ -22,7 +23,9 @@ from .support.services import free_port
 from .test_quality_collector import T0, write_result
 
 DBT_DATA = Path(__file__).parent / "data" / "dbt"
-CATALOG = {"EIA": {"datasets": ["a"], "dags": ["external_data_ingest"]}}
+CATALOG: dict[str, dict[str, object]] = {
+    "EIA": {"datasets": ["a"], "dags": ["external_data_ingest"]}
+}
 
 
 def up_lines(text: str) -> dict[str, str]:
@@ -40,15 +43,15 @@ def base_config(redis_url: str) -> ExporterConfig:
     return dataclasses.replace(config, redis=RedisSettings(url=redis_url))
 
 
-async def test_off_by_default(aiohttp_client, redis_url: str) -> None:  # type: ignore[no-untyped-def]
-    client: TestClient = await aiohttp_client(create_app(base_config(redis_url)))
+async def test_off_by_default(aiohttp_client: Any, redis_url: str) -> None:
+    client: TestClient[Any, Any] = await aiohttp_client(create_app(base_config(redis_url)))
     text = await (await client.get("/metrics")).text()
     assert set(up_lines(text)) == {"redis", "probes"}
     assert "external_dag_" not in text
 
 
-async def test_all_three_on_and_healthy(  # type: ignore[no-untyped-def]
-    aiohttp_client, aiohttp_server, redis_url: str, tmp_path: Path
+async def test_all_three_on_and_healthy(
+    aiohttp_client: Any, aiohttp_server: Any, redis_url: str, tmp_path: Path
 ) -> None:
     fake = FakeAirflow2(username="admin", password="s3cret")
     fake.add_dag("external_data_ingest", is_paused=True)
@@ -66,7 +69,7 @@ async def test_all_three_on_and_healthy(  # type: ignore[no-untyped-def]
         dbt=DbtSettings(enabled=True, sources_json=str(tmp_path / "target" / "sources.json")),
         quality=QualitySettings(enabled=True, validations_dir=str(tmp_path / "validations")),
     )
-    client: TestClient = await aiohttp_client(create_app(config))
+    client: TestClient[Any, Any] = await aiohttp_client(create_app(config))
     text = await (await client.get("/metrics")).text()
     assert up_lines(text) == {
         "redis": "1.0",
@@ -83,8 +86,8 @@ async def test_all_three_on_and_healthy(  # type: ignore[no-untyped-def]
     assert 'external_quality_suite_success{suite="external_dbt_outputs"} 1.0' in text
 
 
-async def test_broken_sources_do_not_break_the_others(  # type: ignore[no-untyped-def]
-    aiohttp_client, redis_url: str, tmp_path: Path
+async def test_broken_sources_do_not_break_the_others(
+    aiohttp_client: Any, redis_url: str, tmp_path: Path
 ) -> None:
     write_result(tmp_path / "validations", "external_dbt_outputs", "__none__", T0, success=False)
     config = dataclasses.replace(
@@ -96,7 +99,7 @@ async def test_broken_sources_do_not_break_the_others(  # type: ignore[no-untype
         dbt=DbtSettings(enabled=True, sources_json=str(tmp_path / "target" / "sources.json")),
         quality=QualitySettings(enabled=True, validations_dir=str(tmp_path / "validations")),
     )
-    client: TestClient = await aiohttp_client(create_app(config))
+    client: TestClient[Any, Any] = await aiohttp_client(create_app(config))
     with capture_logs() as logs:
         response = await client.get("/metrics")
     assert response.status == 200
@@ -114,8 +117,8 @@ async def test_broken_sources_do_not_break_the_others(  # type: ignore[no-untype
     assert "sources.json: dbt sources.json is missing" in reasons["dbt"]
 
 
-async def test_airflow_401_is_collector_down_not_a_failed_scrape(  # type: ignore[no-untyped-def]
-    aiohttp_client, aiohttp_server, redis_url: str
+async def test_airflow_401_is_collector_down_not_a_failed_scrape(
+    aiohttp_client: Any, aiohttp_server: Any, redis_url: str
 ) -> None:
     fake = FakeAirflow2(username="admin", password="s3cret")
     fake.add_dag("external_data_ingest")
@@ -129,7 +132,7 @@ async def test_airflow_401_is_collector_down_not_a_failed_scrape(  # type: ignor
             password="wrong",
         ),
     )
-    client: TestClient = await aiohttp_client(create_app(config))
+    client: TestClient[Any, Any] = await aiohttp_client(create_app(config))
     with capture_logs() as logs:
         response = await client.get("/metrics")
     assert response.status == 200

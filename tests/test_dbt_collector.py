@@ -18,7 +18,7 @@ from structlog.testing import capture_logs
 from exporter.collectors.base import Deadline
 from exporter.collectors.dbt import ArtifactError, DbtCollector, DbtSettings
 
-from .support.families import samples, series, value
+from .support.families import Samples, samples, series, value
 
 DATA = Path(__file__).parent / "data" / "dbt"
 SRC = "iceberg_external"
@@ -32,11 +32,11 @@ def target(tmp_path: Path, generation: str) -> Path:
     return directory
 
 
-async def collect(collector: DbtCollector) -> dict:  # type: ignore[type-arg]
+async def collect(collector: DbtCollector) -> Samples:
     return samples(await collector.collect(Deadline.in_seconds(5)))
 
 
-def statuses(found: dict, table: str) -> dict[str, float]:  # type: ignore[type-arg]
+def statuses(found: Samples, table: str) -> dict[str, float]:
     return {
         dict(labels)["status"]: v
         for labels, v in series(found, STATUS).items()

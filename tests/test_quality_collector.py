@@ -24,7 +24,7 @@ from exporter.collectors.quality import (
     ValidationStoreError,
 )
 
-from .support.families import samples, value
+from .support.families import Samples, samples, value
 
 DATA = Path(__file__).parent / "data" / "gx"
 GX1 = json.loads((DATA / "gx1_validation_result.json").read_text())
@@ -63,7 +63,7 @@ def write_result(
     return path
 
 
-async def collect(collector: QualityCollector) -> dict:  # type: ignore[type-arg]
+async def collect(collector: QualityCollector) -> Samples:
     return samples(await collector.collect(Deadline.in_seconds(5)))
 
 

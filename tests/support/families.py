@@ -10,6 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from exporter.scrape import render
 
 Key = tuple[str, frozenset[tuple[str, str]]]
+Samples = dict[Key, float]
 
 
 def samples(families: Sequence[Metric]) -> dict[Key, float]:
