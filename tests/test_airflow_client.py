@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -335,3 +336,33 @@ async def test_v2_server_error_is_unavailable(
     with pytest.raises(AirflowUnavailable) as caught:
         await client.get_dag("external_data_ingest")
     assert caught.value.status == 503
+
+
+@pytest.mark.airflow
+async def test_concurrent_calls_with_a_stale_token_fetch_one_new_token(
+    airflow_instance: AirflowInstance, session: aiohttp.ClientSession, counter: RequestCounter
+) -> None:
+    client = AirflowClient(session, airflow_instance.settings())
+    client._token = resign_jwt(airflow_instance.token(fresh=True), "x" * 64)
+    dags = await asyncio.gather(*(client.get_dag(DAG) for _ in range(5)))
+    assert {d.dag_id for d in dags} == {DAG}
+    assert counter.sent.count(("POST", "/auth/token")) == 1
+
+
+async def test_v2_list_dags_pages_then_asks_for_the_rest(
+    airflow2: tuple[FakeAirflow2, str], session: aiohttp.ClientSession
+) -> None:
+    fake, url = airflow2
+    for i in range(150):
+        fake.add_dag(f"other_{i:03d}")
+    fake.add_dag("zz_backfill", is_paused=True)  # beyond the first page of 100
+    client = AirflowClient(session, v2_settings(url, version=2))
+    fake.requests.clear()
+    found = await client.list_dags(["external_data_ingest", "zz_backfill", "missing"])
+    assert found["zz_backfill"].is_paused is True
+    assert found["external_data_ingest"].is_paused is False
+    assert "missing" not in found
+    paths = [p.split("?")[0] for _, p in fake.requests]
+    # Two pages (fewer than one request per DAG), then what is still unseen.
+    assert paths.count("/api/v1/dags") == 2
+    assert "/api/v1/dags/missing" in paths
