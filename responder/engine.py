@@ -146,9 +146,8 @@ class Engine:
                     entries = await self.store.inbox_peek(100)
                     if not entries:
                         break
-                    for entry in entries:
-                        incident_id = await self._apply_entry(entry)
-                        if incident_id and incident_id not in touched:
+                    for incident_id in await self._apply_batch(entries):
+                        if incident_id not in touched:
                             touched.append(incident_id)
                     await self.store.inbox_ack(len(entries))
                     await self.store.acquire("inbox", self.owner, INBOX_LEASE_SECONDS)
@@ -177,7 +176,10 @@ class Engine:
     async def _ignore(self, entry: Doc, reason: str) -> None:
         alert = entry["alert"]
         log.info(
-            "alert transition ignored", reason=reason, alertname=alert["labels"].get("alertname")
+            "alert transition ignored",
+            reason=reason,
+            alertname=alert["labels"].get("alertname"),
+            fingerprint=alert["fingerprint"],
         )
         self.metrics.transitions.labels("ignored").inc()
         record = {
@@ -189,48 +191,82 @@ class Engine:
         }
         await self.store.update("ignored", entry["key"], lambda doc: (record, None))
 
-    async def _apply_entry(self, entry: Doc) -> str | None:
-        alert = entry["alert"]
-        labels = alert["labels"]
-        with structlog.contextvars.bound_contextvars(
-            fingerprint=alert["fingerprint"], group_key=entry.get("group_key")
-        ):
+    async def _apply_batch(self, entries: list[Doc]) -> list[str]:
+        """Apply inbox entries in order; one ledger write per incident and batch."""
+        groups: dict[str, list[tuple[Doc, Playbook | None]]] = {}
+        for entry in entries:
+            labels = entry["alert"]["labels"]
             provider, reason = self.check_provider(labels)
             if provider is None:
                 await self._ignore(entry, reason or "ignored")
-                return None
-            active = await self.store.get("active", provider.name)
-            incident_id = active.get("incident") if active else None
-            if alert["status"] == "firing":
+                continue
+            playbook = None
+            if entry["alert"]["status"] == "firing":
                 playbook = self.match_playbook(labels)
                 if playbook is None:
                     await self._ignore(entry, "no playbook matches the alert")
-                    return None
-                if incident_id is None:
-                    incident_id = await self._open(provider, entry)
-                with structlog.contextvars.bound_contextvars(incident_id=incident_id):
-                    await self.store.update(
-                        "incident", incident_id, _firing(entry, playbook, self._now())
-                    )
-                    log.info("alert firing applied", playbook=playbook.name)
-            else:
-                if incident_id is None:
-                    await self._ignore(entry, "resolved alert without an open incident")
-                    return None
-                with structlog.contextvars.bound_contextvars(incident_id=incident_id):
-                    known = await self.store.update(
-                        "incident",
-                        incident_id,
-                        _resolved(
-                            entry, self._now(), provider, self.config.recovery.probes_required
-                        ),
-                    )
-                    if not known:
-                        await self._ignore(entry, f"alert is not part of incident {incident_id}")
-                        return None
-                    log.info("alert resolved applied")
-            self.metrics.transitions.labels("incident").inc()
-            return incident_id
+                    continue
+            groups.setdefault(provider.name, []).append((entry, playbook))
+        touched = []
+        for name, items in groups.items():
+            provider = self.catalog.require(name)
+            incident_id = await self._apply_group(provider, items)
+            if incident_id is not None:
+                touched.append(incident_id)
+        return touched
+
+    async def _apply_group(
+        self, provider: Provider, items: list[tuple[Doc, Playbook | None]]
+    ) -> str | None:
+        active = await self.store.get("active", provider.name)
+        incident_id: str | None = active.get("incident") if active else None
+        if incident_id is None:
+            # Resolved alerts before the first firing one belong to no open incident.
+            while items and items[0][1] is None:
+                await self._ignore(items[0][0], "resolved alert without an open incident")
+                items = items[1:]
+            if not items:
+                return None
+            incident_id = await self._open(provider, items[0][0])
+        now = self._now()
+        needed = self.config.recovery.probes_required
+        changers = [
+            _firing(entry, playbook, now)
+            if playbook is not None
+            else _resolved(entry, now, provider, needed)
+            for entry, playbook in items
+        ]
+
+        def change(doc: Doc | None) -> tuple[Doc | None, list[Any]]:
+            if doc is None:
+                return None, [False] * len(changers)
+            changed = False
+            results: list[Any] = []
+            for changer in changers:
+                new, result = changer(doc)
+                if new is not None:
+                    doc, changed = new, True
+                results.append(result)
+            return (doc if changed else None), results
+
+        with structlog.contextvars.bound_contextvars(incident_id=incident_id):
+            results = await self.store.update("incident", incident_id, change)
+            applied = 0
+            for (entry, playbook), result in zip(items, results, strict=True):
+                if playbook is None and result is False:
+                    await self._ignore(entry, f"alert is not part of incident {incident_id}")
+                    continue
+                applied += 1
+                log.debug(
+                    "alert transition applied",
+                    fingerprint=entry["alert"]["fingerprint"],
+                    status=entry["alert"]["status"],
+                    group_key=entry.get("group_key"),
+                    playbook=playbook.name if playbook else None,
+                )
+            self.metrics.transitions.labels("incident").inc(applied)
+            log.info("alert transitions applied", provider=provider.name, transitions=applied)
+        return incident_id
 
     def _now(self) -> float:
         return self.clock()
@@ -299,27 +335,36 @@ class Engine:
             if doc is None:
                 return
             self.schedule_notes(doc)
-            await self._run_pending(incident_id, renew)
-            doc = await self.store.get("incident", incident_id)
-            recovering = doc is not None and doc["state"] == inc.RECOVERING
-            if recovering and doc is not None and await self._check_recovery(doc):
-                await self._run_pending(incident_id, renew)
-            doc = await self.store.get("incident", incident_id)
-            if doc is not None:
-                self.schedule_notes(doc)
+            doc = await self._run_pending(incident_id, renew, doc)
+            if (
+                doc is not None
+                and doc["state"] == inc.RECOVERING
+                and await self._check_recovery(doc)
+            ):
+                doc = await self._run_pending(incident_id, renew, None)
+            if doc is not None and doc["state"] == inc.RESOLVED:
+                self.schedule_notes(doc)  # the resolution note
         finally:
             with contextlib.suppress(StoreUnavailable):
                 await self.store.release(lease, self.owner)
 
-    async def _run_pending(self, incident_id: str, renew: Callable[[], Any]) -> None:
+    async def _run_pending(
+        self, incident_id: str, renew: Callable[[], Any], doc: Doc | None
+    ) -> Doc | None:
+        """Run pending steps in order; returns the incident as last read."""
         while True:
-            doc = await self.store.get("incident", incident_id)
             if doc is None:
-                return
+                doc = await self.store.get("incident", incident_id)
+                if doc is None:
+                    return None
             pending = inc.pending_work(doc)
             if not pending:
-                await self.store.update("incident", incident_id, self._settle_state)
-                return
+                if inc.settled_state(doc) != doc["state"]:
+                    settled: Doc | None = await self.store.update(
+                        "incident", incident_id, self._settle_state
+                    )
+                    return settled
+                return doc
             item = pending[0]
             provider = self.catalog.get(doc["provider"])
             if item["phase"] == "firing" and doc["state"] in (inc.OPEN, inc.STABILISED):
@@ -328,6 +373,7 @@ class Engine:
                     incident_id,
                     _set_state(inc.STABILISING, self._now(), "running firing steps"),
                 )
+            assert doc is not None
             if provider is None:
                 ok = False  # the provider left the catalog since the incident opened
             else:
@@ -335,21 +381,22 @@ class Engine:
             await self.store.update(
                 "incident", incident_id, _finish_item(item["id"], ok, self._now())
             )
+            doc = None
             await renew()
 
-    def _settle_state(self, doc: Doc | None) -> tuple[Doc | None, None]:
+    def _settle_state(self, doc: Doc | None) -> tuple[Doc | None, Doc | None]:
         if doc is None:
             return None, None
         state = inc.settled_state(doc)
         if state == doc["state"]:
-            return None, None
+            return None, doc
         now = self._now()
         doc["state"] = state
         inc.add_event(doc, now, f"state {state}")
         if state == inc.RESOLVED:
             doc["resolved_at"] = now
             doc["live"] = self.notifier is not None and "resolution:0" not in doc["note_slots"]
-        return doc, None
+        return doc, doc
 
     async def _check_recovery(self, doc: Doc) -> bool:
         """Probe if due; True when the resolved steps were enqueued."""
@@ -501,7 +548,7 @@ def _firing(
         if doc is None or entry["key"] in doc["transitions"]:
             return None, None
         alert = entry["alert"]
-        doc["transitions"].append(entry["key"])
+        _remember(doc, entry["key"])
         if entry.get("group_key") and entry["group_key"] not in doc["group_keys"]:
             doc["group_keys"].append(entry["group_key"])
         fingerprint = alert["fingerprint"]
@@ -549,7 +596,7 @@ def _resolved(
         fingerprint = alert["fingerprint"]
         if fingerprint not in doc["alerts"]:
             return None, False
-        doc["transitions"].append(entry["key"])
+        _remember(doc, entry["key"])
         doc["alerts"][fingerprint] = _alert(alert)
         name = alert["labels"].get("alertname", "")
         inc.add_event(doc, now, f"alert resolved: {name}", fingerprint=fingerprint)
@@ -569,6 +616,16 @@ def _resolved(
         return doc, True
 
     return change
+
+
+# Transitions applied to an incident, kept so re-applying an inbox entry after a crash
+# is a no-op; the store's own dedupe covers older ones.
+TRANSITIONS_KEPT = 1000
+
+
+def _remember(doc: Doc, key: str) -> None:
+    doc["transitions"].append(key)
+    del doc["transitions"][:-TRANSITIONS_KEPT]
 
 
 def _alert(alert: Doc) -> Doc:

@@ -7,6 +7,7 @@ leases are ``SET NX PX`` released and renewed by owner-checking scripts.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -45,6 +46,10 @@ return 0
 """
 
 
+# Notifications written together in one script call at most (bounds the call's size).
+_MAX_BATCH = 64
+
+
 class RedisStore(Store):
     def __init__(
         self,
@@ -67,6 +72,8 @@ class RedisStore(Store):
         self._record = self.client.register_script(_RECORD)
         self._acquire = self.client.register_script(_ACQUIRE)
         self._release = self.client.register_script(_RELEASE)
+        self._batch: list[tuple[Sequence[tuple[str, Doc]], asyncio.Future[list[bool]]]] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     def _key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
@@ -84,15 +91,39 @@ class RedisStore(Store):
             raise StoreUnavailable(f"redis: {exc}") from exc
 
     async def record_transitions(self, items: Sequence[tuple[str, Doc]]) -> list[bool]:
+        """Group commit: calls arriving while a write is in flight share the next script
+        call, so concurrent webhooks cost one round trip together.  Each caller still
+        returns only after its own transitions are written."""
         if not items:
             return []
-        keys = [self._key("inbox")] + [self._key("transition", key) for key, _ in items]
-        args: list[Any] = [self.dedupe_ttl_ms] + [json.dumps(payload) for _, payload in items]
-        try:
-            result = await self._record(keys=keys, args=args)
-        except (RedisError, OSError) as exc:
-            raise StoreUnavailable(f"redis: {exc}") from exc
-        return [bool(flag) for flag in result]
+        future: asyncio.Future[list[bool]] = asyncio.get_running_loop().create_future()
+        self._batch.append((items, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        while self._batch:
+            batch, self._batch = self._batch[:_MAX_BATCH], self._batch[_MAX_BATCH:]
+            keys = [self._key("inbox")]
+            args: list[Any] = [self.dedupe_ttl_ms]
+            for items, _ in batch:
+                for key, payload in items:
+                    keys.append(self._key("transition", key))
+                    args.append(json.dumps(payload))
+            try:
+                result = await self._record(keys=keys, args=args)
+            except (RedisError, OSError) as exc:
+                error = StoreUnavailable(f"redis: {exc}")
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            offset = 0
+            for items, future in batch:
+                if not future.done():
+                    future.set_result([bool(f) for f in result[offset : offset + len(items)]])
+                offset += len(items)
 
     async def inbox_peek(self, limit: int) -> list[Doc]:
         try:

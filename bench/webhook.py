@@ -1,0 +1,313 @@
+"""Webhook benchmark: the responder's POST /webhook/alertmanager on the Redis store,
+against a bare aiohttp handler that only parses the JSON, measured in the same run.
+
+    .venv/bin/python -m bench.webhook [--requests 2000] [--rounds 5] [--concurrency 16]
+
+A real ``redis-server`` is started on a free loopback port.  Each server runs in
+its own process (the responder through ``create_app``, exactly as served, with
+bearer auth and its background scheduler); this process is the load generator:
+a fixed number of POSTs of a three-alert Alertmanager v4 payload over ``concurrency``
+keep-alive connections, after a warm-up.  Scenarios:
+
+- ``resend``: every request repeats one notification (Alertmanager's repeat
+  interval, HA peers): authenticate, validate, one Lua call that finds all three
+  transitions already recorded.
+- ``new``: every request carries three new alert transitions (a new ``startsAt``),
+  so each is recorded, queued, and applied to the incident by the scheduler
+  running in the same process.
+
+Figures are printed, never asserted; the goal is at least half the bare
+handler's throughput.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+TOKEN = "bench-token"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on {port} after {timeout}s")
+
+
+@contextlib.contextmanager
+def redis_server(workdir: Path) -> Iterator[str]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("redis-server is not installed (make system-deps)")
+    port = free_port()
+    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    process = subprocess.Popen(argv, cwd=workdir, stdout=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, process)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+@contextlib.contextmanager
+def server(kind: str, redis_url: str, workdir: Path) -> Iterator[str]:
+    port = free_port()
+    argv = [sys.executable, "-m", "bench.webhook", "--serve", kind, "--port", str(port)]
+    argv += ["--redis", redis_url, "--workdir", str(workdir)]
+    log = (workdir / f"{kind}.log").open("wb")
+    process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(port, process)
+        yield f"http://127.0.0.1:{port}/webhook/alertmanager"
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            print(f"{kind} server did not stop within 10 s of SIGTERM: killed", file=sys.stderr)
+            process.kill()
+            process.wait()
+        log.close()
+
+
+# --- the servers (child processes) -----------------------------------------------------
+
+
+def serve_bare(port: int) -> None:
+    from aiohttp import web
+
+    async def handler(request: web.Request) -> web.Response:
+        json.loads(await request.read())
+        return web.json_response({"status": "accepted"})
+
+    app = web.Application()
+    app.router.add_post("/webhook/alertmanager", handler)
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+
+
+def serve_responder(port: int, redis_url: str, workdir: Path) -> None:
+    import dataclasses
+
+    from aiohttp import web
+
+    from exporter.catalog import parse_catalog
+    from exporter.log import configure_logging
+    from exporter.schema import load_dataclass
+    from responder.app import create_app
+    from responder.config import ResponderConfig
+
+    configure_logging("error", "json")
+    catalog = parse_catalog(
+        {"providers": [{"name": f"P{n}", "datasets": ["d"]} for n in range(10)]}, "<bench>"
+    )
+    config = load_dataclass(
+        ResponderConfig,
+        {
+            "dry_run": True,  # the runbook's steps are planned and recorded, not executed
+            "store": {"backend": "redis"},
+            "redis": {"url": redis_url},
+            "webhook": {"bearer_token": TOKEN},
+            "playbooks": [
+                {
+                    "name": "down",
+                    "matchers": ['alertname="ExternalProviderDown"'],
+                    "firing": [{"action": "noop"}],
+                }
+            ],
+        },
+        "<bench>",
+    )
+    config = dataclasses.replace(config, catalog=catalog)
+    app = create_app(config, actions={})
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+
+
+# --- the load generator ----------------------------------------------------------------
+
+
+def payload(n: int, new: bool) -> bytes:
+    starts = (
+        f"2026-01-01T00:{(n // 60) % 60:02d}:{n % 60:02d}.{n:09d}Z"
+        if new
+        else ("2026-01-01T00:00:00Z")
+    )
+    alerts = [
+        {
+            "status": "firing",
+            "labels": {
+                "alertname": "ExternalProviderDown",
+                "provider": f"P{i}",
+                "severity": "page",
+                "team": "data-platform",
+            },
+            "annotations": {
+                "summary": f"Provider P{i} health probe failing",
+                "description": "The health probe has failed for 5 minutes. " * 4,
+                "runbook_url": "https://runbooks.example/external-data-outage",
+            },
+            "startsAt": starts,
+            "endsAt": "0001-01-01T00:00:00Z",
+            "generatorURL": "http://prometheus:9090/graph?g0.expr=external_provider_probe_success",
+            "fingerprint": f"{i:016x}",
+        }
+        for i in range(3)
+    ]
+    body = {
+        "receiver": "feedguard",
+        "status": "firing",
+        "alerts": alerts,
+        "groupLabels": {"alertname": "ExternalProviderDown"},
+        "commonLabels": {"alertname": "ExternalProviderDown", "severity": "page"},
+        "commonAnnotations": {},
+        "externalURL": "http://alertmanager:9093",
+        "version": "4",
+        "groupKey": '{}:{alertname="ExternalProviderDown"}',
+        "truncatedAlerts": 0,
+    }
+    return json.dumps(body).encode()
+
+
+@dataclass
+class Result:
+    requests: int
+    seconds: float
+    latencies: list[float]
+
+    @property
+    def throughput(self) -> float:
+        return self.requests / self.seconds
+
+    @property
+    def p50(self) -> float:
+        return statistics.median(self.latencies)
+
+    @property
+    def p99(self) -> float:
+        return sorted(self.latencies)[int(len(self.latencies) * 0.99) - 1]
+
+
+async def load(url: str, requests: int, concurrency: int, new: bool, offset: int) -> Result:
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    bodies = [payload(offset + n, new) for n in range(requests)]
+    latencies: list[float] = []
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for body in bodies:
+        queue.put_nowait(body)
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def worker() -> None:
+            while not queue.empty():
+                body = queue.get_nowait()
+                started = time.perf_counter()
+                async with session.post(url, data=body, headers=headers) as response:
+                    await response.read()
+                    if response.status != 200:
+                        raise RuntimeError(f"{url}: HTTP {response.status}")
+                latencies.append(time.perf_counter() - started)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return Result(requests, elapsed, latencies)
+
+
+def merged(results: list[Result]) -> Result:
+    return Result(
+        sum(r.requests for r in results),
+        sum(r.seconds for r in results),
+        [x for r in results for x in r.latencies],
+    )
+
+
+def report(name: str, result: Result, base: Result, ratios: list[float]) -> None:
+    ratio = result.throughput / base.throughput
+    print(
+        f"{name:<22} {result.throughput:7.0f} req/s  p50 {result.p50 * 1000:6.2f} ms  "
+        f"p99 {result.p99 * 1000:6.2f} ms  throughput ratio {ratio:5.2f} "
+        f"(per-round median {statistics.median(ratios):4.2f})  "
+        f"p99 ratio {result.p99 / base.p99:5.2f}"
+    )
+
+
+async def run(requests: int, concurrency: int, rounds: int, redis_url: str, workdir: Path) -> int:
+    warmup = max(200, requests // 5)
+    with (
+        server("bare", redis_url, workdir) as bare_url,
+        server("responder", redis_url, workdir) as responder_url,
+    ):
+        for url in (bare_url, responder_url):
+            await load(url, warmup, concurrency, False, 0)
+        print(
+            f"{requests} requests x {rounds} rounds per side, concurrency {concurrency}, "
+            "3 alerts per request, loopback, Redis store"
+        )
+        offset = 0
+        for scenario, new in (("resend", False), ("new", True)):
+            bare: list[Result] = []
+            responder: list[Result] = []
+            # Interleaved rounds: both sides see the same machine conditions.
+            for _ in range(rounds):
+                bare.append(await load(bare_url, requests, concurrency, new, 0))
+                offset += requests
+                responder.append(await load(responder_url, requests, concurrency, new, offset))
+            ratios = [r.throughput / b.throughput for r, b in zip(responder, bare, strict=True)]
+            base = merged(bare)
+            report("bare JSON handler", base, base, [1.0])
+            report(f"responder ({scenario})", merged(responder), base, ratios)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.webhook", description=__doc__)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--serve", choices=["bare", "responder"], help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--redis", help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve == "bare":
+        serve_bare(args.port)
+        return 0
+    if args.serve == "responder":
+        serve_responder(args.port, args.redis, Path(args.workdir))
+        return 0
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-webhook-") as tmp,
+        redis_server(Path(tmp)) as redis_url,
+    ):
+        return asyncio.run(run(args.requests, args.concurrency, args.rounds, redis_url, Path(tmp)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
