@@ -41,6 +41,8 @@ log = get_logger(__name__)
 
 Doc = dict[str, Any]
 INBOX_LEASE_SECONDS = 30.0
+INBOX_BATCH = 100
+KICK_COALESCE_SECONDS = 0.02
 
 
 class Engine:
@@ -108,6 +110,8 @@ class Engine:
 
     async def _kicked(self) -> None:
         while self._kick_pending:
+            # A short pause gathers a burst of notifications into one pass over the inbox.
+            await asyncio.sleep(KICK_COALESCE_SECONDS)
             self._kick_pending = False
             try:
                 touched = await self.process_inbox()
@@ -136,14 +140,14 @@ class Engine:
     # --- the inbox ----------------------------------------------------------------
 
     async def process_inbox(self) -> list[str]:
-        """Apply recorded transitions to incidents; returns the incident ids touched."""
+        """Apply recorded transitions to incidents; returns the incidents that need a run."""
         touched: list[str] = []
         async with self._inbox_lock:
             if not await self.store.acquire("inbox", self.owner, INBOX_LEASE_SECONDS):
                 return touched
             try:
                 while True:
-                    entries = await self.store.inbox_peek(100)
+                    entries = await self.store.inbox_peek(INBOX_BATCH)
                     if not entries:
                         break
                     for incident_id in await self._apply_batch(entries):
@@ -237,9 +241,10 @@ class Engine:
             for entry, playbook in items
         ]
 
-        def change(doc: Doc | None) -> tuple[Doc | None, list[Any]]:
+        def change(doc: Doc | None) -> tuple[Doc | None, tuple[list[Any], bool]]:
             if doc is None:
-                return None, [False] * len(changers)
+                return None, ([False] * len(changers), False)
+            before = (doc["state"], len(inc.pending_work(doc)))
             changed = False
             results: list[Any] = []
             for changer in changers:
@@ -247,10 +252,16 @@ class Engine:
                 if new is not None:
                     doc, changed = new, True
                 results.append(result)
-            return (doc if changed else None), results
+            # Steps to run, a state to act on (recovering), or a new incident's first notes.
+            needs_service = (
+                (doc["state"], len(inc.pending_work(doc))) != before
+                or bool(inc.pending_work(doc))
+                or doc["state"] in (inc.OPEN, inc.RECOVERING)
+            )
+            return (doc if changed else None), (results, needs_service)
 
         with structlog.contextvars.bound_contextvars(incident_id=incident_id):
-            results = await self.store.update("incident", incident_id, change)
+            results, needs_service = await self.store.update("incident", incident_id, change)
             applied = 0
             for (entry, playbook), result in zip(items, results, strict=True):
                 if playbook is None and result is False:
@@ -266,7 +277,8 @@ class Engine:
                 )
             self.metrics.transitions.labels("incident").inc(applied)
             log.info("alert transitions applied", provider=provider.name, transitions=applied)
-        return incident_id
+        # A repeat of what the incident already knows needs no run (the tick still comes).
+        return incident_id if needs_service else None
 
     def _now(self) -> float:
         return self.clock()
@@ -620,7 +632,8 @@ def _resolved(
 
 # Transitions applied to an incident, kept so re-applying an inbox entry after a crash
 # is a no-op; the store's own dedupe covers older ones.
-TRANSITIONS_KEPT = 1000
+# Twice the inbox batch: an entry re-applied after a crash is always among them.
+TRANSITIONS_KEPT = 2 * INBOX_BATCH
 
 
 def _remember(doc: Doc, key: str) -> None:

@@ -67,7 +67,17 @@ def new_incident(
 
 
 def add_event(doc: Doc, at: float, event: str, **fields: Any) -> None:
-    doc["timeline"].append({"at": at, "event": event, **fields})
+    timeline = doc["timeline"]
+    if timeline:
+        last = timeline[-1]
+        same = {k: v for k, v in last.items() if k not in ("at", "repeats", "last_at")}
+        if same == {"event": event, **fields}:
+            # The same event again (a failing probe every 30 s, a re-sent alert):
+            # counted on the last entry instead of flooding the timeline.
+            last["repeats"] = last.get("repeats", 1) + 1
+            last["last_at"] = at
+            return
+    timeline.append({"at": at, "event": event, **fields})
     extra = len(doc["timeline"]) - TIMELINE_LIMIT
     if extra > 0:
         # Keep the first entry (the opening) and the newest ones.

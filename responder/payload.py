@@ -7,6 +7,7 @@ to nine fractional digits; an unset ``endsAt`` is ``0001-01-01T00:00:00Z``.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,9 +31,18 @@ def parse_timestamp(value: Any, path: str) -> float | None:
     """Epoch seconds, or None for Go's zero time (an unset endsAt)."""
     if not isinstance(value, str):
         raise PayloadError(f"{path}: expected an RFC 3339 timestamp string, got {_kind(value)}")
+    try:
+        return _parse_timestamp(value)
+    except ValueError as exc:
+        raise PayloadError(f"{path}: {exc}") from None
+
+
+# Alertmanager re-sends the same startsAt on every repeat: parse each string once.
+@functools.lru_cache(maxsize=4096)
+def _parse_timestamp(value: str) -> float | None:
     found = _TS_RE.match(value)
     if not found:
-        raise PayloadError(f"{path}: not an RFC 3339 timestamp: {value[:64]!r}")
+        raise ValueError(f"not an RFC 3339 timestamp: {value[:64]!r}")
     year, month, day, hour, minute, second, frac, zone = found.groups()
     if int(year) == _ZERO_YEAR:
         return None
@@ -45,8 +55,8 @@ def parse_timestamp(value: Any, path: str) -> float | None:
         moment = datetime(
             int(year), int(month), int(day), int(hour), int(minute), int(second), tzinfo=tz
         )
-    except ValueError as exc:
-        raise PayloadError(f"{path}: not a valid date/time: {value[:64]!r}") from exc
+    except ValueError:
+        raise ValueError(f"not a valid date/time: {value[:64]!r}") from None
     return moment.timestamp() + (int(frac) / 10 ** len(frac) if frac else 0.0)
 
 
@@ -81,10 +91,12 @@ def _labels(data: Mapping[str, Any], key: str, path: str) -> dict[str, str]:
         return {}
     if not isinstance(value, dict):
         raise PayloadError(f"{path}{key}: expected an object of strings, got {_kind(value)}")
-    for name, item in value.items():
-        if not isinstance(item, str):
-            raise PayloadError(f"{path}{key}.{name}: expected a string, got {_kind(item)}")
-    return dict(value)
+    if not all(type(item) is str for item in value.values()):
+        for name, item in value.items():
+            if not isinstance(item, str):
+                raise PayloadError(f"{path}{key}.{name}: expected a string, got {_kind(item)}")
+    # Freshly decoded JSON, owned by this request: no copy needed.
+    return value
 
 
 @dataclass(frozen=True)
@@ -121,8 +133,8 @@ class Alert:
     def to_json(self) -> dict[str, Any]:
         return {
             "status": self.status,
-            "labels": dict(self.labels),
-            "annotations": dict(self.annotations),
+            "labels": self.labels,
+            "annotations": self.annotations,
             "startsAt": self.starts_at,
             "endsAt": self.ends_at,
             "generatorURL": self.generator_url,

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -46,6 +48,30 @@ return 0
 """
 
 
+class SeenKeys:
+    """A bounded, expiring set of transition keys known to be recorded in Redis."""
+
+    def __init__(self, max_keys: int, ttl_seconds: float) -> None:
+        self.max_keys = max_keys
+        self.ttl = ttl_seconds
+        self._keys: OrderedDict[str, float] = OrderedDict()
+
+    def known(self, key: str) -> bool:
+        added = self._keys.get(key)
+        if added is None:
+            return False
+        if time.monotonic() - added > self.ttl:
+            del self._keys[key]
+            return False
+        return True
+
+    def add(self, key: str) -> None:
+        self._keys[key] = time.monotonic()
+        self._keys.move_to_end(key)
+        while len(self._keys) > self.max_keys:
+            self._keys.popitem(last=False)
+
+
 # Notifications written together in one script call at most (bounds the call's size).
 _MAX_BATCH = 64
 
@@ -74,6 +100,9 @@ class RedisStore(Store):
         self._release = self.client.register_script(_RELEASE)
         self._batch: list[tuple[Sequence[tuple[str, Doc]], asyncio.Future[list[bool]]]] = []
         self._flusher: asyncio.Task[None] | None = None
+        # Keys this replica saw written: a re-send is answered without a round trip.
+        # Kept far shorter than the keys' TTL in Redis, so it never outlives them.
+        self._seen = SeenKeys(max_keys=100_000, ttl_seconds=min(3600.0, dedupe_ttl_seconds / 2))
 
     def _key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
@@ -96,13 +125,21 @@ class RedisStore(Store):
         returns only after its own transitions are written."""
         if not items:
             return []
+        unknown = [item for item in items if not self._seen.known(item[0])]
+        if not unknown:
+            return [False] * len(items)  # all recorded before: Alertmanager re-sends
         future: asyncio.Future[list[bool]] = asyncio.get_running_loop().create_future()
-        self._batch.append((items, future))
+        self._batch.append((unknown, future))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
-        return await future
+        flags = dict(zip((key for key, _ in unknown), await future, strict=True))
+        for key, _ in unknown:
+            self._seen.add(key)
+        return [flags.get(key, False) for key, _ in items]
 
     async def _flush(self) -> None:
+        # One turn of the loop lets requests already read reach this batch.
+        await asyncio.sleep(0)
         while self._batch:
             batch, self._batch = self._batch[:_MAX_BATCH], self._batch[_MAX_BATCH:]
             keys = [self._key("inbox")]
