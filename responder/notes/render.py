@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 
-import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
 from exporter.catalog import Catalog
@@ -39,9 +38,10 @@ class NoteRenderer:
                 request, provider, interval_seconds=self.settings.update_interval_seconds
             )
             text = render_template(self.env, name, context)
-        except (jinja2.TemplateError, ArithmeticError, LookupError, TypeError, ValueError) as exc:
-            # SecurityError (the sandbox), UndefinedError and syntax errors are
-            # TemplateErrors; the others come from template expressions.
+        except Exception as exc:
+            # Whatever goes wrong here (SecurityError from the sandbox, an undefined
+            # variable, a failing expression in an override) must not silence the
+            # incident: log it and post the plain note instead.
             log.error(
                 "note template failed, posting a plain note",
                 template=name,
