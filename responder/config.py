@@ -92,6 +92,16 @@ class ExecutorSettings:
     # A replica running an incident's steps holds a lease this long (renewed per step).
     lease_seconds: float = field(120.0, check=check_positive)
 
+    def __post_init__(self) -> None:
+        worst = self.timeout_seconds * self.attempts + sum(
+            self.backoff_initial_seconds * self.backoff_factor**n for n in range(self.attempts - 1)
+        )
+        if self.lease_seconds <= worst:
+            raise ValueError(
+                f"lease_seconds: must exceed the longest call with retries ({worst:g}s), "
+                f"or another replica may take over a step still running"
+            )
+
 
 @dataclass(frozen=True)
 class RecoverySettings:

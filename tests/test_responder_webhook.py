@@ -174,3 +174,16 @@ async def test_mixed_firing_and_resolved_and_ignored(tmp_path: Path) -> None:
         incident = await r.incident("ISO-NE")
         assert incident["state"] == "stabilised"
         assert incident["firing"] == 1
+
+
+async def test_metrics_expose_the_webhook_histogram(tmp_path: Path) -> None:
+    async with start_responder(
+        responder_config(tmp_path, catalog=CATALOG), actions=counting()
+    ) as r:
+        await r.post(notification([alert("ISO-NE")]))
+        await r.settle()
+        text = await r.metrics()
+    for bucket in ("0.005", "0.01", "0.025", "0.05", "0.1", "0.5", "1.0", "2.0", "120.0"):
+        assert f'feedguard_responder_webhook_duration_seconds_bucket{{le="{bucket}"}}' in text
+    assert 'feedguard_responder_open_incidents{provider="ISO-NE",state="stabilised"} 1.0' in text
+    assert 'feedguard_responder_actions_total{action="throttle_api",result="success"} 1.0' in text
