@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -151,6 +152,37 @@ class DagRun:
     @property
     def end_timestamp(self) -> float | None:
         return epoch(self.end_date)
+
+
+@dataclass(frozen=True)
+class RunPage:
+    """One page of a runs listing; ``total_entries`` counts every match (None: not said)."""
+
+    runs: list[DagRun]
+    total_entries: int | None
+
+    @property
+    def complete(self) -> bool:
+        return self.total_entries is not None and self.total_entries <= len(self.runs)
+
+
+def common_substring(names: Sequence[str]) -> str:
+    """The longest substring every name contains ("" if none): a narrowing
+    ``dag_id_pattern`` for Airflow 2, which has no OR."""
+    return _common_substring(tuple(names))
+
+
+@functools.lru_cache(maxsize=64)  # the same catalog every scrape
+def _common_substring(names: tuple[str, ...]) -> str:
+    if not names:
+        return ""
+    shortest = min(names, key=len)
+    for size in range(len(shortest), 0, -1):
+        for start in range(len(shortest) - size + 1):
+            part = shortest[start : start + size]
+            if all(part in name for name in names):
+                return part
+    return ""
 
 
 # --- client -------------------------------------------------------------------
@@ -346,36 +378,51 @@ class AirflowClient:
     async def list_dags(self, dag_ids: Sequence[str]) -> dict[str, DagInfo]:
         """The named DAGs that exist, in as few requests as the server allows.
 
-        Airflow 3.1+ reads ``|`` in ``dag_id_pattern`` as OR (a substring match,
-        filtered exactly here): one request for every DAG. Airflow 2 has no OR,
-        so its DAG list is paged while that costs fewer requests than asking
-        per DAG. An id still not seen is asked for by itself, which also keeps
-        servers without the OR syntax correct.
+        One id is asked for by itself. For more, the DAG list is read with a
+        ``dag_id_pattern`` (a case-insensitive substring match, so it may return
+        more; filtered exactly here): Airflow 3.1+ reads ``|`` as OR, so one
+        pattern names every DAG; Airflow 2 has no OR, so it gets the longest
+        substring all the ids share, if any, and the list is paged while that
+        costs fewer requests than asking per DAG. When the whole matching list
+        was read, an id not in it does not exist and costs nothing more;
+        otherwise it is asked for by itself (which also keeps servers without
+        the OR syntax correct).
         """
         wanted = list(dict.fromkeys(dag_ids))
         found: dict[str, DagInfo] = {}
         if not wanted:
             return found
-        if await self.version() == 3:
-            params: dict[str, Any] = {"dag_id_pattern": "|".join(wanted)}
-            max_pages = 10
-        else:
-            params = {}
-            max_pages = len(wanted) - 1
-        offset = pages = 0
-        while pages < max_pages and len(found) < len(wanted):
-            page = await self.request(
-                "GET", "/dags", params={**params, "limit": 100, "offset": offset}
-            )
-            pages += 1
-            dags = page.get("dags") or []
-            for item in dags:
-                if item.get("dag_id") in wanted:
-                    found[item["dag_id"]] = DagInfo.from_json(item)
-            offset += len(dags)
-            if not dags or offset >= int(page.get("total_entries") or 0):
-                break
-        missing = [d for d in wanted if d not in found]
+        version = await self.version()
+        complete = False
+        if len(wanted) > 1:
+            params: dict[str, Any] = {}
+            if version == 3:
+                params["dag_id_pattern"] = "|".join(wanted)
+                max_pages = 10
+            else:
+                common = common_substring(wanted)
+                if common:
+                    params["dag_id_pattern"] = common
+                max_pages = len(wanted) - 1
+            offset = pages = 0
+            while pages < max_pages and len(found) < len(wanted):
+                page = await self.request(
+                    "GET", "/dags", params={**params, "limit": 100, "offset": offset}
+                )
+                pages += 1
+                dags = page.get("dags") or []
+                for item in dags:
+                    if item.get("dag_id") in wanted:
+                        found[item["dag_id"]] = DagInfo.from_json(item)
+                offset += len(dags)
+                if not dags or offset >= int(page.get("total_entries") or 0):
+                    complete = True
+                    break
+            # A server that took "a|b" literally (Airflow 3.0) matches no DAG at
+            # all: absence is proven only by a list that returned some of them.
+            if version == 3 and not found:
+                complete = False
+        missing = [] if complete else [d for d in wanted if d not in found]
         results = await asyncio.gather(*(self.get_dag(d) for d in missing), return_exceptions=True)
         for dag_id, result in zip(missing, results, strict=True):
             if isinstance(result, DagInfo):
@@ -407,6 +454,31 @@ class AirflowClient:
         params.extend(("state", s) for s in states or ())
         data = await self.request("GET", f"/dags/{quote(dag_id, safe='~')}/dagRuns", params=params)
         return [DagRun.from_json(item) for item in data.get("dag_runs") or []]
+
+    async def list_runs_batch(
+        self,
+        dag_ids: Sequence[str],
+        limit: int = 100,
+        order_by: str = "-start_date",
+        states: Sequence[str] | None = None,
+    ) -> RunPage:
+        """Runs of several DAGs in one request: ``POST /dags/~/dagRuns/list``.
+
+        Same body in Airflow 2.1+ (``ListDagRunsForm``) and 3 (``DAGRunsBatchBody``):
+        ``dag_ids``, ``states``, ``order_by``, ``page_limit``. The page keeps
+        ``total_entries`` so callers can tell whether it holds every match.
+        """
+        ids = list(dict.fromkeys(dag_ids))
+        if not ids:
+            # An empty dag_ids means "every DAG" to Airflow 2.
+            raise ValueError("list_runs_batch needs at least one dag_id")
+        body: dict[str, Any] = {"dag_ids": ids, "order_by": order_by, "page_limit": limit}
+        if states:
+            body["states"] = list(states)
+        data = await self.request("POST", "/dags/~/dagRuns/list", body=body)
+        runs = [DagRun.from_json(item) for item in data.get("dag_runs") or []]
+        total = data.get("total_entries")
+        return RunPage(runs=runs, total_entries=total if isinstance(total, int) else None)
 
     async def get_run(self, dag_id: str, dag_run_id: str) -> DagRun:
         data = await self.request(
@@ -446,4 +518,6 @@ __all__ = [
     "AirflowUnavailable",
     "DagInfo",
     "DagRun",
+    "RunPage",
+    "common_substring",
 ]

@@ -20,6 +20,7 @@ from exporter.airflow import (
     AirflowNotFound,
     AirflowSettings,
     AirflowUnavailable,
+    common_substring,
 )
 
 from .support.airflow import AirflowInstance, resign_jwt
@@ -172,11 +173,39 @@ async def test_list_dags_in_one_request(
     wanted = ["external_data_ingest", "external_backfill", "no_such_dag"]
     found = await client.list_dags(wanted)
     assert set(found) == {"external_data_ingest", "external_backfill"}
-    # One list call (pipe-OR pattern) plus the one lookup that proves no_such_dag absent.
-    assert counter.sent == [
-        ("GET", "/api/v2/dags"),
-        ("GET", "/api/v2/dags/no_such_dag"),
+    # One list call (pipe-OR pattern); it was read whole, so no_such_dag is proven absent.
+    assert counter.sent == [("GET", "/api/v2/dags")]
+
+
+@pytest.mark.airflow
+async def test_runs_of_several_dags_in_one_batch_request(
+    airflow_instance: AirflowInstance,
+    session: aiohttp.ClientSession,
+    counter: RequestCounter,
+    clean_dag: str,
+) -> None:
+    # The DAG stays paused: triggered runs stay queued, which is quick and enough here.
+    airflow_instance.trigger(clean_dag, "batch-1")
+    airflow_instance.trigger(clean_dag, "batch-2")
+    client = AirflowClient(session, airflow_instance.settings())
+    await client.get_dag(clean_dag)  # token fetched
+    counter.sent.clear()
+    page = await client.list_runs_batch([clean_dag, "no_such_dag"], limit=1, order_by="-id")
+    assert counter.sent == [("POST", "/api/v2/dags/~/dagRuns/list")]
+    assert [(r.dag_id, r.dag_run_id, r.state) for r in page.runs] == [
+        (clean_dag, "batch-2", "queued")
     ]
+    assert (page.total_entries, page.complete) == (2, False)
+    whole = await client.list_runs_batch([clean_dag], limit=5)
+    assert {r.dag_run_id for r in whole.runs} == {"batch-1", "batch-2"}
+    assert whole.complete
+    none = await client.list_runs_batch([clean_dag], states=["success"])
+    assert (none.runs, none.total_entries) == ([], 0)
+    with pytest.raises(AirflowError) as caught:
+        await client.list_runs_batch([clean_dag], order_by="-no_such_field")
+    assert caught.value.status == 400
+    with pytest.raises(ValueError, match="at least one dag_id"):
+        await client.list_runs_batch([])
 
 
 @pytest.mark.airflow
@@ -349,20 +378,80 @@ async def test_concurrent_calls_with_a_stale_token_fetch_one_new_token(
     assert counter.sent.count(("POST", "/auth/token")) == 1
 
 
-async def test_v2_list_dags_pages_then_asks_for_the_rest(
+def test_common_substring_narrows_the_airflow_2_dag_list() -> None:
+    assert common_substring(["eia_ingest", "miso_ingest"]) == "_ingest"
+    assert common_substring(["external_eia", "external_miso"]) == "external_"
+    assert common_substring(["abc", "xyz"]) == ""
+    assert common_substring(["only"]) == "only"
+
+
+async def test_v2_list_dags_narrowed_by_a_common_substring(
     airflow2: tuple[FakeAirflow2, str], session: aiohttp.ClientSession
 ) -> None:
     fake, url = airflow2
     for i in range(150):
-        fake.add_dag(f"other_{i:03d}")
-    fake.add_dag("zz_backfill", is_paused=True)  # beyond the first page of 100
+        fake.add_dag(f"other_{i:03d}")  # none contains the wanted ids' common "i"
+    fake.add_dag("zz_backfill", is_paused=True)
     client = AirflowClient(session, v2_settings(url, version=2))
     fake.requests.clear()
     found = await client.list_dags(["external_data_ingest", "zz_backfill", "missing"])
     assert found["zz_backfill"].is_paused is True
     assert found["external_data_ingest"].is_paused is False
     assert "missing" not in found
+    # One page of the matching DAGs, read whole: "missing" is proven absent without a lookup.
+    assert fake.requests == [("GET", "/api/v1/dags?dag_id_pattern=i&limit=100&offset=0")]
+
+
+async def test_v2_list_dags_pages_then_asks_for_the_rest(
+    airflow2: tuple[FakeAirflow2, str], session: aiohttp.ClientSession
+) -> None:
+    fake, url = airflow2
+    wanted = ["external_data_ingest", "zz_backfill", "missing"]
+    shared = common_substring(wanted)
+    for i in range(250):
+        fake.add_dag(f"other_{shared}_{i:03d}")  # all match the pattern
+    fake.add_dag("zz_backfill", is_paused=True)  # beyond the second page of 100
+    client = AirflowClient(session, v2_settings(url, version=2))
+    fake.requests.clear()
+    found = await client.list_dags(wanted)
+    assert found["zz_backfill"].is_paused is True
+    assert found["external_data_ingest"].is_paused is False
+    assert "missing" not in found
     paths = [p.split("?")[0] for _, p in fake.requests]
-    # Two pages (fewer than one request per DAG), then what is still unseen.
+    # Pages while they cost fewer requests than one per DAG (three DAGs: two
+    # pages, not the whole list of 252), then each DAG still unseen by itself.
     assert paths.count("/api/v1/dags") == 2
-    assert "/api/v1/dags/missing" in paths
+    assert sorted(p for p in paths if p != "/api/v1/dags") == [
+        "/api/v1/dags/missing",
+        "/api/v1/dags/zz_backfill",
+    ]
+
+
+async def test_v2_batch_runs_request(
+    airflow2: tuple[FakeAirflow2, str], session: aiohttp.ClientSession
+) -> None:
+    fake, url = airflow2
+    fake.add_dag("external_backfill")
+    t0 = datetime(2024, 5, 1, tzinfo=UTC)
+    fake.add_run("external_data_ingest", "a1", "success", t0, t0, t0 + timedelta(minutes=1))
+    fake.add_run("external_backfill", "b1", "failed", t0, t0 + timedelta(hours=1))
+    fake.add_run("external_data_ingest", "a2", "running", t0, t0 + timedelta(hours=2))
+    fake.add_run("other_dag", "o1", "running", t0, t0 + timedelta(hours=3))
+    client = AirflowClient(session, v2_settings(url, version=2))
+    fake.requests.clear()
+    page = await client.list_runs_batch(["external_data_ingest", "external_backfill"], limit=2)
+    assert fake.requests == [("POST", "/api/v1/dags/~/dagRuns/list")]
+    assert [r.dag_run_id for r in page.runs] == ["a2", "b1"]  # newest start first
+    assert (page.total_entries, page.complete) == (3, False)
+    ok = await client.list_runs_batch(
+        ["external_data_ingest", "external_backfill"], states=["success", "failed"]
+    )
+    assert [r.dag_run_id for r in ok.runs] == ["b1", "a1"]
+    assert ok.complete
+    with pytest.raises(AirflowError) as caught:
+        await client.list_runs_batch(["external_data_ingest"], order_by="-run_after")
+    assert caught.value.status == 400
+    # The documented form rejects what it does not know (e.g. the GET endpoint's "limit").
+    with pytest.raises(AirflowError, match="Unknown field") as bad:
+        await client.request("POST", "/dags/~/dagRuns/list", body={"limit": 5})
+    assert bad.value.status == 400

@@ -48,6 +48,18 @@ ORDERABLE = {
 }
 
 
+# ListDagRunsForm (Airflow 2.1+; order_by new in 2.1.0).
+DATE_FILTERS = (
+    "execution_date_gte",
+    "execution_date_lte",
+    "start_date_gte",
+    "start_date_lte",
+    "end_date_gte",
+    "end_date_lte",
+)
+BATCH_FIELDS = {"order_by", "page_offset", "page_limit", "dag_ids", "states", *DATE_FILTERS}
+
+
 def iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
@@ -268,15 +280,7 @@ class FakeAirflow2:
         dag.is_paused = body["is_paused"]
         return web.json_response(dag.to_json())
 
-    async def list_runs(self, request: web.Request) -> web.Response:
-        dag_id = request.match_info["dag_id"]
-        if dag_id != "~" and dag_id not in self.dags:
-            return problem(
-                404, "DAG not found", "NotFound", f"DAG with dag_id: '{dag_id}' not found"
-            )
-        limit = int(request.query.get("limit", "100"))
-        offset = int(request.query.get("offset", "0"))
-        order_by = request.query.get("order_by", "id")
+    def _ordered(self, runs: list[Run], order_by: str) -> list[Run] | web.Response:
         attr = order_by.lstrip("-")
         if attr not in ORDERABLE:
             return problem(
@@ -286,17 +290,86 @@ class FakeAirflow2:
                 + "' is disallowed or the attribute does not exist on the model",
                 "BadRequest",
             )
-        states = request.query.getall("state", [])
-        runs = [r for r in self.runs if dag_id == "~" or r.dag_id == dag_id]
-        if states:
-            runs = [r for r in runs if r.state in states]
         key = {"dag_run_id": "dag_run_id", "execution_date": "logical_date"}.get(attr, attr)
         descending = order_by.startswith("-")
         present = [r for r in runs if getattr(r, key) is not None]
         absent = [r for r in runs if getattr(r, key) is None]
         present.sort(key=lambda r: getattr(r, key), reverse=descending)
         # PostgreSQL: NULLs sort as larger than any value.
-        ordered = absent + present if descending else present + absent
+        return absent + present if descending else present + absent
+
+    async def list_runs(self, request: web.Request) -> web.Response:
+        dag_id = request.match_info["dag_id"]
+        if dag_id != "~" and dag_id not in self.dags:
+            return problem(
+                404, "DAG not found", "NotFound", f"DAG with dag_id: '{dag_id}' not found"
+            )
+        limit = int(request.query.get("limit", "100"))
+        offset = int(request.query.get("offset", "0"))
+        states = request.query.getall("state", [])
+        runs = [r for r in self.runs if dag_id == "~" or r.dag_id == dag_id]
+        if states:
+            runs = [r for r in runs if r.state in states]
+        ordered = self._ordered(runs, request.query.get("order_by", "id"))
+        if isinstance(ordered, web.Response):
+            return ordered
+        page = ordered[offset : offset + limit]
+        return web.json_response(
+            {"dag_runs": [r.to_json() for r in page], "total_entries": len(ordered)}
+        )
+
+    async def list_runs_batch(self, request: web.Request) -> web.Response:
+        """``POST /dags/~/dagRuns/list`` with a ListDagRunsForm body (marshmallow:
+        unknown fields and bad values are 400 with the field messages)."""
+        try:
+            body = await request.json()
+        except ValueError:
+            return problem(400, "Bad Request", "BadRequest", "Request body is not valid JSON")
+        if not isinstance(body, dict):
+            return problem(400, "Bad Request", "BadRequest", "{'_schema': ['Invalid input type.']}")
+        errors: dict[str, list[str]] = {}
+        for name in sorted(set(body) - BATCH_FIELDS):
+            errors[name] = ["Unknown field."]
+        for name in ("dag_ids", "states"):
+            value = body.get(name)
+            if value is not None and not (
+                isinstance(value, list) and all(isinstance(v, str) for v in value)
+            ):
+                errors[name] = ["Not a valid list."]
+        limit = body.get("page_limit", 100)
+        if not isinstance(limit, int) or isinstance(limit, bool):
+            errors["page_limit"] = ["Not a valid integer."]
+        elif limit < 1:
+            errors["page_limit"] = ["Must be greater than or equal to 1."]
+        offset = body.get("page_offset", 0)
+        if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+            errors["page_offset"] = ["Must be greater than or equal to 0."]
+        bounds: dict[str, datetime] = {}
+        for name in DATE_FILTERS:
+            if body.get(name) is not None:
+                try:
+                    bounds[name] = _parse_time(body[name], name)
+                except ValueError:
+                    errors[name] = ["Not a valid datetime."]
+        if errors:
+            return problem(400, "Bad Request", "BadRequest", str(errors))
+        runs = list(self.runs)
+        if body.get("dag_ids"):
+            runs = [r for r in runs if r.dag_id in body["dag_ids"]]
+        if body.get("states"):
+            runs = [r for r in runs if r.state in body["states"]]
+        for name, bound in bounds.items():
+            attr, _, op = name.rpartition("_")
+            attr = "logical_date" if attr == "execution_date" else attr
+            runs = [
+                r
+                for r in runs
+                if getattr(r, attr) is not None
+                and (getattr(r, attr) >= bound if op == "gte" else getattr(r, attr) <= bound)
+            ]
+        ordered = self._ordered(runs, body.get("order_by") or "id")
+        if isinstance(ordered, web.Response):
+            return ordered
         page = ordered[offset : offset + limit]
         return web.json_response(
             {"dag_runs": [r.to_json() for r in page], "total_entries": len(ordered)}
@@ -370,6 +443,8 @@ class FakeAirflow2:
         app.router.add_get("/api/v1/dags", self.list_dags)
         app.router.add_get("/api/v1/dags/{dag_id}", self.get_dag)
         app.router.add_patch("/api/v1/dags/{dag_id}", self.patch_dag)
+        # Registered before /dags/{dag_id}/...: "~" is a literal path segment here.
+        app.router.add_post("/api/v1/dags/~/dagRuns/list", self.list_runs_batch)
         app.router.add_get("/api/v1/dags/{dag_id}/dagRuns", self.list_runs)
         app.router.add_post("/api/v1/dags/{dag_id}/dagRuns", self.trigger)
         app.router.add_get("/api/v1/dags/{dag_id}/dagRuns/{run_id}", self.get_run)
