@@ -115,18 +115,17 @@ async def test_heartbeat_success_paused_and_state_from_airflow_3(
     assert dag_ids == {HEARTBEAT, FAILING}
     assert any(e.get("dag_id") == "not_in_airflow" for e in logs)
 
-    # Steady state: one DAG-list request, one lookup proving the unknown DAG absent,
-    # and one runs request per DAG (the failing DAG's success lookup was once only).
+    # Steady state, three catalog DAGs: one DAG-list request (read whole, so it also
+    # proves not_in_airflow absent) and one batch runs request for all of them; the
+    # failing DAG's success lookup was once only. (Before the batch: four requests.)
     counter.sent.clear()
-    await collector.collect(Deadline.in_seconds(20))
-    assert sorted(counter.sent) == sorted(
-        [
-            ("GET", "/api/v2/dags"),
-            ("GET", "/api/v2/dags/not_in_airflow"),
-            ("GET", f"/api/v2/dags/{HEARTBEAT}/dagRuns"),
-            ("GET", f"/api/v2/dags/{FAILING}/dagRuns"),
-        ]
-    )
+    again = samples(await collector.collect(Deadline.in_seconds(20)))
+    assert sorted(counter.sent) == [
+        ("GET", "/api/v2/dags"),
+        ("POST", "/api/v2/dags/~/dagRuns/list"),
+    ]
+    assert len(counter.sent) <= len({HEARTBEAT, FAILING, "not_in_airflow"})
+    assert again == found
     airflow_instance.clear_runs(HEARTBEAT)
     airflow_instance.clear_runs(FAILING)
 
@@ -229,11 +228,11 @@ async def test_success_older_than_the_window_is_found_once_and_kept(
         value(found, "external_dag_last_success_timestamp", dag_id=dag)
         == (t0 + timedelta(minutes=1)).timestamp()
     )
-    # Airflow 2, one DAG: one DAG lookup and one runs request, no success lookup.
-    assert [p.split("?")[0] for _, p in fake.requests] == [
-        f"/api/v1/dags/{dag}",
-        f"/api/v1/dags/{dag}/dagRuns",
-    ]
+    # Airflow 2, one DAG: its paused flag and the batch runs request, no success
+    # lookup. Two requests for one DAG: the flag and the runs are separate resources.
+    assert sorted(p.split("?")[0] for _, p in fake.requests) == sorted(
+        ["/api/v1/dags/~/dagRuns/list", f"/api/v1/dags/{dag}"]
+    )
 
 
 async def test_airflow_2_unavailable_fails_the_collection(
@@ -246,3 +245,119 @@ async def test_airflow_2_unavailable_fails_the_collection(
     collector = AirflowCollector(AirflowClient(session, settings), catalog)
     with pytest.raises(Exception, match="HTTP 503"):
         await collector.collect(Deadline.in_seconds(5))
+
+
+def paths(fake: FakeAirflow2) -> list[str]:
+    """The API paths requested since the last call, sorted (they run concurrently);
+    the health checks of the once-per-process version detection left out."""
+    found = sorted(p.split("?")[0] for _, p in fake.requests if not p.endswith("/health"))
+    fake.requests.clear()
+    return found
+
+
+async def test_a_rarely_running_dag_is_not_starved_by_a_busy_one(
+    airflow2: tuple[FakeAirflow2, AirflowSettings], session: aiohttp.ClientSession
+) -> None:
+    fake, settings = airflow2
+    busy, rare = "external_busy", "external_rare"
+    fake.add_dag(busy, is_paused=False)
+    fake.add_dag(rare, is_paused=False)
+    t0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+    def minute(i: int) -> datetime:
+        return t0 + timedelta(minutes=i)
+
+    def busy_runs(first: int, last: int) -> None:
+        for i in range(first, last + 1):
+            fake.add_run(
+                busy, f"b{i}", "success", minute(i), minute(i), minute(i) + timedelta(seconds=30)
+            )
+
+    busy_runs(0, 29)
+    day_ago = t0 - timedelta(days=1)
+    fake.add_run(rare, "daily", "success", day_ago, day_ago, day_ago + timedelta(minutes=5))
+    catalog = make_catalog({"EIA": {"datasets": ["a"], "dags": [busy, rare]}})
+    # Window of 5 per DAG: the batch holds 10 runs, all of the busy DAG.
+    collector = AirflowCollector(AirflowClient(session, settings), catalog, runs_window=5)
+    assert collector.batch_limit(2) == 10
+    batch, own = "/api/v1/dags/~/dagRuns/list", f"/api/v1/dags/{rare}/dagRuns"
+
+    found = samples(await collector.collect(Deadline.in_seconds(5)))
+    assert value(found, "external_dag_last_run_timestamp", dag_id=rare) == day_ago.timestamp()
+    assert (
+        value(found, "external_dag_last_success_timestamp", dag_id=rare)
+        == (day_ago + timedelta(minutes=5)).timestamp()
+    )
+    assert state_of(found, rare)["success"] == 1.0
+    assert value(found, "external_dag_last_run_timestamp", dag_id=busy) == minute(29).timestamp()
+    # The rare DAG missed the shared window: one request of its own.
+    assert paths(fake) == sorted(["/api/v1/dags", batch, own])
+
+    # Nothing new: its finished runs are kept, two requests for two DAGs.
+    assert samples(await collector.collect(Deadline.in_seconds(5))) == found
+    assert paths(fake) == sorted(["/api/v1/dags", batch])
+
+    # It starts a run, then the busy DAG pushes it out of the window before the
+    # next scrape: the window no longer reaches back to what was kept, so it is asked again.
+    long_run = fake.add_run(rare, "long", "running", minute(30), minute(30))
+    busy_runs(31, 40)
+    found = samples(await collector.collect(Deadline.in_seconds(5)))
+    assert value(found, "external_dag_last_run_timestamp", dag_id=rare) == minute(30).timestamp()
+    assert state_of(found, rare)["running"] == 1.0
+    assert paths(fake) == sorted(["/api/v1/dags", batch, own])
+
+    # A run still going is asked for every scrape (its state will change) ...
+    await collector.collect(Deadline.in_seconds(5))
+    assert paths(fake) == sorted(["/api/v1/dags", batch, own])
+    long_run.state, long_run.end_date = "success", minute(45)
+    found = samples(await collector.collect(Deadline.in_seconds(5)))
+    assert state_of(found, rare)["success"] == 1.0
+    assert value(found, "external_dag_last_success_timestamp", dag_id=rare) == (
+        minute(45).timestamp()
+    )
+    assert paths(fake) == sorted(["/api/v1/dags", batch, own])
+    # ... and kept once finished.
+    assert samples(await collector.collect(Deadline.in_seconds(5))) == found
+    assert paths(fake) == sorted(["/api/v1/dags", batch])
+
+    # A new run of the rare DAG is in the window by itself: no own request.
+    fake.add_run(rare, "manual", "running", t0 - timedelta(days=3), minute(50), run_type="manual")
+    found = samples(await collector.collect(Deadline.in_seconds(5)))
+    assert value(found, "external_dag_last_run_timestamp", dag_id=rare) == minute(50).timestamp()
+    assert state_of(found, rare)["running"] == 1.0
+    assert paths(fake) == sorted(["/api/v1/dags", batch])
+
+
+async def test_steady_state_is_two_requests_for_any_number_of_dags(
+    airflow2: tuple[FakeAirflow2, AirflowSettings], session: aiohttp.ClientSession
+) -> None:
+    fake, settings = airflow2
+    dags = [f"external_feed_{i}" for i in range(6)]
+    t0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    for n, dag in enumerate(dags):
+        fake.add_dag(dag, is_paused=n % 2 == 0)
+        for i in range(3):
+            start = t0 + timedelta(minutes=10 * i + n)
+            fake.add_run(
+                dag,
+                f"r{i}",
+                "success" if i else "failed",
+                start,
+                start,
+                start + timedelta(minutes=1),
+            )
+    catalog = make_catalog({"EIA": {"datasets": ["a"], "dags": dags}})
+    collector = AirflowCollector(AirflowClient(session, settings), catalog, runs_window=5)
+    found = samples(await collector.collect(Deadline.in_seconds(5)))
+    for n, dag in enumerate(dags):
+        newest = t0 + timedelta(minutes=20 + n)
+        assert value(found, "external_dag_last_run_timestamp", dag_id=dag) == newest.timestamp()
+        assert (
+            value(found, "external_dag_last_success_timestamp", dag_id=dag)
+            == (newest + timedelta(minutes=1)).timestamp()
+        )
+        assert value(found, "external_dag_paused", dag_id=dag) == (1.0 if n % 2 == 0 else 0.0)
+    # The six DAGs' list fits one page of the ids' common substring; one batch.
+    assert paths(fake) == sorted(["/api/v1/dags", "/api/v1/dags/~/dagRuns/list"])
+    await collector.collect(Deadline.in_seconds(5))
+    assert paths(fake) == sorted(["/api/v1/dags", "/api/v1/dags/~/dagRuns/list"])

@@ -1,23 +1,33 @@
 """DAG heartbeats from Airflow's REST API: last run, last success, paused, newest state.
 
-Per scrape: one request for the paused flags of every catalog DAG (Airflow 3.1+
-reads ``dag_id_pattern=a|b`` as OR) and one runs request per DAG (newest first
-by start date, a window of ``runs_window`` runs), all concurrently. The newest
-success is looked for in that window; a DAG whose window holds none is asked
-once per process for its newest success (``state=success``), after which the
-value is kept and only moves forward.
+Per scrape, whatever the number N of catalog DAGs: one DAG-list request for the
+paused flags and one batch runs request (``POST /dags/~/dagRuns/list``) for the
+newest runs of all of them, ordered by start date, a window of ``runs_window``
+runs per DAG up to ``BATCH_LIMIT``. So 2 requests in the steady state (for one
+DAG that is one more than one per DAG: the paused flag and the runs are separate
+resources in both API generations).
+
+A shared window can miss a DAG that runs rarely next to one that runs often.
+The window holds every run that started after its oldest start (its *floor*),
+or every run at all when ``total_entries`` says so. A DAG with no run started
+after the floor gets its own runs request (``runs_window`` runs); the answer is
+kept while it stays true: all those runs finished, and the window still reaches
+back to the newest start seen when they were fetched (so a newer run of that DAG
+would be in the window). Such follow-ups, and the once-per-process lookup of the
+newest success for a DAG whose runs hold none, are the only extra requests.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
-from ..airflow import AirflowClient, DagInfo, DagRun
+from ..airflow import AirflowClient, DagInfo, DagRun, RunPage
 from ..catalog import Catalog
 from ..log import get_logger
 from .base import Deadline
@@ -26,6 +36,9 @@ log = get_logger(__name__)
 
 # DagRunState in Airflow 2 and 3.
 RUN_STATES = ("queued", "running", "success", "failed")
+FINISHED = frozenset({"success", "failed"})
+# Airflow's default [api] maximum_page_limit: the batch window never asks more.
+BATCH_LIMIT = 100
 
 
 def catalog_dags(catalog: Catalog) -> list[str]:
@@ -64,6 +77,30 @@ def newest_success(runs: Sequence[DagRun]) -> float | None:
     return max(ends) if ends else None
 
 
+def window_floor(page: RunPage) -> float:
+    """Every listed DAG's run that started after this time is in the page.
+
+    -inf when the page holds every match; +inf when it proves nothing (full of
+    runs not started yet). Runs starting exactly at the floor may be cut off.
+    """
+    if page.complete:
+        return -math.inf
+    starts = [r.start_timestamp for r in page.runs if r.start_timestamp is not None]
+    return min(starts) if starts else math.inf
+
+
+@dataclass(frozen=True)
+class OwnRuns:
+    """A DAG's newest runs from its own request, because the shared window missed it."""
+
+    runs: tuple[DagRun, ...]
+    # Newest start seen anywhere when fetched: a later run of this DAG starts after it.
+    horizon: float
+
+    def still_true(self, floor: float) -> bool:
+        return floor <= self.horizon and all(r.state in FINISHED for r in self.runs)
+
+
 class AirflowCollector:
     name = "airflow"
 
@@ -84,19 +121,60 @@ class AirflowCollector:
         self._last_run: dict[str, float] = {}
         self._success_looked_up: set[str] = set()
         self._missing_reported: set[str] = set()
+        self._own: dict[str, OwnRuns] = {}
 
-    async def _runs(self, dag_id: str) -> tuple[list[DagRun], float | None]:
+    def batch_limit(self, dags: int) -> int:
+        return max(1, min(self._window * dags, BATCH_LIMIT))
+
+    async def _own_runs(self, dag_id: str, horizon: float) -> list[DagRun]:
         async with self._semaphore:
             runs = await self._client.list_runs(dag_id, limit=self._window)
-            success = newest_success(runs)
-            if success is None and dag_id not in self._success_looked_up:
-                # Once per process: the window may hold only failures.
+        start = newest_start(runs)
+        seen = max(horizon, start) if start is not None else horizon
+        self._own[dag_id] = OwnRuns(tuple(runs), seen)
+        return runs
+
+    async def _success(self, dag_id: str, runs: list[DagRun]) -> float | None:
+        success = newest_success(runs)
+        if success is None and dag_id not in self._success_looked_up:
+            # Once per process: the runs read may hold only failures.
+            async with self._semaphore:
                 older = await self._client.list_runs(
                     dag_id, limit=1, order_by="-end_date", states=["success"]
                 )
-                success = newest_success(older)
-            self._success_looked_up.add(dag_id)
-            return runs, success
+            success = newest_success(older)
+        self._success_looked_up.add(dag_id)
+        return success
+
+    async def _runs(self, page: RunPage, dags: list[str]) -> dict[str, list[DagRun]]:
+        """Each DAG's newest runs: its share of the batch window, plus its own runs
+        (kept or fetched) when the window does not reach it."""
+        floor = window_floor(page)
+        horizon = newest_start(page.runs)
+        shares: dict[str, list[DagRun]] = {d: [] for d in dags}
+        for run in page.runs:
+            if run.dag_id in shares:
+                shares[run.dag_id].append(run)
+        runs: dict[str, list[DagRun]] = {}
+        fetch: list[str] = []
+        for dag_id, share in shares.items():
+            if floor == -math.inf or any((r.start_timestamp or -math.inf) > floor for r in share):
+                self._own.pop(dag_id, None)
+                runs[dag_id] = share
+                continue
+            own = self._own.get(dag_id)
+            if own is not None and own.still_true(floor):
+                runs[dag_id] = share + list(own.runs)
+            else:
+                fetch.append(dag_id)
+        if fetch:
+            log.debug("DAGs outside the shared runs window", dag_ids=fetch)
+        fetched = await asyncio.gather(
+            *(self._own_runs(d, horizon if horizon is not None else -math.inf) for d in fetch)
+        )
+        for dag_id, own_runs in zip(fetch, fetched, strict=True):
+            runs[dag_id] = shares[dag_id] + own_runs
+        return runs
 
     def _status(self, dag: DagInfo, runs: list[DagRun], success: float | None) -> DagStatus:
         dag_id = dag.dag_id
@@ -114,16 +192,25 @@ class AirflowCollector:
         )
 
     async def collect(self, deadline: Deadline) -> Sequence[Metric]:
-        infos = await self._client.list_dags(self._dags)
+        if not self._dags:
+            return self._families({})
+        # Both at once: a catalog DAG missing from Airflow just has no runs.
+        infos, page = await asyncio.gather(
+            self._client.list_dags(self._dags),
+            self._client.list_runs_batch(self._dags, limit=self.batch_limit(len(self._dags))),
+        )
         present = [d for d in self._dags if d in infos]
         for dag_id in self._dags:
             if dag_id not in infos and dag_id not in self._missing_reported:
                 self._missing_reported.add(dag_id)
                 log.warning("catalog DAG not found in Airflow", dag_id=dag_id)
-        gathered = await asyncio.gather(*(self._runs(d) for d in present))
+        if not present:
+            return self._families({})
+        runs = await self._runs(page, present)
+        successes = await asyncio.gather(*(self._success(d, runs[d]) for d in present))
         statuses = {
-            dag_id: self._status(infos[dag_id], runs, success)
-            for dag_id, (runs, success) in zip(present, gathered, strict=True)
+            dag_id: self._status(infos[dag_id], runs[dag_id], success)
+            for dag_id, success in zip(present, successes, strict=True)
         }
         return self._families(statuses)
 
