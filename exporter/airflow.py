@@ -41,8 +41,8 @@ class AirflowSettings:
     password: str | None = field(None, doc="prefer FEEDGUARD_AIRFLOW_PASSWORD or password_file")
     password_file: str | None = None
     timeout_seconds: float = field(5.0, check=check_positive)
-    # DAG collector: runs read per DAG per scrape (newest first by start date);
-    # the newest success is looked for among them.
+    # DAG collector: runs per DAG in the shared batch window (newest start first,
+    # at most 100 in all) and in a DAG's own runs request when the window misses it.
     runs_window: int = field(25, check=check_positive)
     concurrency: int = field(8, check=check_positive)
 
