@@ -246,6 +246,7 @@ class AirflowClient:
         self._version: ApiVersion | None = settings.api_version
         self._token: str | None = None
         self._token_lock = asyncio.Lock()
+        self._version_lock = asyncio.Lock()
         # Per request; callers bound a whole operation with asyncio.timeout().
         self._timeout = aiohttp.ClientTimeout(total=settings.timeout_seconds)
         credentials = f"{settings.username}:{self._password or ''}".encode()
@@ -286,13 +287,18 @@ class AirflowClient:
         """2 or 3: configured, or asked once (health endpoints need no auth)."""
         if self._version is not None:
             return self._version
+        async with self._version_lock:
+            # Concurrent first calls (the collector sends two at once) ask once.
+            if self._version is None:
+                self._version = await self._detect_version()
+            return self._version
+
+    async def _detect_version(self) -> ApiVersion:
         status, _ = await self._send("GET", f"{self._base}/api/v2/monitor/health")
         if status == 200:
-            self._version = 3
             return 3
         status2, body2 = await self._send("GET", f"{self._base}/api/v1/health")
         if status2 == 200:
-            self._version = 2
             return 2
         if status >= 500 or status2 >= 500:
             raise AirflowUnavailable(max(status, status2), _detail(status2, body2))

@@ -357,6 +357,11 @@ async def test_steady_state_is_two_requests_for_any_number_of_dags(
             == (newest + timedelta(minutes=1)).timestamp()
         )
         assert value(found, "external_dag_paused", dag_id=dag) == (1.0 if n % 2 == 0 else 0.0)
+    # Version detection, once although the first two requests go out together.
+    assert sorted(p for _, p in fake.requests if p.endswith("/health")) == [
+        "/api/v1/health",
+        "/api/v2/monitor/health",
+    ]
     # The six DAGs' list fits one page of the ids' common substring; one batch.
     assert paths(fake) == sorted(["/api/v1/dags", "/api/v1/dags/~/dagRuns/list"])
     await collector.collect(Deadline.in_seconds(5))

@@ -195,10 +195,17 @@ class AirflowCollector:
         if not self._dags:
             return self._families({})
         # Both at once: a catalog DAG missing from Airflow just has no runs.
-        infos, page = await asyncio.gather(
-            self._client.list_dags(self._dags),
-            self._client.list_runs_batch(self._dags, limit=self.batch_limit(len(self._dags))),
+        listing = asyncio.ensure_future(self._client.list_dags(self._dags))
+        batch = asyncio.ensure_future(
+            self._client.list_runs_batch(self._dags, limit=self.batch_limit(len(self._dags)))
         )
+        try:
+            infos, page = await asyncio.gather(listing, batch)
+        except BaseException:
+            # One failed (or the deadline hit): the other's answer is of no use.
+            listing.cancel()
+            batch.cancel()
+            raise
         present = [d for d in self._dags if d in infos]
         for dag_id in self._dags:
             if dag_id not in infos and dag_id not in self._missing_reported:
