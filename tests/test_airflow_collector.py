@@ -126,6 +126,41 @@ async def test_heartbeat_success_paused_and_state_from_airflow_3(
     ]
     assert len(counter.sent) <= len({HEARTBEAT, FAILING, "not_in_airflow"})
     assert again == found
+
+    # A shared window too small for both (one run per DAG: two runs), filled by
+    # two newer runs of the heartbeat DAG: the failing DAG gets its own request
+    # once, then its finished run is kept.
+    airflow_instance.trigger(HEARTBEAT, "hb-2")
+    airflow_instance.wait_for_run(HEARTBEAT, "hb-2")
+    airflow_instance.trigger(HEARTBEAT, "hb-3")
+    newest = airflow_instance.wait_for_run(HEARTBEAT, "hb-3")
+    two = make_catalog({"EIA": {"datasets": ["a"], "dags": [HEARTBEAT, FAILING]}})
+    small = AirflowCollector(
+        AirflowClient(session, airflow_instance.settings()), two, runs_window=1
+    )
+    counter.sent.clear()
+    found = samples(await small.collect(Deadline.in_seconds(20)))
+    assert value(found, "external_dag_last_run_timestamp", dag_id=HEARTBEAT) == ts(
+        newest["start_date"]
+    )
+    assert value(found, "external_dag_last_run_timestamp", dag_id=FAILING) == ts(
+        failed["start_date"]
+    )
+    assert state_of(found, FAILING)["failed"] == 1.0
+    # Its own runs and (no success among them) the once-per-process success lookup.
+    assert sorted(counter.sent) == [
+        ("GET", "/api/v2/dags"),
+        ("GET", f"/api/v2/dags/{FAILING}/dagRuns"),
+        ("GET", f"/api/v2/dags/{FAILING}/dagRuns"),
+        ("POST", "/api/v2/dags/~/dagRuns/list"),
+        ("POST", "/auth/token"),
+    ]
+    counter.sent.clear()
+    assert samples(await small.collect(Deadline.in_seconds(20))) == found
+    assert sorted(counter.sent) == [
+        ("GET", "/api/v2/dags"),
+        ("POST", "/api/v2/dags/~/dagRuns/list"),
+    ]
     airflow_instance.clear_runs(HEARTBEAT)
     airflow_instance.clear_runs(FAILING)
 
