@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -243,8 +244,9 @@ class FakeAirflow2:
         pattern = request.query.get("dag_id_pattern")
         dags = sorted(self.dags.values(), key=lambda d: d.dag_id)
         if pattern:
-            # Airflow 2: dag_id ILIKE '%pattern%' (no OR syntax).
-            dags = [d for d in dags if pattern.lower() in d.dag_id.lower()]
+            # Airflow 2: dag_id ILIKE '%pattern%' (no OR syntax; "_" and "%" are wildcards).
+            like = "".join("." if c == "_" else ".*" if c == "%" else re.escape(c) for c in pattern)
+            dags = [d for d in dags if re.search(like, d.dag_id, re.IGNORECASE)]
         page = dags[offset : offset + limit]
         return web.json_response({"dags": [d.to_json() for d in page], "total_entries": len(dags)})
 
