@@ -58,11 +58,11 @@ async def get_incident(request: web.Request) -> web.Response:
 
 async def list_ignored(request: web.Request) -> web.Response:
     try:
-        docs = await request.app[appkeys.STORE].list("ignored")
+        doc = await request.app[appkeys.STORE].get("ignored", "recent")
     except StoreUnavailable as exc:
         return _unavailable(exc)
-    docs.sort(key=lambda d: d["at"], reverse=True)
-    return web.json_response({"ignored": docs[:500]})
+    entries = list(reversed((doc or {}).get("entries", [])))
+    return web.json_response({"ignored": entries})
 
 
 def _flag_auth(request: web.Request) -> web.Response | None:

@@ -43,6 +43,8 @@ Doc = dict[str, Any]
 INBOX_LEASE_SECONDS = 30.0
 INBOX_BATCH = 100
 KICK_COALESCE_SECONDS = 0.02
+IGNORED_KEPT = 500  # the newest ignored transitions kept for GET /api/v1/ignored
+KICK_RETRIES = 10  # another replica holds the inbox: look again this often, then wait for a tick
 
 
 class Engine:
@@ -115,10 +117,17 @@ class Engine:
             self._kick_pending = False
             try:
                 touched = await self.process_inbox()
+                for _ in range(KICK_RETRIES):
+                    if touched is not None:
+                        break
+                    # Another replica is applying the inbox; it may have finished
+                    # before our entries arrived.
+                    await asyncio.sleep(KICK_COALESCE_SECONDS * 5)
+                    touched = await self.process_inbox()
             except StoreUnavailable as exc:
                 log.warning("store unavailable while applying the inbox", error=str(exc))
                 return
-            for incident_id in touched:
+            for incident_id in touched or ():
                 self._spawn(self.service_incident(incident_id))
 
     async def run_forever(self) -> None:
@@ -135,16 +144,22 @@ class Engine:
         """Perform all due work once (inbox, pending steps, recovery probes, notes)."""
         await self.process_inbox()
         live = await self.store.list("incident", live_only=True)
-        await asyncio.gather(*(self.service_incident(doc["id"]) for doc in live))
+        results = await asyncio.gather(
+            *(self.service_incident(doc["id"]) for doc in live), return_exceptions=True
+        )
+        for doc, result in zip(live, results, strict=True):
+            if isinstance(result, Exception):
+                log.error("incident run failed", incident_id=doc["id"], exc_info=result)
 
     # --- the inbox ----------------------------------------------------------------
 
-    async def process_inbox(self) -> list[str]:
-        """Apply recorded transitions to incidents; returns the incidents that need a run."""
+    async def process_inbox(self) -> list[str] | None:
+        """Apply recorded transitions to incidents; returns the incidents that need a run,
+        or None when another replica holds the inbox."""
         touched: list[str] = []
         async with self._inbox_lock:
             if not await self.store.acquire("inbox", self.owner, INBOX_LEASE_SECONDS):
-                return touched
+                return None
             try:
                 while True:
                     entries = await self.store.inbox_peek(INBOX_BATCH)
@@ -193,7 +208,15 @@ class Engine:
             "alert": alert,
             "group_key": entry.get("group_key"),
         }
-        await self.store.update("ignored", entry["key"], lambda doc: (record, None))
+
+        def append(doc: Doc | None) -> tuple[Doc, None]:
+            doc = doc or {"entries": []}
+            if all(e["key"] != record["key"] for e in doc["entries"]):
+                doc["entries"].append(record)
+                del doc["entries"][:-IGNORED_KEPT]
+            return doc, None
+
+        await self.store.update("ignored", "recent", append)
 
     async def _apply_batch(self, entries: list[Doc]) -> list[str]:
         """Apply inbox entries in order; one ledger write per incident and batch."""

@@ -133,7 +133,11 @@ def settled_state(doc: Doc) -> str:
     failed = any(item["status"] == "failed" for item in doc["work"])
     recovery = doc.get("recovery") or {}
     if recovery.get("steps_enqueued"):
-        return NEEDS_ATTENTION if failed else RESOLVED
+        # Only a failed recovery step leaves something to fix; firing ones are history.
+        undone = any(
+            item["status"] == "failed" and item["phase"] == "recovery" for item in doc["work"]
+        )
+        return NEEDS_ATTENTION if undone else RESOLVED
     if doc["state"] == RECOVERING:
         return RECOVERING
     return NEEDS_ATTENTION if failed else STABILISED

@@ -369,3 +369,37 @@ async def test_last_success_before_is_read_from_redis(
         await r.settle()
         assert (await r.incident("ISO-NE"))["last_success_before"] == 1700000000.0
         assert (await r.incident("MISO"))["last_success_before"] is None
+
+
+async def test_failed_firing_step_then_recovery_resolves(tmp_path: Path) -> None:
+    acts = counting()
+    acts["pause_dags"] = CountingAction("pause_dags", fail_times=10, retryable=False)
+    config = responder_config(tmp_path, catalog=CATALOG, playbooks=PLAYBOOKS)
+    async with start_responder(config, actions=acts) as r:
+        firing = alert("ISO-NE")
+        await r.post(notification([firing]))
+        await r.settle()
+        assert (await r.incident("ISO-NE"))["state"] == "needs_attention"
+        await r.post(notification([resolved(firing)]))
+        await r.settle()
+        incident = await r.incident("ISO-NE")
+        assert incident["state"] == "resolved"
+        assert acts["pause_dags"].reverted == []  # never applied, nothing to undo
+        assert acts["throttle_api"].value == "100"
+
+
+async def test_failed_recovery_step_needs_attention(tmp_path: Path) -> None:
+    acts = counting()
+    acts["trigger_backfill"] = CountingAction(
+        "trigger_backfill", reversible=False, fail_times=10, retryable=False
+    )
+    config = responder_config(tmp_path, catalog=CATALOG, playbooks=PLAYBOOKS)
+    async with start_responder(config, actions=acts) as r:
+        firing = alert("ISO-NE")
+        await r.post(notification([firing]))
+        await r.settle()
+        await r.post(notification([resolved(firing)]))
+        await r.settle()
+        incident = await r.incident("ISO-NE")
+        assert incident["state"] == "needs_attention"
+        assert acts["throttle_api"].value == "100"  # the reverts still ran

@@ -100,3 +100,16 @@ async def test_sqlite_survives_restart(tmp_path: Path) -> None:
     # One replica by definition: a lease left by the previous process is gone.
     assert await second.acquire("incident:i", "new-process", 300)
     await second.close()
+
+
+async def test_sqlite_forgets_transitions_after_the_dedupe_window(tmp_path: Path) -> None:
+    path = str(tmp_path / "prune.db")
+    store = SqliteStore(path, dedupe_ttl_seconds=0.05)
+    await store.open()
+    assert await store.record_transitions([("old", {"n": 1})]) == [True]
+    await store.close()
+    await asyncio.sleep(0.1)
+    reopened = SqliteStore(path, dedupe_ttl_seconds=0.05)
+    await reopened.open()  # prunes at start
+    assert await reopened.record_transitions([("old", {"n": 1})]) == [True]
+    await reopened.close()

@@ -32,4 +32,4 @@ def open_store(config: object) -> Store:
         )
     from .sqlite import SqliteStore
 
-    return SqliteStore(settings.sqlite_path)
+    return SqliteStore(settings.sqlite_path, dedupe_ttl_seconds=settings.dedupe_ttl_seconds)

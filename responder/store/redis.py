@@ -151,16 +151,27 @@ class RedisStore(Store):
             try:
                 result = await self._record(keys=keys, args=args)
             except (RedisError, OSError) as exc:
-                error = StoreUnavailable(f"redis: {exc}")
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(error)
+                self._fail(batch, StoreUnavailable(f"redis: {exc}"))
                 continue
+            except BaseException as exc:
+                # Never leave a webhook waiting on a write that will not happen.
+                self._fail(batch + self._batch, StoreUnavailable(f"redis: {exc!r}"))
+                self._batch = []
+                raise
             offset = 0
             for items, future in batch:
                 if not future.done():
                     future.set_result([bool(f) for f in result[offset : offset + len(items)]])
                 offset += len(items)
+
+    @staticmethod
+    def _fail(
+        batch: list[tuple[Sequence[tuple[str, Doc]], asyncio.Future[list[bool]]]],
+        error: StoreUnavailable,
+    ) -> None:
+        for _, future in batch:
+            if not future.done():
+                future.set_exception(error)
 
     async def inbox_peek(self, limit: int) -> list[Doc]:
         try:

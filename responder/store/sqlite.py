@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from .base import Doc, Store, StoreUnavailable, Updater
 
 T = TypeVar("T")
+PRUNE_EVERY = 1000  # notifications between two prunings of old transition keys
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS transitions (key TEXT PRIMARY KEY, at REAL NOT NULL);
@@ -35,8 +36,10 @@ CREATE TABLE IF NOT EXISTS leases (
 
 
 class SqliteStore(Store):
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, dedupe_ttl_seconds: float = 30 * 86400.0) -> None:
         self.path = path
+        self.dedupe_ttl_seconds = dedupe_ttl_seconds
+        self._records = 0
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
         self._db: sqlite3.Connection | None = None
 
@@ -64,6 +67,7 @@ class SqliteStore(Store):
             db.executescript(_SCHEMA)
             # One replica by definition: leases of a previous run are stale.
             db.execute("DELETE FROM leases")
+            self._prune(db)
             self._db = db
 
         try:
@@ -86,6 +90,9 @@ class SqliteStore(Store):
     async def record_transitions(self, items: Sequence[tuple[str, Doc]]) -> list[bool]:
         def run(db: sqlite3.Connection) -> list[bool]:
             now = time.time()
+            self._records += 1
+            if self._records % PRUNE_EVERY == 0:
+                self._prune(db)
             result = []
             db.execute("BEGIN IMMEDIATE")
             for key, payload in items:
@@ -100,6 +107,10 @@ class SqliteStore(Store):
             return result
 
         return await self._run(run)
+
+    def _prune(self, db: sqlite3.Connection) -> None:
+        """Forget transitions older than the dedupe window (Redis keys expire likewise)."""
+        db.execute("DELETE FROM transitions WHERE at < ?", (time.time() - self.dedupe_ttl_seconds,))
 
     async def inbox_peek(self, limit: int) -> list[Doc]:
         def run(db: sqlite3.Connection) -> list[Doc]:

@@ -308,7 +308,8 @@ async def start_responder(
     server = TestServer(app, host="127.0.0.1", port=port or free_port())
     await server.start_server()
     try:
-        async with aiohttp.ClientSession() as session:
+        # A bounded wait: a hung responder fails the test with a traceback.
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
             yield Responder(server, session, clock)
     finally:
         await server.close()
