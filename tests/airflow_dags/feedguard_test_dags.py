@@ -1,0 +1,45 @@
+"""Test DAGs for feedguard's throw-away Airflow: unscheduled, one quick task each.
+
+The names are the runbook's DAGs plus two that only the client and collector
+tests use; ``external_failing`` always fails, for failed-run states.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from airflow.sdk import DAG, task
+
+QUICK = (
+    "external_data_ingest",
+    "external_backfill",
+    "external_data_fallback",
+    "external_data_backfill",
+    "feedguard_client_test",
+    "feedguard_heartbeat_test",
+)
+
+
+def _dag(dag_id: str, fails: bool = False) -> DAG:
+    with DAG(
+        dag_id=dag_id,
+        schedule=None,
+        start_date=datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC),
+        catchup=False,
+        tags=["feedguard-test"],
+    ) as dag:
+
+        @task(retries=0)
+        def run() -> None:
+            if fails:
+                raise RuntimeError("feedguard test DAG: failing on purpose")
+            print("feedguard test run")
+
+        run()
+    return dag
+
+
+# Airflow discovers DAGs among a module's globals.
+for _dag_id in QUICK:
+    globals()[_dag_id] = _dag(_dag_id)
+external_failing = _dag("external_failing", fails=True)
