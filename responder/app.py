@@ -110,10 +110,14 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
         notes=app[appkeys.NOTIFIER] is not None,
     )
     yield
+    engine.stop()
     if loop_task is not None:
-        loop_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await loop_task
+        # The loop ends at its next wake-up; cancelling is the fallback for a tick
+        # stuck in a call, and the wait is bounded either way.
+        _, pending = await asyncio.wait({loop_task}, timeout=2.0)
+        if pending:
+            loop_task.cancel()
+            await asyncio.wait({loop_task}, timeout=5.0)
     await engine.close()
 
 

@@ -82,6 +82,7 @@ class Engine:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._kick_pending = False
         self._kick_task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     # --- background task bookkeeping -------------------------------------------
 
@@ -98,11 +99,16 @@ class Engine:
             while self._tasks:
                 await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
-    async def close(self) -> None:
+    async def close(self, grace_seconds: float = 10.0) -> None:
+        """Cancel background work; never wait longer than ``grace_seconds``."""
+        self.stop()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=grace_seconds)
+            if pending:
+                log.warning("background tasks still running at shutdown", tasks=len(pending))
 
     def kick(self) -> None:
         """Apply new inbox entries and run their incidents soon (called by the webhook)."""
@@ -131,14 +137,19 @@ class Engine:
                 self._spawn(self.service_incident(incident_id))
 
     async def run_forever(self) -> None:
-        while True:
+        """Tick every ``scheduler.tick_seconds`` until ``stop()``."""
+        while not self._stopping.is_set():
             try:
                 await self.tick()
             except StoreUnavailable as exc:
                 log.warning("store unavailable during tick", error=str(exc))
             except Exception:
                 log.exception("tick failed")
-            await asyncio.sleep(self.config.scheduler.tick_seconds)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.config.scheduler.tick_seconds)
+
+    def stop(self) -> None:
+        self._stopping.set()
 
     async def tick(self) -> None:
         """Perform all due work once (inbox, pending steps, recovery probes, notes)."""
