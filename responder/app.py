@@ -112,8 +112,9 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
     engine.stop()
     if loop_task is not None:
-        # The loop ends at its next wake-up; cancelling is the fallback for a tick
-        # stuck in a call, and the wait is bounded either way.
+        # The loop ends at its next wake-up; cancelling is the fallback, and the wait is
+        # bounded: on Python 3.11 a cancel that lands in redis-py's socket-timeout
+        # wait_for can be swallowed, leaving the task waiting forever.
         _, pending = await asyncio.wait({loop_task}, timeout=2.0)
         if pending:
             loop_task.cancel()
