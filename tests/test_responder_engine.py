@@ -403,3 +403,40 @@ async def test_failed_recovery_step_needs_attention(tmp_path: Path) -> None:
         incident = await r.incident("ISO-NE")
         assert incident["state"] == "needs_attention"
         assert acts["throttle_api"].value == "100"  # the reverts still ran
+
+
+async def test_per_action_dry_run_and_flags_survive_restart(tmp_path: Path) -> None:
+    acts = counting()
+    config = responder_config(
+        tmp_path,
+        catalog=CATALOG,
+        playbooks=PLAYBOOKS,
+        action_options={"pause_dags": {"dry_run": True}},
+    )
+    auth = {"Authorization": f"Bearer {FLAGS_TOKEN}"}
+    async with start_responder(config, actions=acts) as r:
+        await r.post(notification([alert("ISO-NE")]))
+        await r.settle()
+        incident = await r.incident("ISO-NE")
+        assert [(a["action"], a["result"]) for a in incident["actions"]] == [
+            ("throttle_api", "success"),
+            ("pause_dags", "dry_run"),
+        ]
+        assert acts["pause_dags"].applied == []
+        async with r.session.post(
+            r.url + "/runtime-config/v1/features/action.throttle_api",
+            json={"enabled": False},
+            headers=auth,
+        ) as response:
+            assert response.status == 200
+    async with start_responder(config, actions=acts) as r:
+        async with r.session.get(
+            r.url + "/runtime-config/v1/features/action.throttle_api", headers=auth
+        ) as response:
+            flag = await response.json()
+        assert flag["enabled"] is False
+        assert flag["source"] == "runtime"
+        await r.post(notification([alert("MISO")]))
+        await r.settle()
+        miso = await r.incident("MISO")
+        assert miso["actions"][0]["result"] == "skipped"
