@@ -65,6 +65,21 @@ async def list_ignored(request: web.Request) -> web.Response:
     return web.json_response({"ignored": entries})
 
 
+async def retry_incident(request: web.Request) -> web.Response:
+    """Re-run an incident's failed steps once the cause is fixed (features token)."""
+    refused = _flag_auth(request)
+    if refused is not None:
+        return refused
+    ident = request.match_info["id"]
+    try:
+        found = await request.app[appkeys.ENGINE].retry(ident)
+    except StoreUnavailable as exc:
+        return _unavailable(exc)
+    if not found:
+        return web.json_response({"error": f"no incident {ident!r}"}, status=404)
+    return web.json_response({"status": "retrying", "id": ident}, status=202)
+
+
 def _flag_auth(request: web.Request) -> web.Response | None:
     token = request.app[FEATURES_TOKEN]
     if token is None:
@@ -168,6 +183,7 @@ async def index(request: web.Request) -> web.Response:
                 "POST /webhook/alertmanager",
                 "GET /api/v1/incidents",
                 "GET /api/v1/incidents/{id}",
+                "POST /api/v1/incidents/{id}/retry",
                 "GET /api/v1/ignored",
                 "GET|POST /runtime-config/v1/features/{name}",
                 "GET /healthz",

@@ -150,6 +150,7 @@ def create_app(
     app.router.add_post("/webhook/alertmanager", alertmanager_webhook)
     app.router.add_get("/api/v1/incidents", api.list_incidents)
     app.router.add_get("/api/v1/incidents/{id}", api.get_incident)
+    app.router.add_post("/api/v1/incidents/{id}/retry", api.retry_incident)
     app.router.add_get("/api/v1/ignored", api.list_ignored)
     app.router.add_get("/runtime-config/v1/features/{name}", api.get_feature)
     app.router.add_post("/runtime-config/v1/features/{name}", api.set_feature)

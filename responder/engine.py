@@ -512,6 +512,28 @@ class Engine:
             await self.store.update("active", doc["provider"], clear)
         return enqueued
 
+    async def retry(self, incident_id: str) -> bool:
+        """Put an incident's failed steps back to pending and run them (operator action)."""
+
+        def change(doc: Doc | None) -> tuple[Doc | None, bool]:
+            if doc is None:
+                return None, False
+            failed = [item for item in doc["work"] if item["status"] == "failed"]
+            if not failed:
+                return None, True
+            for item in failed:
+                item["status"] = "pending"
+            recovering = (doc.get("recovery") or {}).get("steps_enqueued")
+            doc["state"] = inc.RECOVERING if recovering else inc.STABILISED
+            doc["live"] = True
+            inc.add_event(doc, self._now(), f"retry requested: {len(failed)} failed steps")
+            return doc, True
+
+        found: bool = await self.store.update("incident", incident_id, change)
+        if found:
+            self._spawn(self.service_incident(incident_id))
+        return found
+
     # --- notes ------------------------------------------------------------------------
 
     def due_notes(self, doc: Doc) -> list[tuple[NoteKind, int]]:

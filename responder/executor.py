@@ -96,10 +96,14 @@ class Executor:
         def change(doc: Doc | None) -> tuple[Doc | None, None]:
             if doc is None:
                 return None, None
-            for existing in doc["actions"]:
+            for index, existing in enumerate(doc["actions"]):
                 if existing.get("work") == item["id"] and existing["target"] == record["target"]:
-                    return None, None  # already recorded by an earlier run
-            doc["actions"].append(record)
+                    if existing["result"] in FINAL:
+                        return None, None  # already recorded by an earlier run
+                    doc["actions"][index] = record  # a retried failure: the new result wins
+                    break
+            else:
+                doc["actions"].append(record)
             if item["phase"] == "recovery" and record.get("reverts") is not None:
                 for original in doc["actions"]:
                     if original.get("key") == record["reverts"]:

@@ -440,3 +440,30 @@ async def test_per_action_dry_run_and_flags_survive_restart(tmp_path: Path) -> N
         await r.settle()
         miso = await r.incident("MISO")
         assert miso["actions"][0]["result"] == "skipped"
+
+
+async def test_operator_retries_failed_steps(tmp_path: Path) -> None:
+    acts = counting()
+    acts["pause_dags"] = CountingAction("pause_dags", fail_times=3)
+    config = responder_config(tmp_path, catalog=CATALOG, playbooks=PLAYBOOKS)
+    async with start_responder(config, actions=acts) as r:
+        await r.post(notification([alert("ISO-NE")]))
+        await r.settle()
+        incident = await r.incident("ISO-NE")
+        assert incident["state"] == "needs_attention"
+        url = f"{r.url}/api/v1/incidents/{incident['id']}/retry"
+        async with r.session.post(url) as response:
+            assert response.status == 401
+        auth = {"Authorization": f"Bearer {FLAGS_TOKEN}"}
+        async with r.session.post(url, headers=auth) as response:
+            assert response.status == 202
+        await r.settle()
+        incident = await r.incident("ISO-NE")
+        assert incident["state"] == "stabilised"
+        assert [(a["action"], a["result"]) for a in incident["actions"]] == [
+            ("throttle_api", "success"),
+            ("pause_dags", "success"),
+        ]
+        assert len(acts["throttle_api"].applied) == 1
+        async with r.session.post(f"{r.url}/api/v1/incidents/nope/retry", headers=auth) as response:
+            assert response.status == 404
