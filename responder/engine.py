@@ -365,6 +365,8 @@ class Engine:
                     log.warning("lease lost: another replica took over the incident")
                 except StoreUnavailable as exc:
                     log.warning("store unavailable while running the incident", error=str(exc))
+        if not lock.locked() and self._incident_locks.get(incident_id) is lock:
+            del self._incident_locks[incident_id]  # one lock per incident being served
 
     async def _service(self, incident_id: str) -> None:
         lease = f"incident:{incident_id}"

@@ -82,7 +82,8 @@ class SqliteStore(Store):
                 self._db = None
 
         await asyncio.get_running_loop().run_in_executor(self._thread, disconnect)
-        self._thread.shutdown(wait=True)
+        # Joining the thread blocks: not on the event loop either.
+        await asyncio.to_thread(self._thread.shutdown, True)
 
     async def ping(self) -> None:
         await self._run(lambda db: db.execute("SELECT 1").fetchone())
