@@ -8,6 +8,7 @@ AIRFLOW_VERSION ?= 3.3.2
 PY := $(VENV)/bin/python
 SYSTEM_TOOLS := redis-server prometheus promtool prometheus-alertmanager amtool
 SYSTEM_PACKAGES := redis-server prometheus prometheus-alertmanager
+PY_PATHS := exporter responder tests bench rules/generator grafana/generate.py
 
 .PHONY: run test lint typecheck unit system-deps venv airflow-venv bench clean
 
@@ -38,11 +39,13 @@ run: venv
 	./scripts/run-local
 
 lint: venv
-	$(VENV)/bin/ruff check exporter responder tests bench
-	$(VENV)/bin/ruff format --check exporter responder tests bench
+	$(VENV)/bin/ruff check $(PY_PATHS)
+	$(VENV)/bin/ruff format --check $(PY_PATHS)
 
 typecheck: venv
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy --strict rules/generator/generate.py
+	$(VENV)/bin/mypy --strict grafana/generate.py
 
 unit: venv system-deps airflow-venv
 	FEEDGUARD_AIRFLOW_VENV=$(AIRFLOW_VENV) $(VENV)/bin/pytest -q

@@ -1,7 +1,7 @@
-"""``python -m bench`` (``make bench``): every benchmark; today the scrape benchmark."""
+"""``python -m bench`` (``make bench``): every benchmark, each against its same-run baseline."""
 
 import sys
 
-from .scrape import main
+from . import scrape, webhook
 
-sys.exit(main())
+sys.exit(max(scrape.main([]), webhook.main([])))

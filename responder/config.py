@@ -266,6 +266,8 @@ def load_config(
     config.webhook_bearer_token()
     config.webhook_basic_password()
     config.features_token()
+    # Note templates must compile and the Slack secret files be readable (check-config too).
+    config.notes.validate()
     return config
 
 

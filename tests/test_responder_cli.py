@@ -104,3 +104,21 @@ def test_simulate_refuses_an_invalid_payload(
     payload.write_text(json.dumps({**notification([alert("ISO-NE")]), "version": "3"}))
     assert main(["simulate", str(payload), "--config", SHIPPED]) == 2
     assert "version: expected '4'" in capsys.readouterr().err
+
+
+def test_check_config_compiles_note_templates(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "initial.j2").write_text("{% if %}broken\n")
+    config = tmp_path / "responder.yml"
+    config.write_text(
+        f"""
+catalog_file: {REPO / "config" / "external_providers.yml"}
+notes: {{enabled: true, templates_dir: {templates}}}
+"""
+    )
+    assert main(["check-config", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "initial.j2" in err
