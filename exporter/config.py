@@ -2,30 +2,25 @@
 
 from __future__ import annotations
 
-import dataclasses
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from .airflow import AirflowSettings
-from .catalog import Catalog, load_catalog
+from .catalog import Catalog
 from .collectors.dbt import DbtSettings
 from .collectors.quality import QualitySettings
 from .log import LogFormat
 from .schema import (
     ConfigError,
-    apply_env,
     check_listen,
     check_non_negative,
     check_positive,
     check_redis_url,
-    env_origins,
     field,
-    load_dataclass,
     read_secret,
-    read_yaml_all,
 )
+from .service_config import load_service_config
 
 DEFAULT_LISTEN = "127.0.0.1:9816"
 _CATALOG_FILE = "config/external_providers.yml"
@@ -102,44 +97,9 @@ def load_config(
     The catalog is checked even when the settings have errors, so one run of
     ``check-config`` reports the mistakes of both files.
     """
-    environ = os.environ if environ is None else environ
-    data, errors = read_yaml_all(path) if path else ({}, [])
-    source = str(path) if path else "<defaults>"
-    merged, applied = apply_env(ExporterConfig, data, environ)
-    config: ExporterConfig | None = None
-    try:
-        config = load_dataclass(
-            ExporterConfig, merged, source, env_origins(ExporterConfig, applied)
-        )
-    except ConfigError as exc:
-        errors.extend(exc.errors)
-    catalog: Catalog | None = config.catalog if config else None
-    inline = config.catalog is not None if config else "catalog" in merged
-    catalog_file = config.catalog_file if config else merged.get("catalog_file", _CATALOG_FILE)
-    if not inline and isinstance(catalog_file, str):
-        try:
-            catalog = load_catalog(_catalog_path(catalog_file, path))
-        except ConfigError as exc:
-            errors.extend(exc.errors)
-    if config is not None and config.redis.password_file:
-        try:
-            config.redis_password()
-        except ConfigError as exc:
-            errors.extend(exc.errors)
-    if errors or config is None:
-        raise ConfigError(errors)
-    return dataclasses.replace(config, catalog=catalog)
-
-
-def _catalog_path(catalog_file: str, config_path: str | Path | None) -> Path:
-    catalog_path = Path(catalog_file)
-    if config_path and not catalog_path.is_absolute():
-        # Relative to the config file, so a config directory can move as a whole;
-        # a path relative to the working directory is accepted when that is none.
-        candidate = Path(config_path).parent / catalog_path
-        if candidate.exists() or not catalog_path.exists():
-            return candidate
-    return catalog_path
+    return load_service_config(
+        ExporterConfig, path, environ, lambda config: [config.redis_password]
+    )
 
 
 __all__ = ["ConfigError", "ExporterConfig", "load_config"]

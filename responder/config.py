@@ -2,27 +2,23 @@
 
 from __future__ import annotations
 
-import dataclasses
-import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from exporter.catalog import Catalog, load_catalog
+from exporter.catalog import Catalog
 from exporter.log import LogFormat
 from exporter.schema import (
     ConfigError,
-    apply_env,
     check_listen,
     check_non_negative,
     check_positive,
     check_redis_url,
     field,
-    load_dataclass,
     read_secret,
-    read_yaml,
 )
+from exporter.service_config import load_service_config
 
 from .actions.settings import ActionsSettings
 from .matchers import Matcher, parse_matcher
@@ -249,26 +245,24 @@ class ResponderConfig:
 def load_config(
     path: str | Path | None = None, environ: Mapping[str, str] | None = None
 ) -> ResponderConfig:
-    """Read, override from the environment and validate; ConfigError lists every problem."""
-    environ = os.environ if environ is None else environ
-    data = read_yaml(path) if path else {}
-    source = str(path) if path else "<defaults>"
-    merged, _ = apply_env(ResponderConfig, data, environ)
-    config = load_dataclass(ResponderConfig, merged, source)
-    if config.catalog is None:
-        catalog_path = Path(config.catalog_file)
-        if path and not catalog_path.is_absolute():
-            candidate = Path(path).parent / catalog_path
-            catalog_path = candidate if candidate.exists() else catalog_path
-        config = dataclasses.replace(config, catalog=load_catalog(catalog_path))
-    # Secrets named by *_file must be readable now, not at the first request.
-    config.redis_password()
-    config.webhook_bearer_token()
-    config.webhook_basic_password()
-    config.features_token()
-    # Note templates must compile and the Slack secret files be readable (check-config too).
-    config.notes.validate()
-    return config
+    """Read, override from the environment and validate; ConfigError lists every problem.
+
+    The catalog is checked even when the settings have errors, and every secret
+    file and the note templates too, so one run of ``check-config`` reports all.
+    """
+    return load_service_config(ResponderConfig, path, environ, _startup_checks)
+
+
+def _startup_checks(config: ResponderConfig) -> list[Callable[[], object]]:
+    # Secrets named by *_file must be readable now, not at the first request;
+    # note templates must compile and the Slack secret files be readable.
+    return [
+        config.redis_password,
+        config.webhook_bearer_token,
+        config.webhook_basic_password,
+        config.features_token,
+        config.notes.validate,
+    ]
 
 
 __all__ = ["ConfigError", "ResponderConfig", "load_config"]
