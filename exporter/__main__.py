@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import gc
 import os
 import sys
@@ -11,21 +10,13 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
+from .cli import common_options, load_or_report, serve
 from .config import ExporterConfig, load_config
-from .log import configure_logging, get_logger
 from .record import CONFIG_ENV, record_success, sync_client
-from .schema import ConfigError, parse_listen
 
 
 def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    # SUPPRESS: the options work before or after the command without overwriting each other.
-    common.add_argument(
-        "--config",
-        default=argparse.SUPPRESS,
-        help=f"YAML settings file (default: ${CONFIG_ENV}, else embedded defaults)",
-    )
-    common.add_argument("--listen", default=argparse.SUPPRESS, help="HOST:PORT to serve on")
+    common = common_options(f"YAML settings file (default: ${CONFIG_ENV}, else embedded defaults)")
     parser = argparse.ArgumentParser(
         prog="feedguard-exporter",
         description="Prometheus exporter for external data freshness and provider health.",
@@ -43,19 +34,6 @@ def _parser() -> argparse.ArgumentParser:
     record.add_argument("--dataset", required=True)
     record.add_argument("--at", type=float, help="epoch seconds (default: now)")
     return parser
-
-
-def _load(args: argparse.Namespace) -> ExporterConfig:
-    path = getattr(args, "config", None) or os.environ.get(CONFIG_ENV) or None
-    config = load_config(path)
-    listen = getattr(args, "listen", None)
-    if listen:
-        try:
-            parse_listen(listen)
-        except ValueError as exc:
-            raise ConfigError([f"--listen: {exc}"]) from exc
-        config = dataclasses.replace(config, listen=listen)
-    return config
 
 
 def _record_success(config: ExporterConfig, args: argparse.Namespace) -> int:
@@ -86,11 +64,9 @@ async def _freeze_gc(app: web.Application) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     command = args.command or "serve"
-    try:
-        config = _load(args)
-    except ConfigError as exc:
-        for line in exc.errors:
-            print(line, file=sys.stderr)
+    path = getattr(args, "config", None) or os.environ.get(CONFIG_ENV) or None
+    config = load_or_report(lambda: load_config(path), args)
+    if config is None:
         return 2
     if command == "check-config":
         print(
@@ -103,13 +79,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from .app import create_app
 
-    configure_logging(config.log.level, config.log.format)
-    host, port = parse_listen(config.listen)
-    get_logger(__name__).info("starting", listen=config.listen)
-    app = create_app(config)
-    app.on_startup.append(_freeze_gc)  # runs after the cleanup contexts have built everything
-    web.run_app(app, host=host, port=port, print=None, access_log=None)
-    return 0
+    def build() -> web.Application:
+        app = create_app(config)
+        app.on_startup.append(_freeze_gc)  # runs after the cleanup contexts have built everything
+        return app
+
+    return serve(config, build, __name__)
 
 
 if __name__ == "__main__":

@@ -4,24 +4,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import json
 import sys
 import time
 from collections.abc import Sequence
 
-from aiohttp import web
-
-from exporter.log import configure_logging, get_logger
-from exporter.schema import ConfigError, parse_listen
+from exporter.cli import common_options, load_or_report, serve
 
 from .config import ResponderConfig, load_config
 
 
 def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", default=argparse.SUPPRESS, help="YAML settings file")
-    common.add_argument("--listen", default=argparse.SUPPRESS, help="HOST:PORT to serve on")
+    common = common_options("YAML settings file")
     parser = argparse.ArgumentParser(
         prog="feedguard-responder",
         description="Alertmanager webhook receiver that runs the external data outage runbook.",
@@ -37,18 +31,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     simulate.add_argument("payload", help="Alertmanager webhook JSON file ('-' for stdin)")
     return parser
-
-
-def _load(args: argparse.Namespace) -> ResponderConfig:
-    config = load_config(getattr(args, "config", None))
-    listen = getattr(args, "listen", None)
-    if listen:
-        try:
-            parse_listen(listen)
-        except ValueError as exc:
-            raise ConfigError([f"--listen: {exc}"]) from exc
-        config = dataclasses.replace(config, listen=listen)
-    return config
 
 
 async def _action_names(config: ResponderConfig) -> set[str] | None:
@@ -108,11 +90,8 @@ async def _simulate(config: ResponderConfig, path: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     command = args.command or "serve"
-    try:
-        config = _load(args)
-    except ConfigError as exc:
-        for line in exc.errors:
-            print(line, file=sys.stderr)
+    config = load_or_report(lambda: load_config(getattr(args, "config", None)), args)
+    if config is None:
         return 2
     if command == "check-config":
         return _check(config, getattr(args, "config", None) or "<defaults>")
@@ -121,11 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from .app import create_app
 
-    configure_logging(config.log.level, config.log.format)
-    host, port = parse_listen(config.listen)
-    get_logger(__name__).info("starting", listen=config.listen)
-    web.run_app(create_app(config), host=host, port=port, print=None, access_log=None)
-    return 0
+    return serve(config, lambda: create_app(config), __name__)
 
 
 if __name__ == "__main__":

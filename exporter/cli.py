@@ -1,0 +1,73 @@
+"""What both services' command lines share: --config/--listen, loading, serving."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from collections.abc import Callable
+from typing import Any, ClassVar, Protocol, TypeVar
+
+from aiohttp import web
+
+from .log import LogFormat, configure_logging, get_logger
+from .schema import ConfigError, parse_listen
+
+
+class _LogSettings(Protocol):
+    @property
+    def level(self) -> str: ...
+
+    @property
+    def format(self) -> LogFormat: ...
+
+
+class ListenConfig(Protocol):
+    """A frozen config dataclass with ``listen`` and ``log`` settings."""
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+    @property
+    def listen(self) -> str: ...
+
+    @property
+    def log(self) -> _LogSettings: ...
+
+
+C = TypeVar("C", bound=ListenConfig)
+
+
+def common_options(config_help: str) -> argparse.ArgumentParser:
+    """The options every command takes, as a parent parser."""
+    common = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS: the options work before or after the command without overwriting each other.
+    common.add_argument("--config", default=argparse.SUPPRESS, help=config_help)
+    common.add_argument("--listen", default=argparse.SUPPRESS, help="HOST:PORT to serve on")
+    return common
+
+
+def load_or_report(load: Callable[[], C], args: argparse.Namespace) -> C | None:
+    """``load()`` with ``--listen`` applied; None after printing every error to stderr."""
+    try:
+        config = load()
+        listen = getattr(args, "listen", None)
+        if listen:
+            try:
+                parse_listen(listen)
+            except ValueError as exc:
+                raise ConfigError([f"--listen: {exc}"]) from exc
+            config = dataclasses.replace(config, listen=listen)
+    except ConfigError as exc:
+        for line in exc.errors:
+            print(line, file=sys.stderr)
+        return None
+    return config
+
+
+def serve(config: ListenConfig, create_app: Callable[[], web.Application], logger_name: str) -> int:
+    """Configure logging, build the app and run it on ``config.listen`` until stopped."""
+    configure_logging(config.log.level, config.log.format)
+    host, port = parse_listen(config.listen)
+    get_logger(logger_name).info("starting", listen=config.listen)
+    web.run_app(create_app(), host=host, port=port, print=None, access_log=None)
+    return 0
