@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from exporter.airflow import (
     AirflowAuthError,
@@ -15,7 +15,7 @@ from exporter.airflow import (
     AirflowUnavailable,
 )
 
-from ..plugins import JSON, ActionError, Outcome
+from ..plugins import JSON, ActionError, Outcome, StepContext, Target
 
 _RUN_ID_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -87,3 +87,50 @@ async def trigger_once(
 
 def no_revert(name: str) -> ActionError:
     return ActionError(f"{name} is not reversible: nothing to undo", retryable=False)
+
+
+class TriggerDag:
+    """Base of the actions that trigger one run of a DAG per incident (fallback, backfill).
+
+    Not reversible; the run id comes from the incident (see ``run_id``), so a
+    repeat is Airflow's 409 and counts as done.  Subclasses write ``targets``
+    with ``_check_no_params`` and ``_target``.
+    """
+
+    name: ClassVar[str]
+    kind: ClassVar[str]  # in the run id: feedguard__<kind>__<provider>__<incident>
+    reversible: ClassVar[bool] = False
+    circuit: ClassVar[str] = "airflow"
+
+    def __init__(self, client: AirflowClient, dag_id: str) -> None:
+        self._client = client
+        self._dag_id = dag_id
+
+    def _check_no_params(self, ctx: StepContext) -> None:
+        if ctx.params:
+            raise ActionError(
+                f"{self.name}: takes no parameters, got {sorted(ctx.params)}",
+                retryable=False,
+            )
+
+    def _target(self, ctx: StepContext, description: str, conf: dict[str, JSON]) -> Target:
+        return Target(
+            description=description,
+            resource=None,
+            params={
+                "dag_id": self._dag_id,
+                "dag_run_id": run_id(self.kind, ctx.provider.name, ctx.incident.id),
+                "conf": conf,
+            },
+        )
+
+    async def apply(self, ctx: StepContext, target: Target) -> Outcome:
+        conf = target.params["conf"]
+        if not isinstance(conf, Mapping):
+            raise ActionError(f"{self.name}: target has no conf mapping: {conf!r}", retryable=False)
+        return await trigger_once(
+            self._client, str(target.params["dag_id"]), str(target.params["dag_run_id"]), conf
+        )
+
+    async def revert(self, ctx: StepContext, target: Target, previous: JSON) -> Outcome:
+        raise no_revert(self.name)
