@@ -286,8 +286,11 @@ class Engine:
             before = (doc["state"], len(inc.pending_work(doc)))
             changed = False
             results: list[Any] = []
+            # One set for the batch: a scan of the kept list per transition was ~15% of
+            # the scheduler's time under load.
+            applied = set(doc["transitions"])
             for changer in changers:
-                new, result = changer(doc)
+                new, result = changer(doc, applied)
                 if new is not None:
                     doc, changed = new, True
                 results.append(result)
@@ -618,12 +621,12 @@ def _step(step: Any) -> dict[str, Any]:
 
 def _firing(
     entry: Doc, playbook: Playbook, now: float
-) -> Callable[[Doc | None], tuple[Doc | None, None]]:
-    def change(doc: Doc | None) -> tuple[Doc | None, None]:
-        if doc is None or entry["key"] in doc["transitions"]:
+) -> Callable[[Doc | None, set[str]], tuple[Doc | None, None]]:
+    def change(doc: Doc | None, applied: set[str]) -> tuple[Doc | None, None]:
+        if doc is None or entry["key"] in applied:
             return None, None
         alert = entry["alert"]
-        _remember(doc, entry["key"])
+        _remember(doc, entry["key"], applied)
         if entry.get("group_key") and entry["group_key"] not in doc["group_keys"]:
             doc["group_keys"].append(entry["group_key"])
         fingerprint = alert["fingerprint"]
@@ -661,17 +664,17 @@ def _firing(
 
 def _resolved(
     entry: Doc, now: float, provider: Provider, probes_required: int
-) -> Callable[[Doc | None], tuple[Doc | None, bool]]:
-    def change(doc: Doc | None) -> tuple[Doc | None, bool]:
+) -> Callable[[Doc | None, set[str]], tuple[Doc | None, bool]]:
+    def change(doc: Doc | None, applied: set[str]) -> tuple[Doc | None, bool]:
         if doc is None:
             return None, False
-        if entry["key"] in doc["transitions"]:
+        if entry["key"] in applied:
             return None, True
         alert = entry["alert"]
         fingerprint = alert["fingerprint"]
         if fingerprint not in doc["alerts"]:
             return None, False
-        _remember(doc, entry["key"])
+        _remember(doc, entry["key"], applied)
         doc["alerts"][fingerprint] = _alert(alert)
         name = alert["labels"].get("alertname", "")
         inc.add_event(doc, now, f"alert resolved: {name}", fingerprint=fingerprint)
@@ -699,9 +702,14 @@ def _resolved(
 TRANSITIONS_KEPT = 2 * INBOX_BATCH
 
 
-def _remember(doc: Doc, key: str) -> None:
-    doc["transitions"].append(key)
-    del doc["transitions"][:-TRANSITIONS_KEPT]
+def _remember(doc: Doc, key: str, applied: set[str]) -> None:
+    """``applied``: the caller's set of the document's kept keys (may hold trimmed ones
+    too: an entry seen earlier in the same batch is still a repeat)."""
+    applied.add(key)
+    transitions = doc["transitions"]
+    transitions.append(key)
+    if len(transitions) > TRANSITIONS_KEPT:
+        del transitions[:-TRANSITIONS_KEPT]
 
 
 def _alert(alert: Doc) -> Doc:
