@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
@@ -25,37 +24,14 @@ from exporter.airflow import (
 
 from .support.airflow import AirflowInstance, resign_jwt
 from .support.fake_airflow2 import FakeAirflow2
+from .support.request_counter import (  # noqa: F401  # the fixtures are used by name
+    RequestCounter,
+    counter_fixture,
+    session_fixture,
+)
 from .support.services import free_port
 
 DAG = "feedguard_client_test"
-
-
-class RequestCounter:
-    """Counts the HTTP requests a session sends (aiohttp tracing, no patching)."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, str]] = []
-        self.config = aiohttp.TraceConfig()
-        self.config.on_request_start.append(self._start)
-
-    async def _start(
-        self,
-        session: aiohttp.ClientSession,
-        context: SimpleNamespace,
-        params: aiohttp.TraceRequestStartParams,
-    ) -> None:
-        self.sent.append((params.method, params.url.path))
-
-
-@pytest.fixture
-def counter() -> RequestCounter:
-    return RequestCounter()
-
-
-@pytest.fixture
-async def session(counter: RequestCounter) -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(trace_configs=[counter.config]) as s:
-        yield s
 
 
 @pytest.fixture

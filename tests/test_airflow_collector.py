@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
@@ -19,35 +17,14 @@ from .conftest import make_catalog
 from .support.airflow import AirflowInstance
 from .support.fake_airflow2 import FakeAirflow2
 from .support.families import Samples, samples, value
+from .support.request_counter import (  # noqa: F401  # the fixtures are used by name
+    RequestCounter,
+    counter_fixture,
+    session_fixture,
+)
 
 HEARTBEAT = "feedguard_heartbeat_test"
 FAILING = "external_failing"
-
-
-class RequestCounter:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, str]] = []
-        self.config = aiohttp.TraceConfig()
-        self.config.on_request_start.append(self._start)
-
-    async def _start(
-        self,
-        session: aiohttp.ClientSession,
-        context: SimpleNamespace,
-        params: aiohttp.TraceRequestStartParams,
-    ) -> None:
-        self.sent.append((params.method, params.url.path))
-
-
-@pytest.fixture
-def counter() -> RequestCounter:
-    return RequestCounter()
-
-
-@pytest.fixture
-async def session(counter: RequestCounter) -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(trace_configs=[counter.config]) as s:
-        yield s
 
 
 def ts(value: str) -> float:
