@@ -20,13 +20,14 @@ from __future__ import annotations
 import copy
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
-from aiohttp.test_utils import TestServer
+
+from .fake_http import serve_app
 
 MERGE = "application/merge-patch+json"
 STRATEGIC = "application/strategic-merge-patch+json"
@@ -126,14 +127,9 @@ class FakeKubernetes:
         app.router.add_patch(path, self._patch)
         return app
 
-    @asynccontextmanager
-    async def serve(self) -> AsyncIterator[str]:
-        server = TestServer(self.app(), host="127.0.0.1")
-        await server.start_server()
-        try:
-            yield str(server.make_url("")).rstrip("/")
-        finally:
-            await server.close()
+    def serve(self) -> AbstractAsyncContextManager[str]:
+        """Serve on a free loopback port; yields the base URL."""
+        return serve_app(self.app())
 
     # -- handlers --
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import Iterable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
-from aiohttp.test_utils import TestServer
+
+from .fake_http import serve_app
 
 
 @dataclass(frozen=True)
@@ -64,14 +65,9 @@ class FakeRuntimeConfig:
         app.router.add_post(path, self._post)
         return app
 
-    @asynccontextmanager
-    async def serve(self) -> AsyncIterator[str]:
-        server = TestServer(self.app(), host="127.0.0.1")
-        await server.start_server()
-        try:
-            yield str(server.make_url("")).rstrip("/")
-        finally:
-            await server.close()
+    def serve(self) -> AbstractAsyncContextManager[str]:
+        """Serve on a free loopback port; yields the base URL."""
+        return serve_app(self.app())
 
     @staticmethod
     def _error(status: int, error: str, detail: Any) -> web.Response:
