@@ -99,7 +99,8 @@ def _flag_auth(request: web.Request) -> web.Response | None:
 FEATURES_TOKEN: web.AppKey[str | None] = web.AppKey("features_token")
 
 
-async def get_feature(request: web.Request) -> web.Response:
+def _flag_refused(request: web.Request) -> web.Response | None:
+    """The answer to a flag request without the token (401/503) or for an unknown flag (404)."""
     refused = _flag_auth(request)
     if refused is not None:
         return refused
@@ -107,6 +108,15 @@ async def get_feature(request: web.Request) -> web.Response:
     app = request.app
     if not flags.known(name, list(app[appkeys.ACTIONS].keys())):
         return web.json_response({"error": _unknown_flag(name, app)}, status=404)
+    return None
+
+
+async def get_feature(request: web.Request) -> web.Response:
+    refused = _flag_refused(request)
+    if refused is not None:
+        return refused
+    name = request.match_info["name"]
+    app = request.app
     try:
         flag = await flags.effective(app[appkeys.CONFIG], app[appkeys.STORE], name)
     except StoreUnavailable as exc:
@@ -121,13 +131,11 @@ def _unknown_flag(name: str, app: web.Application) -> str:
 
 
 async def set_feature(request: web.Request) -> web.Response:
-    refused = _flag_auth(request)
+    refused = _flag_refused(request)
     if refused is not None:
         return refused
     name = request.match_info["name"]
     app = request.app
-    if not flags.known(name, list(app[appkeys.ACTIONS].keys())):
-        return web.json_response({"error": _unknown_flag(name, app)}, status=404)
     try:
         body: Any = json.loads(await request.read())
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
