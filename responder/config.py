@@ -8,13 +8,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from exporter.catalog import Catalog
-from exporter.log import LogFormat
+from exporter.config import LogSettings, RedisSettings  # the same settings as the exporter's
 from exporter.schema import (
     ConfigError,
     check_listen,
     check_non_negative,
     check_positive,
-    check_redis_url,
     field,
     read_secret,
 )
@@ -38,14 +37,6 @@ def _check_matcher(value: Any) -> str | None:
 
 def _check_at_least_one(value: Any) -> str | None:
     return None if value >= 1 else f"must be at least 1, got {value!r}"
-
-
-@dataclass(frozen=True)
-class RedisSettings:
-    url: str = field("redis://127.0.0.1:6379/0", check=check_redis_url)
-    password: str | None = field(None, doc="prefer FEEDGUARD_REDIS_PASSWORD or password_file")
-    password_file: str | None = None
-    socket_timeout_seconds: float = field(2.0, check=check_positive)
 
 
 @dataclass(frozen=True)
@@ -160,19 +151,6 @@ class Playbook:
 
 
 @dataclass(frozen=True)
-class LogSettings:
-    level: str = field(
-        "info",
-        check=lambda v: (
-            None
-            if v.lower() in ("debug", "info", "warning", "error")
-            else f"expected debug, info, warning or error, got {v!r}"
-        ),
-    )
-    format: LogFormat = "auto"
-
-
-@dataclass(frozen=True)
 class ResponderConfig:
     listen: str = field(DEFAULT_LISTEN, check=check_listen)
     catalog_file: str = "config/external_providers.yml"
@@ -192,7 +170,7 @@ class ResponderConfig:
     action_options: Mapping[str, ActionOptions] = field(default_factory=dict, env=False)
     actions: ActionsSettings = field(default_factory=ActionsSettings)
     notes: NotesSettings = field(default_factory=NotesSettings)
-    log: LogSettings = LogSettings()
+    log: LogSettings = field(default_factory=LogSettings)
 
     def __post_init__(self) -> None:
         if self.store.backend == "redis" and self.redis is None:
