@@ -186,28 +186,16 @@ class Executor:
         incident_id = doc["id"]
         action = self.actions.get(name)
         if action is None:
-            target = Target(description=f"{name} (unknown action)", resource=None)
-            await self.record(
-                incident_id,
-                item,
-                self._record(item, name, target, "failure", error=f"unknown action {name!r}"),
-                "step failed",
+            return await self._step_failed(
+                doc, item, name, "unknown action", f"unknown action {name!r}"
             )
-            return False
         modes = await flags.modes(self.config, self.store, name)
         params = self.params(name, item["params"])
         ctx = self.context(doc, provider, params, modes.dry_run)
         try:
             targets = list(action.targets(ctx))
         except Exception as exc:
-            target = Target(description=f"{name} (planning)", resource=None)
-            await self.record(
-                incident_id,
-                item,
-                self._record(item, name, target, "failure", error=f"targets(): {exc}"),
-                "step failed",
-            )
-            return False
+            return await self._step_failed(doc, item, name, "planning", f"targets(): {exc}")
         done = {
             r["target"]
             for r in doc["actions"]
@@ -237,6 +225,13 @@ class Executor:
             ok = await self._apply(doc, item, action, ctx, target) and ok
             await renew()
         return ok
+
+    async def _step_failed(self, doc: Doc, item: Doc, name: str, stage: str, error: str) -> bool:
+        """Record a step that failed before any target (``stage`` names where); False."""
+        target = Target(description=f"{name} ({stage})", resource=None)
+        record = self._record(item, name, target, "failure", error=error)
+        await self.record(doc["id"], item, record, "step failed")
+        return False
 
     async def _apply(
         self, doc: Doc, item: Doc, action: Action, ctx: StepContext, target: Target
