@@ -238,6 +238,14 @@ class FakeAirflow2:
             )
         return dag
 
+    @staticmethod
+    async def _json_body(request: web.Request) -> Any:
+        """The parsed body, or Airflow's 400 answer when it is not JSON."""
+        try:
+            return await request.json()
+        except ValueError:
+            return problem(400, "Bad Request", "BadRequest", "Request body is not valid JSON")
+
     async def list_dags(self, request: web.Request) -> web.Response:
         limit = int(request.query.get("limit", "100"))
         offset = int(request.query.get("offset", "0"))
@@ -260,10 +268,9 @@ class FakeAirflow2:
         dag = self._dag(request)
         if isinstance(dag, web.Response):
             return dag
-        try:
-            body = await request.json()
-        except ValueError:
-            return problem(400, "Bad Request", "BadRequest", "Request body is not valid JSON")
+        body = await self._json_body(request)
+        if isinstance(body, web.Response):
+            return body
         mask = request.query.get("update_mask")
         if mask is not None and mask != "is_paused":
             return problem(
@@ -323,10 +330,9 @@ class FakeAirflow2:
     async def list_runs_batch(self, request: web.Request) -> web.Response:
         """``POST /dags/~/dagRuns/list`` with a ListDagRunsForm body (marshmallow:
         unknown fields and bad values are 400 with the field messages)."""
-        try:
-            body = await request.json()
-        except ValueError:
-            return problem(400, "Bad Request", "BadRequest", "Request body is not valid JSON")
+        body = await self._json_body(request)
+        if isinstance(body, web.Response):
+            return body
         if not isinstance(body, dict):
             return problem(400, "Bad Request", "BadRequest", "{'_schema': ['Invalid input type.']}")
         errors: dict[str, list[str]] = {}
@@ -393,10 +399,9 @@ class FakeAirflow2:
         dag = self._dag(request)
         if isinstance(dag, web.Response):
             return dag
-        try:
-            body = await request.json()
-        except ValueError:
-            return problem(400, "Bad Request", "BadRequest", "Request body is not valid JSON")
+        body = await self._json_body(request)
+        if isinstance(body, web.Response):
+            return body
         if not isinstance(body, dict):
             return problem(400, "Bad Request", "BadRequest", "{'_schema': ['Invalid input type.']}")
         unknown = sorted(set(body) - RUN_FIELDS)
