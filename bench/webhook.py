@@ -200,10 +200,17 @@ class Result:
     requests: int
     seconds: float
     latencies: list[float]
+    # Time after the last answer until the scheduler had applied every recorded
+    # transition (the inbox empty): work the webhook deferred.
+    drain: float = 0.0
 
     @property
     def throughput(self) -> float:
         return self.requests / self.seconds
+
+    @property
+    def throughput_drained(self) -> float:
+        return self.requests / (self.seconds + self.drain)
 
     @property
     def p50(self) -> float:
@@ -214,10 +221,13 @@ class Result:
         return sorted(self.latencies)[int(len(self.latencies) * 0.99) - 1]
 
 
-async def load(url: str, requests: int, concurrency: int, new: int, offset: int) -> Result:
+def bodies(requests: int, new: int, offset: int) -> list[bytes]:
     """``new``: every ``new``-th request carries new transitions (0: none)."""
+    return [payload(offset + n, bool(new) and n % new == 0) for n in range(requests)]
+
+
+async def load(url: str, bodies: list[bytes], concurrency: int) -> Result:
     headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
-    bodies = [payload(offset + n, bool(new) and n % new == 0) for n in range(requests)]
     latencies: list[float] = []
     queue: asyncio.Queue[bytes] = asyncio.Queue()
     for body in bodies:
@@ -238,7 +248,23 @@ async def load(url: str, requests: int, concurrency: int, new: int, offset: int)
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
-    return Result(requests, elapsed, latencies)
+    return Result(len(bodies), elapsed, latencies)
+
+
+async def drained(redis_url: str) -> float:
+    """Seconds until the responder's inbox is empty (every recorded transition applied)."""
+    import redis.asyncio as aioredis
+
+    started = time.perf_counter()
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        async with asyncio.timeout(60):
+            # Polling: the inbox lives in another process, there is nothing to wait on.
+            while await client.llen("feedguard:inbox"):  # noqa: ASYNC110
+                await asyncio.sleep(0.002)
+    finally:
+        await client.aclose()
+    return time.perf_counter() - started
 
 
 def merged(results: list[Result]) -> Result:
@@ -246,17 +272,22 @@ def merged(results: list[Result]) -> Result:
         sum(r.requests for r in results),
         sum(r.seconds for r in results),
         [x for r in results for x in r.latencies],
+        sum(r.drain for r in results),
     )
 
 
 def report(name: str, result: Result, base: Result, ratios: list[float]) -> None:
     ratio = result.throughput / base.throughput
-    print(
+    line = (
         f"{name:<26} {result.throughput:7.0f} req/s  p50 {result.p50 * 1000:6.2f} ms  "
         f"p99 {result.p99 * 1000:6.2f} ms  throughput ratio {ratio:5.2f} "
         f"(per-round median {statistics.median(ratios):4.2f})  "
         f"p99 ratio {result.p99 / base.p99:5.2f}"
     )
+    if result.drain:
+        drained_ratio = result.throughput_drained / base.throughput
+        line += f"  incl. apply {drained_ratio:4.2f} (drain {result.drain * 1000:.0f} ms)"
+    print(line)
 
 
 async def run(requests: int, concurrency: int, rounds: int, redis_url: str, workdir: Path) -> int:
@@ -266,20 +297,29 @@ async def run(requests: int, concurrency: int, rounds: int, redis_url: str, work
         server("responder", redis_url, workdir) as responder_url,
     ):
         for url in (bare_url, responder_url):
-            await load(url, warmup, concurrency, 0, 0)
+            await load(url, bodies(warmup, 0, 0), concurrency)
         print(
             f"{requests} requests x {rounds} rounds per side, concurrency {concurrency}, "
-            "3 alerts per request, loopback, Redis store"
+            "3 alerts per request, loopback, Redis store; 'incl. apply': throughput counting "
+            "the time until the scheduler had applied every new transition"
         )
         offset = 0
         for scenario, new in (("resend", 0), ("1 in 10 new", 10), ("all new", 1)):
             bare: list[Result] = []
             responder: list[Result] = []
-            # Interleaved rounds: both sides see the same machine conditions.
-            for _ in range(rounds):
-                bare.append(await load(bare_url, requests, concurrency, new, 0))
+            # Interleaved rounds, the same bodies for both sides, the order alternating:
+            # both see the same machine conditions, and the responder's deferred work
+            # (drained before the next round starts) never overlaps the bare side's.
+            for index in range(rounds):
                 offset += requests
-                responder.append(await load(responder_url, requests, concurrency, new, offset))
+                round_bodies = bodies(requests, new, offset)
+                for side in ("bare", "responder") if index % 2 == 0 else ("responder", "bare"):
+                    if side == "bare":
+                        bare.append(await load(bare_url, round_bodies, concurrency))
+                    else:
+                        result = await load(responder_url, round_bodies, concurrency)
+                        result.drain = await drained(redis_url)
+                        responder.append(result)
             ratios = [r.throughput / b.throughput for r, b in zip(responder, bare, strict=True)]
             base = merged(bare)
             report("bare JSON handler", base, base, [1.0])
