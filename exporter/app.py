@@ -33,12 +33,7 @@ log = get_logger(__name__)
 
 async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[appkeys.CONFIG]
-    client = aioredis.Redis.from_url(
-        config.redis.url,
-        password=config.redis_password(),
-        socket_timeout=config.redis.socket_timeout_seconds,
-        socket_connect_timeout=config.redis.socket_timeout_seconds,
-    )
+    client = aioredis.Redis.from_url(config.redis.url, **config.redis.client_options())
     app[appkeys.REDIS] = client
     yield
     await client.aclose()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .airflow import AirflowSettings
 from .catalog import Catalog
@@ -32,6 +33,17 @@ class RedisSettings:
     password: str | None = field(None, doc="prefer FEEDGUARD_REDIS_PASSWORD or password_file")
     password_file: str | None = None
     socket_timeout_seconds: float = field(2.0, check=check_positive)
+
+    def read_password(self) -> str | None:
+        return read_secret(self.password, self.password_file, "redis password")
+
+    def client_options(self) -> dict[str, Any]:
+        """Keyword arguments for ``Redis.from_url``, sync or asyncio, shared by every client."""
+        return {
+            "password": self.read_password(),
+            "socket_timeout": self.socket_timeout_seconds,
+            "socket_connect_timeout": self.socket_timeout_seconds,
+        }
 
 
 @dataclass(frozen=True)
@@ -86,7 +98,7 @@ class ExporterConfig:
         return self.catalog
 
     def redis_password(self) -> str | None:
-        return read_secret(self.redis.password, self.redis.password_file, "redis password")
+        return self.redis.read_password()
 
 
 def load_config(

@@ -86,12 +86,7 @@ def record_success(
 
 def sync_client(config: ExporterConfig) -> redis.Redis:
     """A blocking Redis client for one-off writes (the CLI, Airflow tasks)."""
-    return redis.Redis.from_url(
-        config.redis.url,
-        password=config.redis_password(),
-        socket_timeout=config.redis.socket_timeout_seconds,
-        socket_connect_timeout=config.redis.socket_timeout_seconds,
-    )
+    return redis.Redis.from_url(config.redis.url, **config.redis.client_options())
 
 
 def record_success_from_config(

@@ -193,7 +193,7 @@ class ResponderConfig:
     def redis_password(self) -> str | None:
         if self.redis is None:
             return None
-        return read_secret(self.redis.password, self.redis.password_file, "redis password")
+        return self.redis.read_password()
 
     def webhook_bearer_token(self) -> str | None:
         hook = self.webhook
