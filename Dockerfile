@@ -2,9 +2,10 @@
 FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
+COPY feedguard ./feedguard
 COPY exporter ./exporter
 COPY responder ./responder
-RUN pip install --no-cache-dir . && useradd --system --uid 10001 feedguard
+RUN pip install --no-cache-dir ".[all]" && useradd --system --uid 10001 feedguard
 COPY config ./config
 USER feedguard
 EXPOSE 9816 9817

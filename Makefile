@@ -8,14 +8,14 @@ AIRFLOW_VERSION ?= 3.3.2
 PY := $(VENV)/bin/python
 SYSTEM_TOOLS := redis-server prometheus promtool prometheus-alertmanager amtool
 SYSTEM_PACKAGES := redis-server prometheus prometheus-alertmanager
-PY_PATHS := exporter responder tests bench rules/generator grafana/generate.py
+PY_PATHS := feedguard/__init__.py feedguard/core exporter responder tests bench rules/generator grafana/generate.py
 
 .PHONY: run test lint typecheck unit system-deps venv airflow-venv bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[all,test]'
 	touch $@
 
 venv: $(VENV)/.installed

@@ -45,10 +45,11 @@ from prometheus_client import (
     generate_latest,
 )
 
-from exporter.app import create_app
-from exporter.catalog import Catalog, parse_catalog
-from exporter.config import ExporterConfig, ProbeSettings, RedisSettings
-from exporter.log import configure_logging
+from feedguard.core.catalog import Catalog, parse_catalog
+from feedguard.core.log import configure_logging
+from feedguard.core.settings import RedisSettings
+from feedguard.exporter.app import create_app
+from feedguard.exporter.config import ExporterConfig, ProbeSettings
 
 from .services import free_port, redis_server, wait_for_port
 
@@ -213,7 +214,7 @@ def resident_memory(size: int, redis_url: str, workdir: Path) -> tuple[float, fl
     }
     env.pop("FEEDGUARD_EXPORTER_CONFIG", None)
     process = subprocess.Popen(
-        [sys.executable, "-m", "exporter", "serve"],
+        [sys.executable, "-m", "feedguard.exporter", "serve"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -85,11 +85,11 @@ def serve_responder(port: int, redis_url: str, workdir: Path) -> None:
 
     from aiohttp import web
 
-    from exporter.catalog import parse_catalog
-    from exporter.log import configure_logging
-    from exporter.schema import load_dataclass
-    from responder.app import create_app
-    from responder.config import ResponderConfig
+    from feedguard.core.catalog import parse_catalog
+    from feedguard.core.log import configure_logging
+    from feedguard.core.schema import load_dataclass
+    from feedguard.responder.app import create_app
+    from feedguard.responder.config import ResponderConfig
 
     configure_logging("error", "json")
     catalog = parse_catalog(

@@ -7,12 +7,19 @@ import gc
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from aiohttp import web
+from feedguard.core.cli import common_options, load_or_report, serve
+from feedguard.core.record import (
+    CONFIG_ENV,
+    RecordConfig,
+    load_record_config,
+    record_success,
+    sync_client,
+)
 
-from .cli import common_options, load_or_report, serve
-from .config import ExporterConfig, load_config
-from .record import CONFIG_ENV, record_success, sync_client
+if TYPE_CHECKING:
+    from aiohttp import web
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -36,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _record_success(config: ExporterConfig, args: argparse.Namespace) -> int:
+def _record_success(config: RecordConfig, args: argparse.Namespace) -> int:
     import redis
 
     client = sync_client(config)
@@ -65,6 +72,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     command = args.command or "serve"
     path = getattr(args, "config", None) or os.environ.get(CONFIG_ENV) or None
+    if command == "record-success":
+        # The catalog and Redis only: a pipeline worker has the base install
+        # (no aiohttp) and none of the exporter's other secrets.
+        record_config = load_or_report(lambda: load_record_config(path), args)
+        return 2 if record_config is None else _record_success(record_config, args)
+
+    from .config import load_config
+
     config = load_or_report(lambda: load_config(path), args)
     if config is None:
         return 2
@@ -74,8 +89,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{len(config.providers.datasets())} enabled datasets"
         )
         return 0
-    if command == "record-success":
-        return _record_success(config, args)
 
     from .app import create_app
 

@@ -16,8 +16,10 @@ from prometheus_client import (
     CollectorRegistry,
 )
 
+from feedguard.core.airflow import AirflowClient
+from feedguard.core.log import get_logger
+
 from . import appkeys
-from .airflow import AirflowClient
 from .collectors.airflow import AirflowCollector
 from .collectors.base import Collector, Deadline
 from .collectors.dbt import DbtCollector
@@ -25,7 +27,6 @@ from .collectors.probes import ProbeCollector
 from .collectors.quality import QualityCollector
 from .collectors.redis_state import RedisStateCollector
 from .config import ExporterConfig
-from .log import get_logger
 from .scrape import gather, render, scrape_timeout
 
 log = get_logger(__name__)

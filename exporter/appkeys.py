@@ -7,7 +7,8 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from .airflow import AirflowClient
+from feedguard.core.airflow import AirflowClient
+
 from .collectors.base import Collector
 from .config import ExporterConfig
 

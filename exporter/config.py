@@ -5,45 +5,24 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from .airflow import AirflowSettings
-from .catalog import Catalog
-from .collectors.dbt import DbtSettings
-from .collectors.quality import QualitySettings
-from .log import LogFormat
-from .schema import (
+from feedguard.core.airflow import AirflowSettings
+from feedguard.core.catalog import Catalog
+from feedguard.core.schema import (
     ConfigError,
     check_listen,
     check_non_negative,
     check_positive,
-    check_redis_url,
     field,
-    read_secret,
 )
-from .service_config import load_service_config
+from feedguard.core.service_config import load_service_config
+from feedguard.core.settings import LogSettings, RedisSettings
+
+from .collectors.dbt import DbtSettings
+from .collectors.quality import QualitySettings
 
 DEFAULT_LISTEN = "127.0.0.1:9816"
 _CATALOG_FILE = "config/external_providers.yml"
-
-
-@dataclass(frozen=True)
-class RedisSettings:
-    url: str = field("redis://127.0.0.1:6379/0", check=check_redis_url)
-    password: str | None = field(None, doc="prefer FEEDGUARD_REDIS_PASSWORD or password_file")
-    password_file: str | None = None
-    socket_timeout_seconds: float = field(2.0, check=check_positive)
-
-    def read_password(self) -> str | None:
-        return read_secret(self.password, self.password_file, "redis password")
-
-    def client_options(self) -> dict[str, Any]:
-        """Keyword arguments for ``Redis.from_url``, sync or asyncio, shared by every client."""
-        return {
-            "password": self.read_password(),
-            "socket_timeout": self.socket_timeout_seconds,
-            "socket_connect_timeout": self.socket_timeout_seconds,
-        }
 
 
 @dataclass(frozen=True)
@@ -61,19 +40,6 @@ class ProbeSettings:
     enabled: bool = True
     concurrency: int = field(32, check=check_positive)
     user_agent: str = "feedguard-exporter/0.1 (+health probe)"
-
-
-@dataclass(frozen=True)
-class LogSettings:
-    level: str = field(
-        "info",
-        check=lambda v: (
-            None
-            if v.lower() in ("debug", "info", "warning", "error")
-            else f"expected debug, info, warning or error, got {v!r}"
-        ),
-    )
-    format: LogFormat = "auto"
 
 
 @dataclass(frozen=True)

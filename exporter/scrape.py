@@ -10,8 +10,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
+from feedguard.core.log import get_logger
+
 from .collectors.base import Collector, Deadline
-from .log import get_logger
 
 log = get_logger(__name__)
 

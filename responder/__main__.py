@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from exporter.cli import common_options, load_or_report, serve
+from feedguard.core.cli import common_options, load_or_report, serve
 
 from .config import ResponderConfig, load_config
 

@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from exporter.log import get_logger
+from feedguard.core.log import get_logger
 
 from . import appkeys, flags
 from . import incidents as inc

@@ -11,7 +11,7 @@ import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from exporter.log import get_logger
+from feedguard.core.log import get_logger
 
 from . import api, appkeys
 from .actions import open_actions

@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from exporter.catalog import Catalog
-from exporter.config import LogSettings, RedisSettings  # the same settings as the exporter's
-from exporter.schema import (
+from feedguard.core.catalog import Catalog
+from feedguard.core.schema import (
     ConfigError,
     check_listen,
     check_non_negative,
@@ -17,7 +16,8 @@ from exporter.schema import (
     field,
     read_secret,
 )
-from exporter.service_config import load_service_config
+from feedguard.core.service_config import load_service_config
+from feedguard.core.settings import LogSettings, RedisSettings
 
 from .actions.settings import ActionsSettings
 from .matchers import Matcher, parse_matcher

@@ -24,10 +24,10 @@ import aiohttp
 import redis.asyncio as aioredis
 import structlog
 
-from exporter.catalog import Catalog, Provider
-from exporter.keys import last_success_key
-from exporter.log import get_logger
-from exporter.probes import probe
+from feedguard.core.catalog import Catalog, Provider
+from feedguard.core.keys import last_success_key
+from feedguard.core.log import get_logger
+from feedguard.core.probes import probe
 
 from . import incidents as inc
 from .circuit import Breakers

@@ -12,8 +12,8 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from exporter.catalog import Provider
-from exporter.log import get_logger
+from feedguard.core.catalog import Provider
+from feedguard.core.log import get_logger
 
 from . import flags
 from . import incidents as inc

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol
 
-from exporter.catalog import Provider
+from feedguard.core.catalog import Provider
 
 JSON = Any  # a JSON-serialisable value: what the ledger can store
 

@@ -15,7 +15,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from exporter.log import get_logger
+from feedguard.core.log import get_logger
 
 from . import appkeys
 from .auth import check_basic, check_bearer

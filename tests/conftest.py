@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from exporter.catalog import Catalog, parse_catalog
+from feedguard.core.catalog import Catalog, parse_catalog
 
 from .support.airflow import AirflowInstance
 from .support.airflow import airflow_instance as start_airflow

@@ -12,8 +12,9 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from exporter.catalog import Catalog
-from exporter.config import ExporterConfig, ProbeSettings, RedisSettings
+from feedguard.core.catalog import Catalog
+from feedguard.core.settings import RedisSettings
+from feedguard.exporter.config import ExporterConfig, ProbeSettings
 
 from .conftest import make_catalog
 

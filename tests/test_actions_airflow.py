@@ -12,11 +12,11 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from exporter.airflow import AirflowClient, AirflowSettings
-from responder.actions.pause_dags import PauseDags
-from responder.actions.trigger_backfill import TriggerBackfill, missed_window
-from responder.actions.trigger_fallback import TriggerFallback
-from responder.plugins import ActionError, Target
+from feedguard.core.airflow import AirflowClient, AirflowSettings
+from feedguard.responder.actions.pause_dags import PauseDags
+from feedguard.responder.actions.trigger_backfill import TriggerBackfill, missed_window
+from feedguard.responder.actions.trigger_fallback import TriggerFallback
+from feedguard.responder.plugins import ActionError, Target
 
 from .support.action_context import T0, context, provider
 from .support.airflow import AirflowInstance

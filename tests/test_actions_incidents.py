@@ -22,11 +22,11 @@ import redis
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from exporter.schema import load_dataclass
-from responder import appkeys
-from responder.app import create_app
-from responder.config import ResponderConfig
-from responder.engine import Engine
+from feedguard.core.schema import load_dataclass
+from feedguard.responder import appkeys
+from feedguard.responder.app import create_app
+from feedguard.responder.config import ResponderConfig
+from feedguard.responder.engine import Engine
 
 from .support.airflow import AirflowInstance
 from .support.fake_kubernetes import FakeKubernetes

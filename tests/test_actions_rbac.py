@@ -7,9 +7,9 @@ from typing import Any
 
 import yaml
 
-from responder.actions.kube import ConfigMapClient
-from responder.actions.settings import KubernetesSettings
-from responder.actions.throttle_api import ThrottleApi
+from feedguard.responder.actions.kube import ConfigMapClient
+from feedguard.responder.actions.settings import KubernetesSettings
+from feedguard.responder.actions.throttle_api import ThrottleApi
 
 from .support.action_context import context
 from .support.fake_kubernetes import FakeKubernetes

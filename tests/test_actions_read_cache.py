@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from responder.actions.read_cache import ReadCache
-from responder.actions.runtime_config import RuntimeConfigClient
-from responder.actions.settings import RuntimeConfigSettings
-from responder.plugins import ActionError
+from feedguard.responder.actions.read_cache import ReadCache
+from feedguard.responder.actions.runtime_config import RuntimeConfigClient
+from feedguard.responder.actions.settings import RuntimeConfigSettings
+from feedguard.responder.plugins import ActionError
 
 from .support.action_context import context
 from .support.fake_runtime_config import FakeRuntimeConfig

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.catalog import Catalog
-from exporter.schema import ConfigError, load_dataclass
-from responder.actions import ACTION_NAMES, open_actions
-from responder.actions.settings import ActionsSettings
+from feedguard.core.catalog import Catalog
+from feedguard.core.schema import ConfigError, load_dataclass
+from feedguard.responder.actions import ACTION_NAMES, open_actions
+from feedguard.responder.actions.settings import ActionsSettings
 
 from .support.action_context import context, provider
 from .support.fake_runtime_config import FakeRuntimeConfig

@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from responder.actions.kube import ConfigMapClient
-from responder.actions.settings import KubernetesSettings
-from responder.actions.throttle_api import ThrottleApi, annotation_for
-from responder.plugins import ActionError
+from feedguard.responder.actions.kube import ConfigMapClient
+from feedguard.responder.actions.settings import KubernetesSettings
+from feedguard.responder.actions.throttle_api import ThrottleApi, annotation_for
+from feedguard.responder.plugins import ActionError
 
 from .support.action_context import context
 from .support.fake_kubernetes import MERGE, FakeKubernetes

@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from exporter.airflow import (
+from feedguard.core.airflow import (
     AirflowAuthError,
     AirflowClient,
     AirflowConflict,

@@ -9,9 +9,9 @@ import aiohttp
 import pytest
 from structlog.testing import capture_logs
 
-from exporter.airflow import AirflowAuthError, AirflowClient, AirflowSettings
-from exporter.collectors.airflow import AirflowCollector
-from exporter.collectors.base import Deadline
+from feedguard.core.airflow import AirflowAuthError, AirflowClient, AirflowSettings
+from feedguard.exporter.collectors.airflow import AirflowCollector
+from feedguard.exporter.collectors.base import Deadline
 
 from .conftest import make_catalog
 from .support.airflow import AirflowInstance

@@ -11,11 +11,12 @@ import pytest
 from aiohttp.test_utils import TestClient
 from structlog.testing import capture_logs
 
-from exporter.airflow import AirflowSettings
-from exporter.app import create_app
-from exporter.collectors.dbt import DbtSettings
-from exporter.collectors.quality import QualitySettings
-from exporter.config import ConfigError, ExporterConfig, RedisSettings, load_config
+from feedguard.core.airflow import AirflowSettings
+from feedguard.core.settings import RedisSettings
+from feedguard.exporter.app import create_app
+from feedguard.exporter.collectors.dbt import DbtSettings
+from feedguard.exporter.collectors.quality import QualitySettings
+from feedguard.exporter.config import ConfigError, ExporterConfig, load_config
 
 from .conftest import make_catalog
 from .support.fake_airflow2 import FakeAirflow2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.catalog import Catalog, HealthProbe, Provider
+from feedguard.core.catalog import Catalog, HealthProbe, Provider
 
 from .conftest import REPO, make_catalog
 
@@ -45,7 +45,7 @@ def test_catalog_built_in_code_is_checked_too() -> None:
 
 
 def test_seed_catalog_matches_the_runbook() -> None:
-    from exporter.catalog import load_catalog
+    from feedguard.core.catalog import load_catalog
 
     catalog = load_catalog(REPO / "config" / "external_providers.yml")
     assert [p.name for p in catalog.providers] == ["EIA", "ISO-NE", "MISO", "NOAA"]

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from exporter.catalog import load_catalog
-from exporter.config import load_config
-from exporter.schema import ConfigError, env_names
+from feedguard.core.catalog import load_catalog
+from feedguard.core.schema import ConfigError, env_names
+from feedguard.exporter.config import load_config
 
 from .conftest import REPO
 
@@ -243,7 +243,7 @@ def test_invalid_overrides_name_the_variable(tmp_path: Path) -> None:
 
 
 def test_every_scalar_setting_has_an_environment_name() -> None:
-    from exporter.config import ExporterConfig
+    from feedguard.exporter.config import ExporterConfig
 
     names = env_names(ExporterConfig)
     for expected in (
@@ -318,7 +318,7 @@ def test_check_config_lists_every_error_and_exits_2(tmp_path: Path) -> None:
 def _exporter_keys() -> list[str]:
     import dataclasses
 
-    from exporter.config import ExporterConfig
+    from feedguard.exporter.config import ExporterConfig
 
     return [f.name for f in dataclasses.fields(ExporterConfig)]
 
@@ -327,7 +327,7 @@ def test_python_dash_m_and_config_from_environment(tmp_path: Path) -> None:
     write(tmp_path / "catalog.yml", GOOD_CATALOG)
     config = write(tmp_path / "exporter.yml", "catalog_file: catalog.yml\n")
     result = subprocess.run(
-        [sys.executable, "-m", "exporter", "check-config"],
+        [sys.executable, "-m", "feedguard.exporter", "check-config"],
         capture_output=True,
         text=True,
         timeout=60,

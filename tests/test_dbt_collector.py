@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from exporter.collectors.base import Deadline
-from exporter.collectors.dbt import ArtifactError, DbtCollector, DbtSettings
+from feedguard.exporter.collectors.base import Deadline
+from feedguard.exporter.collectors.dbt import ArtifactError, DbtCollector, DbtSettings
 
 from .support.families import Samples, samples, series, value
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from responder.plugins import StepContext, Target
+from feedguard.responder.plugins import StepContext, Target
 
 from .conftest import make_catalog
 from .support.responder import (

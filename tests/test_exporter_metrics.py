@@ -10,8 +10,8 @@ import pytest
 import redis
 from aiohttp.test_utils import TestClient
 
-from exporter.app import create_app
-from exporter.config import ExporterConfig
+from feedguard.exporter.app import create_app
+from feedguard.exporter.config import ExporterConfig
 
 from .exporter_support import Providers, config_for, make_catalog, provider_server, value
 from .support.services import free_port, require_binary

@@ -10,9 +10,9 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
-from exporter.app import create_app
-from exporter.catalog import HealthProbe
-from exporter.probes import probe
+from feedguard.core.catalog import HealthProbe
+from feedguard.core.probes import probe
+from feedguard.exporter.app import create_app
 
 from .exporter_support import Providers, config_for, make_catalog, provider_server, value
 from .support.services import free_port

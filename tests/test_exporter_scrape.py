@@ -9,9 +9,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from exporter.app import create_app
-from exporter.collectors.base import Deadline
-from exporter.scrape import scrape_timeout, soft_deadline
+from feedguard.exporter.app import create_app
+from feedguard.exporter.collectors.base import Deadline
+from feedguard.exporter.scrape import scrape_timeout, soft_deadline
 
 from .exporter_support import config_for, make_catalog, value
 

@@ -14,7 +14,7 @@ import pytest
 import redis
 import structlog
 
-from exporter.app import create_app
+from feedguard.exporter.app import create_app
 
 from .exporter_support import config_for, make_catalog, value
 from .support.services import Service, free_port, running

@@ -6,8 +6,9 @@ import redis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from exporter.app import create_app
-from exporter.config import ExporterConfig, RedisSettings
+from feedguard.core.settings import RedisSettings
+from feedguard.exporter.app import create_app
+from feedguard.exporter.config import ExporterConfig
 
 from .conftest import make_catalog
 

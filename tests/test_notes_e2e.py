@@ -15,8 +15,8 @@ from typing import Any, ClassVar
 
 import pytest
 
-from responder.config import ResponderConfig
-from responder.plugins import Outcome, StepContext, Target
+from feedguard.responder.config import ResponderConfig
+from feedguard.responder.plugins import Outcome, StepContext, Target
 
 from .conftest import make_catalog
 from .support.fake_slack import FakeSlack, running_fake_slack

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from exporter.catalog import Catalog
-from exporter.schema import ConfigError, load_dataclass
-from responder.notes.context import stale_datasets
-from responder.notes.render import MAX_TEXT, NoteRenderer
-from responder.notes.settings import NotesSettings
-from responder.notes.templates import check_templates, format_duration, slack_escape
+from feedguard.core.catalog import Catalog
+from feedguard.core.schema import ConfigError, load_dataclass
+from feedguard.responder.notes.context import stale_datasets
+from feedguard.responder.notes.render import MAX_TEXT, NoteRenderer
+from feedguard.responder.notes.settings import NotesSettings
+from feedguard.responder.notes.templates import check_templates, format_duration, slack_escape
 
 from .conftest import make_catalog
 from .support.incidents import HOUR, T0, action, alert, incident, request

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from exporter.catalog import Catalog
-from responder.notes import NoteDeliveryError, open_notifier
-from responder.notes.settings import NotesSettings
-from responder.plugins import IncidentView, Notifier
+from feedguard.core.catalog import Catalog
+from feedguard.responder.notes import NoteDeliveryError, open_notifier
+from feedguard.responder.notes.settings import NotesSettings
+from feedguard.responder.plugins import IncidentView, Notifier
 
 from .conftest import make_catalog
 from .support.fake_slack import WEBHOOK_PATH, FakeSlack, running_fake_slack

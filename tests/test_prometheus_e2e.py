@@ -26,8 +26,8 @@ import pytest
 import redis
 import yaml
 
-from exporter.catalog import parse_catalog
-from exporter.record import record_success
+from feedguard.core.catalog import parse_catalog
+from feedguard.core.record import record_success
 
 from .support.dashboards import Target, targets
 from .support.prometheus import PrometheusClient, Stack, exporter_stack, wait_for

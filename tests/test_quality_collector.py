@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from exporter.collectors.base import Deadline
-from exporter.collectors.quality import (
+from feedguard.exporter.collectors.base import Deadline
+from feedguard.exporter.collectors.quality import (
     QualityCollector,
     QualitySettings,
     ValidationStore,

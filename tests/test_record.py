@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from exporter.record import MAX_CLOCK_SKEW_SECONDS, record_success, record_success_from_config
-from exporter.schema import ConfigError
+from feedguard.core.record import MAX_CLOCK_SKEW_SECONDS, record_success, record_success_from_config
+from feedguard.core.schema import ConfigError
 
 from .conftest import make_catalog
 from .support.services import free_port
@@ -197,3 +197,23 @@ def test_from_config_for_airflow_tasks(
         record_success_from_config("EIA", "rto", environ={**environ, "FEEDGUARD_REDIS_URL": "x"})
     assert caught.value.errors[0].startswith("env FEEDGUARD_REDIS_URL: redis.url: ")
     assert sorted(redis_client.keys("*")) == [b"external:last_success:EIA:fuel", KEY.encode()]
+
+
+def test_record_reads_only_the_catalog_and_redis(
+    tmp_path: Path, redis_url: str, redis_client: redis.Redis
+) -> None:
+    # The exporter's file may name secrets a pipeline worker does not have (and
+    # settings it cannot judge): recording a success reads none of them.
+    (tmp_path / "catalog.yml").write_text(CATALOG)
+    config = tmp_path / "exporter.yml"
+    config.write_text(
+        "catalog_file: catalog.yml\n"
+        f"redis: {{url: '{redis_url}'}}\n"
+        "airflow: {enabled: true, base_url: 'http://127.0.0.1:1', "
+        "password_file: /nonexistent/airflow-password}\n"
+        "probes: {concurrency: 4}\n"
+    )
+    assert record_success_from_config("EIA", "rto", 1700000000, config) is True
+    result = cli(config, "--provider", "EIA", "--dataset", "fuel", "--at", "1700000001")
+    assert (result.returncode, result.stderr) == (0, "")
+    assert float(redis_client.get("external:last_success:EIA:fuel") or 0) == 1700000001

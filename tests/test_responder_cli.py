@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from responder.__main__ import main
+from feedguard.responder.__main__ import main
 
 from .support.responder import alert, notification, resolved
 

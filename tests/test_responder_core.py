@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from exporter.catalog import Catalog
+from feedguard.core.catalog import Catalog
 
 from .conftest import make_catalog
 from .support.responder import (

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import redis
 
-from responder.plugins import JSON, NoteRequest, Outcome, StepContext, Target
+from feedguard.responder.plugins import JSON, NoteRequest, Outcome, StepContext, Target
 
 from .conftest import make_catalog
 from .support.responder import (

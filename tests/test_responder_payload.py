@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from responder.matchers import parse_matcher
-from responder.payload import PayloadError, parse_timestamp
+from feedguard.responder.matchers import parse_matcher
+from feedguard.responder.payload import PayloadError, parse_timestamp
 
 
 @pytest.mark.parametrize(

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from responder.store import Store
-from responder.store.redis import RedisStore
-from responder.store.sqlite import SqliteStore
+from feedguard.responder.store import Store
+from feedguard.responder.store.redis import RedisStore
+from feedguard.responder.store.sqlite import SqliteStore
 
 
 @pytest.fixture(params=["sqlite", "redis"])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from responder.config import ConfigError, load_config
+from feedguard.responder.config import ConfigError, load_config
 
 
 def test_responder_lists_settings_catalog_and_env_errors_together(tmp_path: Path) -> None:

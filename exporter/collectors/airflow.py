@@ -27,9 +27,10 @@ from dataclasses import dataclass
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
-from ..airflow import AirflowClient, DagInfo, DagRun, RunPage
-from ..catalog import Catalog
-from ..log import get_logger
+from feedguard.core.airflow import AirflowClient, DagInfo, DagRun, RunPage
+from feedguard.core.catalog import Catalog
+from feedguard.core.log import get_logger
+
 from .base import Deadline
 
 log = get_logger(__name__)

@@ -9,9 +9,10 @@ import aiohttp
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
-from ..catalog import Catalog, Provider
-from ..log import get_logger
-from ..probes import ProbeResult, probe
+from feedguard.core.catalog import Catalog, Provider
+from feedguard.core.log import get_logger
+from feedguard.core.probes import ProbeResult, probe
+
 from .base import Deadline
 
 log = get_logger(__name__)

@@ -25,8 +25,9 @@ from typing import Any
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
-from ..log import get_logger
-from ..schema import field
+from feedguard.core.log import get_logger
+from feedguard.core.schema import field
+
 from .base import Deadline
 
 log = get_logger(__name__)

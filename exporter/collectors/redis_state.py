@@ -12,9 +12,10 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.samples import Sample
 
-from ..catalog import Catalog
-from ..keys import last_success_key, provider_status_key
-from ..log import get_logger
+from feedguard.core.catalog import Catalog
+from feedguard.core.keys import last_success_key, provider_status_key
+from feedguard.core.log import get_logger
+
 from .base import Deadline
 
 STATUSES = ("up", "degraded", "down", "unknown")

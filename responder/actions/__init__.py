@@ -12,9 +12,9 @@ from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
 
-from exporter.airflow import AirflowClient
-from exporter.catalog import Catalog
-from exporter.schema import read_secret
+from feedguard.core.airflow import AirflowClient
+from feedguard.core.catalog import Catalog
+from feedguard.core.schema import read_secret
 
 from ..plugins import Action
 from .kube import ConfigMapClient

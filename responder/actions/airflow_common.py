@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from exporter.airflow import (
+from feedguard.core.airflow import (
     AirflowAuthError,
     AirflowClient,
     AirflowConflict,

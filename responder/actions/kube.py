@@ -18,7 +18,7 @@ import urllib3
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
-from exporter.schema import read_secret
+from feedguard.core.schema import read_secret
 
 from ..plugins import ActionError
 from .settings import KubernetesSettings

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar
 
-from exporter.airflow import AirflowClient, AirflowError
+from feedguard.core.airflow import AirflowClient, AirflowError
 
 from ..plugins import JSON, ActionError, Outcome, StepContext, Target
 from .airflow_common import airflow_error

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from exporter.airflow import AirflowSettings
-from exporter.schema import check_http_url, check_name, check_positive, field
+from feedguard.core.airflow import AirflowSettings
+from feedguard.core.schema import check_http_url, check_name, check_positive, field
 
 _RFC1123 = "lowercase letters, digits and '-'"
 

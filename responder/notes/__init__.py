@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 
-from exporter.catalog import Catalog
-from exporter.log import get_logger
+from feedguard.core.catalog import Catalog
+from feedguard.core.log import get_logger
 
 from ..plugins import Notifier
 from .notifier import SlackNotifier

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from exporter.catalog import Provider
+from feedguard.core.catalog import Provider
 
 from ..plugins import ActionRecord, AlertView, NoteRequest
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 
-from exporter.log import get_logger
+from feedguard.core.log import get_logger
 
 from ..plugins import JSON, NoteRequest
 from .render import NoteRenderer

@@ -6,8 +6,8 @@ import re
 
 from jinja2.sandbox import SandboxedEnvironment
 
-from exporter.catalog import Catalog
-from exporter.log import get_logger
+from feedguard.core.catalog import Catalog
+from feedguard.core.log import get_logger
 
 from ..plugins import NoteRequest
 from .context import build_context

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from exporter.schema import (
+from feedguard.core.schema import (
     ConfigError,
     check_http_url,
     check_non_negative,

@@ -26,7 +26,7 @@ import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup, escape
 
-from exporter.schema import ConfigError
+from feedguard.core.schema import ConfigError
 
 TEMPLATE_NAMES = {
     "initial": "initial.j2",
@@ -89,7 +89,7 @@ def build_environment(templates_dir: str | None, tz: ZoneInfo) -> SandboxedEnvir
     loaders: list[jinja2.BaseLoader] = []
     if templates_dir:
         loaders.append(jinja2.FileSystemLoader(templates_dir))
-    loaders.append(jinja2.PackageLoader("responder.notes", "templates"))
+    loaders.append(jinja2.PackageLoader("feedguard.responder.notes", "templates"))
     env = SandboxedEnvironment(
         loader=jinja2.ChoiceLoader(loaders),
         autoescape=True,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from exporter.catalog import Provider
-from responder.plugins import IncidentView, StepContext
+from feedguard.core.catalog import Provider
+from feedguard.responder.plugins import IncidentView, StepContext
 
 T0 = 1_764_115_200.0  # 2025-11-26T00:00:00Z
 

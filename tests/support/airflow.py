@@ -32,7 +32,7 @@ from urllib.parse import quote
 
 import pytest
 
-from exporter.airflow import AirflowSettings
+from feedguard.core.airflow import AirflowSettings
 
 from .services import free_port
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.scrape import render
+from feedguard.exporter.scrape import render
 
 Key = tuple[str, frozenset[tuple[str, str]]]
 Samples = dict[Key, float]

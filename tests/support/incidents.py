@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from responder.plugins import ActionRecord, AlertView, IncidentView, NoteKind, NoteRequest
+from feedguard.responder.plugins import ActionRecord, AlertView, IncidentView, NoteKind, NoteRequest
 
 # 2026-11-26 01:00:00 UTC
 T0 = 1_795_654_800.0

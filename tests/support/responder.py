@@ -33,13 +33,21 @@ from typing import Any, ClassVar
 import aiohttp
 from aiohttp.test_utils import TestServer
 
-from exporter.catalog import Catalog
-from exporter.schema import load_dataclass
-from responder import appkeys
-from responder.app import create_app
-from responder.config import ResponderConfig
-from responder.engine import Engine
-from responder.plugins import JSON, Action, ActionError, Notifier, Outcome, StepContext, Target
+from feedguard.core.catalog import Catalog
+from feedguard.core.schema import load_dataclass
+from feedguard.responder import appkeys
+from feedguard.responder.app import create_app
+from feedguard.responder.config import ResponderConfig
+from feedguard.responder.engine import Engine
+from feedguard.responder.plugins import (
+    JSON,
+    Action,
+    ActionError,
+    Notifier,
+    Outcome,
+    StepContext,
+    Target,
+)
 
 from .services import free_port
 

@@ -6,12 +6,13 @@ import argparse
 import dataclasses
 import sys
 from collections.abc import Callable
-from typing import Any, ClassVar, Protocol, TypeVar
-
-from aiohttp import web
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 from .log import LogFormat, configure_logging, get_logger
 from .schema import ConfigError, parse_listen
+
+if TYPE_CHECKING:  # aiohttp is the services' dependency, not record-success's
+    from aiohttp import web
 
 
 class _LogSettings(Protocol):
@@ -34,7 +35,11 @@ class ListenConfig(Protocol):
     def log(self) -> _LogSettings: ...
 
 
-C = TypeVar("C", bound=ListenConfig)
+class _Dataclass(Protocol):
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+
+C = TypeVar("C", bound=_Dataclass)
 
 
 def common_options(config_help: str) -> argparse.ArgumentParser:
@@ -51,7 +56,7 @@ def load_or_report(load: Callable[[], C], args: argparse.Namespace) -> C | None:
     try:
         config = load()
         listen = getattr(args, "listen", None)
-        if listen:
+        if listen and "listen" in config.__dataclass_fields__:
             try:
                 parse_listen(listen)
             except ValueError as exc:
@@ -66,6 +71,8 @@ def load_or_report(load: Callable[[], C], args: argparse.Namespace) -> C | None:
 
 def serve(config: ListenConfig, create_app: Callable[[], web.Application], logger_name: str) -> int:
     """Configure logging, build the app and run it on ``config.listen`` until stopped."""
+    from aiohttp import web
+
     configure_logging(config.log.level, config.log.format)
     host, port = parse_listen(config.listen)
     get_logger(logger_name).info("starting", listen=config.listen)

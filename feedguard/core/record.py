@@ -2,7 +2,7 @@
 
 From an Airflow task (or any Python code with the exporter's settings)::
 
-    from exporter.record import record_success_from_config
+    from feedguard.core.record import record_success_from_config
 
     record_success_from_config("EIA", "electricity_rto_region_data")
 
@@ -13,17 +13,21 @@ From a shell::
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import redis
 
 from .catalog import Catalog
-from .config import ExporterConfig, load_config
 from .keys import last_success_key
+from .schema import field
+from .service_config import load_service_config
+from .settings import RedisSettings
 
 # The settings file used when none is passed: lets a worker's environment point
 # every task at the exporter's configuration without code changes.
@@ -40,6 +44,40 @@ end
 redis.call('SET', KEYS[1], ARGV[1])
 return 1
 """
+
+
+@dataclass(frozen=True)
+class RecordConfig:
+    """What recording a success needs: the catalog and Redis, nothing else.
+
+    Read from the exporter's settings file; the file's other sections (Airflow,
+    probes, dbt, ...) are not this loader's to judge, so a pipeline worker never
+    needs the Airflow password or any other unrelated secret.
+    """
+
+    catalog_file: str = "config/external_providers.yml"
+    catalog: Catalog | None = field(None, env=False)
+    redis: RedisSettings = RedisSettings()
+
+    @property
+    def providers(self) -> Catalog:
+        if self.catalog is None:
+            raise RuntimeError("configuration was built without a catalog")
+        return self.catalog
+
+
+def load_record_config(
+    path: str | Path | None = None, environ: Mapping[str, str] | None = None
+) -> RecordConfig:
+    """The catalog and Redis settings of ``path`` (an exporter settings file) or the defaults."""
+    return load_service_config(
+        RecordConfig,
+        path,
+        environ,
+        lambda config: [config.redis.read_password],
+        keys=frozenset(f.name for f in dataclasses.fields(RecordConfig)),
+    )
+
 
 # A task's clock may run a little ahead of the one that checks freshness.
 MAX_CLOCK_SKEW_SECONDS = 300.0
@@ -84,7 +122,7 @@ def record_success(
     return bool(changed)
 
 
-def sync_client(config: ExporterConfig) -> redis.Redis:
+def sync_client(config: RecordConfig) -> redis.Redis:
     """A blocking Redis client for one-off writes (the CLI, Airflow tasks)."""
     return redis.Redis.from_url(config.redis.url, **config.redis.client_options())
 
@@ -97,18 +135,19 @@ def record_success_from_config(
     *,
     environ: Mapping[str, str] | None = None,
 ) -> bool:
-    """``record_success`` with the exporter's own settings; for Airflow tasks.
+    """``record_success`` with the exporter's settings file; for Airflow tasks.
 
     Settings come from ``config_path``, else the file named by
     ``$FEEDGUARD_EXPORTER_CONFIG``, else the embedded defaults; ``FEEDGUARD_*``
     variables override them (``FEEDGUARD_REDIS_URL``, ``FEEDGUARD_CATALOG_FILE``).
+    Only the file's ``catalog_file``/``catalog`` and ``redis`` sections are read.
     Raises ``ConfigError`` for bad settings, ``ValueError`` for a provider,
     dataset or time the catalog refuses, ``redis.RedisError`` when Redis fails;
     nothing is written in the first two cases.
     """
     environ = os.environ if environ is None else environ
     path = config_path or environ.get(CONFIG_ENV) or None
-    config = load_config(path, environ)
+    config = load_record_config(path, environ)
     client = sync_client(config)
     try:
         return record_success(client, config.providers, provider, dataset, at)

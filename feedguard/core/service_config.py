@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
 
@@ -32,15 +32,21 @@ def load_service_config(
     path: str | Path | None,
     environ: Mapping[str, str] | None,
     checks: Callable[[C], Iterable[Callable[[], object]]] = lambda config: (),
+    *,
+    keys: Collection[str] | None = None,
 ) -> C:
     """Read, override from the environment and validate; ConfigError lists every problem.
 
     The catalog is checked even when the settings have errors, and every one of
     ``checks(config)`` (secret files that must be readable now, not at the first
     request) runs, so one run of ``check-config`` reports all the mistakes.
+    With ``keys``, only those top-level keys of the file are read (a loader
+    that needs part of another service's file).
     """
     environ = os.environ if environ is None else environ
     data, errors = read_yaml_all(path) if path else ({}, [])
+    if keys is not None and isinstance(data, dict):
+        data = {key: value for key, value in data.items() if key in keys}
     source = str(path) if path else "<defaults>"
     merged, applied = apply_env(cls, data, environ)
     config: C | None = None
