@@ -14,6 +14,7 @@ from feedguard.core.log import get_logger
 from . import appkeys, flags
 from . import incidents as inc
 from .auth import check_bearer
+from .isotimes import with_iso_times
 from .store import StoreUnavailable
 
 log = get_logger(__name__)
@@ -42,7 +43,7 @@ async def list_incidents(request: web.Request) -> web.Response:
         and (provider is None or doc["provider"] == provider)
     ]
     rows.sort(key=lambda row: row["opened_at"], reverse=True)
-    return web.json_response({"incidents": rows})
+    return web.json_response({"incidents": with_iso_times(rows)})
 
 
 async def get_incident(request: web.Request) -> web.Response:
@@ -53,7 +54,7 @@ async def get_incident(request: web.Request) -> web.Response:
         return _unavailable(exc)
     if doc is None:
         return web.json_response({"error": f"no incident {ident!r}"}, status=404)
-    return web.json_response(inc.detail(doc))
+    return web.json_response(with_iso_times(inc.detail(doc)))
 
 
 async def list_ignored(request: web.Request) -> web.Response:
@@ -62,7 +63,7 @@ async def list_ignored(request: web.Request) -> web.Response:
     except StoreUnavailable as exc:
         return _unavailable(exc)
     entries = list(reversed((doc or {}).get("entries", [])))
-    return web.json_response({"ignored": entries})
+    return web.json_response({"ignored": with_iso_times(entries)})
 
 
 async def retry_incident(request: web.Request) -> web.Response:
@@ -121,7 +122,7 @@ async def get_feature(request: web.Request) -> web.Response:
         flag = await flags.effective(app[appkeys.CONFIG], app[appkeys.STORE], name)
     except StoreUnavailable as exc:
         return _unavailable(exc)
-    return web.json_response(flag)
+    return web.json_response(with_iso_times(flag))
 
 
 def _unknown_flag(name: str, app: web.Application) -> str:
@@ -150,7 +151,7 @@ async def set_feature(request: web.Request) -> web.Response:
     except StoreUnavailable as exc:
         return _unavailable(exc)
     log.info("feature flag set", flag=name, enabled=value["enabled"])
-    return web.json_response({**record, "source": "runtime"})
+    return web.json_response(with_iso_times({**record, "source": "runtime"}))
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -189,6 +190,8 @@ async def index(request: web.Request) -> web.Response:
             "service": "feedguard-responder",
             "endpoints": [
                 "POST /webhook/alertmanager",
+                "GET /incidents",
+                "GET /incidents/{id}",
                 "GET /api/v1/incidents",
                 "GET /api/v1/incidents/{id}",
                 "POST /api/v1/incidents/{id}/retry",
@@ -197,6 +200,11 @@ async def index(request: web.Request) -> web.Response:
                 "GET /healthz",
                 "GET /readyz",
                 "GET /metrics",
+                "GET /openapi.json",
             ],
         }
     )
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(request.app[appkeys.OPENAPI])

@@ -11,6 +11,7 @@ import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from feedguard.core.http_security import install_security_headers
 from feedguard.core.log import get_logger
 
 from . import api, appkeys
@@ -19,6 +20,7 @@ from .config import ResponderConfig
 from .engine import Engine
 from .metrics import Metrics
 from .notes import open_notifier
+from .openapi import load_spec
 from .plugins import Action, Notifier
 from .store import StoreUnavailable, open_store
 from .webhook import WEBHOOK_AUTH, WebhookAuth, alertmanager_webhook
@@ -140,6 +142,8 @@ def create_app(
         basic_password=config.webhook_basic_password(),
     )
     app[api.FEATURES_TOKEN] = config.features_token()
+    app[appkeys.OPENAPI] = load_spec()
+    install_security_headers(app)
     app.cleanup_ctx.extend([store_ctx, redis_ctx, http_ctx, plugins_ctx, engine_ctx])
     app.router.add_get("/", api.index)
     app.router.add_post("/webhook/alertmanager", alertmanager_webhook)
@@ -152,4 +156,5 @@ def create_app(
     app.router.add_get("/healthz", api.healthz)
     app.router.add_get("/readyz", api.readyz)
     app.router.add_get("/metrics", api.metrics)
+    app.router.add_get("/openapi.json", api.openapi)
     return app

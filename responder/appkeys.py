@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import aiohttp
 import redis.asyncio as aioredis
@@ -29,3 +30,5 @@ ACTIONS_OVERRIDE: web.AppKey[Mapping[str, Action] | None] = web.AppKey("actions_
 NOTIFIER_OVERRIDE: web.AppKey[Notifier | None] = web.AppKey("notifier_override")
 # Whether the app runs its own background tick loop (tests drive Engine.tick() instead).
 BACKGROUND = web.AppKey("background", bool)
+# The OpenAPI document (responder/openapi.yml), read once at start.
+OPENAPI: web.AppKey[dict[str, Any]] = web.AppKey("openapi")

@@ -31,6 +31,7 @@ from feedguard.responder.engine import Engine
 from .support.airflow import AirflowInstance
 from .support.fake_kubernetes import FakeKubernetes
 from .support.fake_runtime_config import FakeRuntimeConfig
+from .support.openapi_check import CheckedResponse
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 
@@ -163,7 +164,9 @@ async def world(
 async def responder(world: World) -> AsyncIterator[tuple[TestClient[Any, Any], Engine]]:
     """One responder process: the app from create_app, ticked by the test."""
     app = create_app(world.config, clock=world.clock, background=False)
-    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+    async with TestClient(
+        TestServer(app, host="127.0.0.1"), response_class=CheckedResponse
+    ) as client:
         yield client, app[appkeys.ENGINE]
 
 

@@ -49,6 +49,7 @@ from feedguard.responder.plugins import (
     Target,
 )
 
+from .openapi_check import CheckedResponse
 from .services import free_port
 
 T0 = 1_790_000_000.0  # a fixed "now" for tests (2026-09-21)
@@ -317,7 +318,10 @@ async def start_responder(
     await server.start_server()
     try:
         # A bounded wait: a hung responder fails the test with a traceback.
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+        # Every answer a test reads is checked against responder/openapi.yml.
+        async with aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=30), response_class=CheckedResponse
+        ) as session:
             yield Responder(server, session, clock)
     finally:
         await server.close()
