@@ -18,6 +18,7 @@ from prometheus_client import (
 
 from feedguard.core.airflow import AirflowClient
 from feedguard.core.log import get_logger
+from feedguard.core.seatunnel import SeaTunnelClient
 
 from . import appkeys
 from .collectors.airflow import AirflowCollector
@@ -26,6 +27,7 @@ from .collectors.dbt import DbtCollector
 from .collectors.probes import ProbeCollector
 from .collectors.quality import QualityCollector
 from .collectors.redis_state import RedisStateCollector
+from .collectors.seatunnel import SeaTunnelCollector
 from .config import ExporterConfig
 from .scrape import gather, render, scrape_timeout
 
@@ -63,6 +65,17 @@ async def airflow_ctx(app: web.Application) -> AsyncIterator[None]:
     await session.close()
 
 
+async def seatunnel_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[appkeys.CONFIG].seatunnel
+    if not settings.enabled:
+        yield
+        return
+    session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
+    app[appkeys.SEATUNNEL] = SeaTunnelClient(session, settings)
+    yield
+    await session.close()
+
+
 def build_collectors(app: web.Application) -> list[Collector]:
     config = app[appkeys.CONFIG]
     catalog = config.providers
@@ -89,6 +102,8 @@ def build_collectors(app: web.Application) -> list[Collector]:
         collectors.append(DbtCollector(config.dbt))
     if config.quality.enabled:
         collectors.append(QualityCollector(config.quality))
+    if config.seatunnel.enabled:
+        collectors.append(SeaTunnelCollector(app[appkeys.SEATUNNEL], catalog))
     return collectors
 
 
@@ -163,7 +178,7 @@ def create_app(config: ExporterConfig) -> web.Application:
     app = web.Application()
     app[appkeys.CONFIG] = config
     app[appkeys.PROCESS_REGISTRY] = process_registry()
-    app.cleanup_ctx.extend([redis_ctx, http_ctx, airflow_ctx, collectors_ctx])
+    app.cleanup_ctx.extend([redis_ctx, http_ctx, airflow_ctx, seatunnel_ctx, collectors_ctx])
     app.router.add_get("/", index)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)

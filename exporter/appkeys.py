@@ -8,6 +8,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from feedguard.core.airflow import AirflowClient
+from feedguard.core.seatunnel import SeaTunnelClient
 
 from .collectors.base import Collector
 from .config import ExporterConfig
@@ -18,3 +19,4 @@ HTTP = web.AppKey("http", aiohttp.ClientSession)
 COLLECTORS: web.AppKey[list[Collector]] = web.AppKey("collectors")
 PROCESS_REGISTRY = web.AppKey("process_registry", CollectorRegistry)
 AIRFLOW = web.AppKey("airflow", AirflowClient)
+SEATUNNEL = web.AppKey("seatunnel", SeaTunnelClient)

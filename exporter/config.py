@@ -15,6 +15,7 @@ from feedguard.core.schema import (
     check_positive,
     field,
 )
+from feedguard.core.seatunnel import SeaTunnelSettings
 from feedguard.core.service_config import load_service_config
 from feedguard.core.settings import LogSettings, RedisSettings
 
@@ -55,6 +56,7 @@ class ExporterConfig:
     airflow: AirflowSettings = field(default_factory=AirflowSettings)
     dbt: DbtSettings = field(default_factory=DbtSettings)
     quality: QualitySettings = field(default_factory=QualitySettings)
+    seatunnel: SeaTunnelSettings = field(default_factory=SeaTunnelSettings)
     log: LogSettings = LogSettings()
 
     @property
@@ -76,7 +78,10 @@ def load_config(
     ``check-config`` reports the mistakes of both files.
     """
     return load_service_config(
-        ExporterConfig, path, environ, lambda config: [config.redis_password]
+        ExporterConfig,
+        path,
+        environ,
+        lambda config: [config.redis_password, config.seatunnel.read_password],
     )
 
 

@@ -57,3 +57,43 @@ def test_seed_catalog_matches_the_runbook() -> None:
         assert provider.dags
         assert provider.dashboards
         assert provider.freshness_sla_seconds == 900
+
+
+def test_streaming_jobs_workloads_and_credentials_are_checked() -> None:
+    from feedguard.core.schema import ConfigError
+
+    catalog = make_catalog(
+        {
+            "ISO-NE": {
+                "streaming_jobs": [{"name": "isone-lmp", "config_file": "t/isone-lmp.conf"}],
+                "workloads": [{"namespace": "aurum-dev", "selector": "app=external-collector"}],
+                "credentials": [
+                    {
+                        "namespace": "aurum-dev",
+                        "name": "external-provider-iso-ne",
+                        "expiry_annotation": "feedguard.io/expires-at",
+                    }
+                ],
+            },
+            "OFF": {"enabled": False, "streaming_jobs": [{"name": "off"}]},
+        }
+    )
+    assert [(p, j.name) for p, j in catalog.streaming_jobs()] == [("ISO-NE", "isone-lmp")]
+    assert [(p, c.name) for p, c in catalog.credentials()] == [
+        ("ISO-NE", "external-provider-iso-ne")
+    ]
+    with pytest.raises(ConfigError) as bad:
+        make_catalog(
+            {
+                "X": {
+                    "streaming_jobs": [{"name": "a b"}],
+                    "workloads": [{"namespace": "Aurum", "selector": "app in (a,b)"}],
+                    "credentials": [{"namespace": "aurum-dev", "name": "Secret_1"}],
+                }
+            }
+        )
+    text = "\n".join(bad.value.errors)
+    assert "providers[0].streaming_jobs[0].name: must be letters" in text
+    assert "providers[0].workloads[0].namespace: must be a Kubernetes object name" in text
+    assert "providers[0].workloads[0].selector: must be an equality label selector" in text
+    assert "providers[0].credentials[0].name: must be a Kubernetes object name" in text

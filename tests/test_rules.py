@@ -28,6 +28,9 @@ CONTRACT_ALERTS = {
     "ExternalQualitySuiteFailed",
     "ExternalSourceFreshnessError",
 }
+# Alerts added by issues after the contract (docs/alerts.md).
+ADDED_ALERTS = {"ExternalStreamingJobDown", "ExternalProviderCredentialExpiring"}
+ALERTS = CONTRACT_ALERTS | ADDED_ALERTS
 
 
 def run(argv: list[str]) -> subprocess.CompletedProcess[str]:
@@ -70,7 +73,7 @@ def test_promtool_unit_tests() -> None:
 
 
 def test_every_contract_alert_is_defined() -> None:
-    assert {rule["alert"] for rule in alert_rules()} == CONTRACT_ALERTS
+    assert {rule["alert"] for rule in alert_rules()} == ALERTS
 
 
 @pytest.mark.parametrize("rule", alert_rules(), ids=lambda r: f"{r['alert']}")
@@ -139,8 +142,8 @@ def test_promtool_tests_cover_every_alert_at_14_and_16_minutes() -> None:
                             "runbook_url",
                             "dashboard_url",
                         }
-    assert quiet == CONTRACT_ALERTS
-    assert firing == CONTRACT_ALERTS
+    assert quiet == ALERTS
+    assert firing == ALERTS
 
 
 def test_example_prometheus_config_loads_the_rules(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from .kube_names import check_k8s_name, check_label_selector
 from .schema import (
     ConfigError,
     check_http_url,
@@ -48,6 +49,35 @@ class Dashboard:
 
 
 @dataclass(frozen=True)
+class StreamingJob:
+    """A SeaTunnel (Zeta) job that carries the provider's feeds."""
+
+    name: str = field(check=check_name, doc="the job's name in SeaTunnel (env job.name)")
+    # The job's config for resubmission after a savepoint stop: HOCON (.conf,
+    # .conf.tmpl) or JSON, relative to the working directory. Default:
+    # <seatunnel.job_templates_dir>/<name>.conf.tmpl (responder.yml).
+    config_file: str | None = None
+
+
+@dataclass(frozen=True)
+class Workload:
+    """Pods whose logs are evidence (runbook 4: ``kubectl logs -l SELECTOR --since=30m``)."""
+
+    namespace: str = field(check=check_k8s_name)
+    selector: str = field(check=check_label_selector, doc="label selector, e.g. app=x")
+
+
+@dataclass(frozen=True)
+class CredentialSecret:
+    """A Secret holding the provider's credentials; only its metadata is ever read."""
+
+    namespace: str = field(check=check_k8s_name)
+    name: str = field(check=check_k8s_name)
+    # An annotation holding the credential's expiry (RFC 3339 or epoch seconds).
+    expiry_annotation: str | None = None
+
+
+@dataclass(frozen=True)
 class Provider:
     name: str = field(check=check_name)
     description: str = ""
@@ -58,12 +88,20 @@ class Provider:
     dags: tuple[str, ...] = field((), check=check_names)
     dashboards: tuple[Dashboard, ...] = ()
     freshness_sla_seconds: float = field(900.0, check=check_positive)
+    # Evidence and streaming (docs/evidence.md): all optional.
+    streaming_jobs: tuple[StreamingJob, ...] = ()
+    workloads: tuple[Workload, ...] = ()
+    credentials: tuple[CredentialSecret, ...] = ()
 
     def __post_init__(self) -> None:
         # Also checked while loading; repeated for catalogs built in code.
         invalid(
             (what, message)
-            for what, items in (("datasets", self.datasets), ("dags", self.dags))
+            for what, items in (
+                ("datasets", self.datasets),
+                ("dags", self.dags),
+                ("streaming_jobs", [j.name for j in self.streaming_jobs]),
+            )
             if (message := check_names(items))
         )
 
@@ -94,6 +132,14 @@ class Catalog:
     @property
     def enabled(self) -> tuple[Provider, ...]:
         return tuple(p for p in self.providers if p.enabled)
+
+    def streaming_jobs(self) -> list[tuple[str, StreamingJob]]:
+        """(provider, job) for every streaming job of every enabled provider."""
+        return [(p.name, j) for p in self.enabled for j in p.streaming_jobs]
+
+    def credentials(self) -> list[tuple[str, CredentialSecret]]:
+        """(provider, Secret) for every credential Secret of every enabled provider."""
+        return [(p.name, c) for p in self.enabled for c in p.credentials]
 
     def datasets(self) -> list[tuple[str, str]]:
         """(provider, dataset) for every dataset of every enabled provider."""

@@ -139,6 +139,8 @@ class Alerts:
             *self.provider_down(),
             *self.quality(),
             *self.source_freshness(),
+            *self.streaming_job_down(),
+            *self.credential_expiring(),
         ]
 
     def stale(self) -> list[Rule]:
@@ -323,6 +325,60 @@ class Alerts:
                     "{{ $labels.source }}.{{ $labels.table }} for "
                     f"{settings['for']}: the table is older than its error_after."
                 ),
+            )
+        ]
+
+    def streaming_job_down(self) -> list[Rule]:
+        name = "ExternalStreamingJobDown"
+        settings = self.alerts[name]
+        # Stopped with a savepoint is deliberate (pause_streaming, or an operator):
+        # alerting on it would keep the incident that stopped the job from resolving.
+        kept = _regex(settings["deliberate_states"])
+        return [
+            self.rule(
+                name,
+                expr=(
+                    "max by (provider, streaming_job) (\n"
+                    f'  external_streaming_job_status{{status=~"RUNNING|{kept}"}}\n'
+                    ") == 0\n"
+                    'and on () max(external_exporter_collector_up{collector="seatunnel"}) == 1\n'
+                ),
+                summary=(
+                    "SeaTunnel job {{ $labels.streaming_job }} of {{ $labels.provider }} "
+                    "is not running"
+                ),
+                description=(
+                    "The SeaTunnel cluster answers, but the streaming job "
+                    "{{ $labels.streaming_job }} "
+                    "(streaming_jobs of {{ $labels.provider }} in "
+                    "config/external_providers.yml) has not been RUNNING for "
+                    f"{settings['for']}: external_streaming_job_status says which state it "
+                    "is in (NOT_FOUND: the engine knows no job of that name)."
+                ),
+                per_provider=True,
+            )
+        ]
+
+    def credential_expiring(self) -> list[Rule]:
+        name = "ExternalProviderCredentialExpiring"
+        settings = self.alerts[name]
+        days = settings["within_days"]
+        return [
+            self.rule(
+                name,
+                expr=(
+                    "max by (provider, namespace, secret) "
+                    "(external_provider_credential_expiry_timestamp) - time()\n"
+                    f"  < {days} * 86400\n"
+                ),
+                summary="{{ $labels.provider }} credential {{ $labels.secret }} expires soon",
+                description=(
+                    "The Secret {{ $labels.namespace }}/{{ $labels.secret }} of "
+                    "{{ $labels.provider }} expires in {{ $value | humanizeDuration }} "
+                    f"(less than {days} days; its expiry annotation): rotate it before the "
+                    "provider starts refusing the pipeline."
+                ),
+                per_provider=True,
             )
         ]
 
