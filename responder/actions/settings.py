@@ -10,19 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from feedguard.core.airflow import AirflowSettings
+from feedguard.core.kube_names import check_k8s_name
 from feedguard.core.schema import check_http_url, check_name, check_positive, field
-
-_RFC1123 = "lowercase letters, digits and '-'"
-
-
-def _check_k8s_name(value: str) -> str | None:
-    ok = (
-        0 < len(value) <= 253
-        and value[0].isalnum()
-        and value[-1].isalnum()
-        and all(c.islower() or c.isdigit() or c in "-." for c in value)
-    )
-    return None if ok else f"must be a Kubernetes object name ({_RFC1123}), got {value!r}"
 
 
 def _check_configmap_key(value: str) -> str | None:
@@ -40,8 +29,8 @@ class KubernetesSettings:
     account when ``in_cluster`` is true, else a kubeconfig file.
     """
 
-    namespace: str = field("aurum-dev", check=_check_k8s_name)
-    configmap: str = field("aurum-api-config", check=_check_k8s_name)
+    namespace: str = field("aurum-dev", check=check_k8s_name)
+    configmap: str = field("aurum-api-config", check=check_k8s_name)
     key: str = field("AURUM_API_RATE_LIMIT_RPS", check=_check_configmap_key)
     value: str = field("50", doc="the throttled rate limit written during an incident")
     in_cluster: bool = False
