@@ -9,18 +9,7 @@ from . import incidents as inc
 from .config import ResponderConfig
 from .payload import Notification
 from .plugins import Action, StepContext
-
-
-def _provider_problem(config: ResponderConfig, labels: Mapping[str, str]) -> str | None:
-    name = labels.get("provider")
-    if not name:
-        return "alert has no provider label"
-    provider = config.providers.get(name)
-    if provider is None:
-        return f"provider {name!r} is not in the catalog"
-    if not provider.enabled:
-        return f"provider {name!r} is disabled in the catalog"
-    return None
+from .routing import check_provider
 
 
 def plan(
@@ -36,7 +25,7 @@ def plan(
             "status": alert.status,
             "provider": alert.labels.get("provider"),
         }
-        problem = _provider_problem(config, alert.labels)
+        _, problem = check_provider(config.providers, alert.labels)
         playbook = next((p for p in config.playbooks if p.matches(alert.labels)), None)
         if problem is None and playbook is None:
             problem = "no playbook matches the alert"

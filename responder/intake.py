@@ -1,0 +1,207 @@
+"""The inbox → incidents: routes the transitions the webhook recorded to their
+provider's incident (opening one on the first firing alert) and applies them.
+
+The incident changes themselves are ``transitions.apply_transitions``; this module
+does the reading, leasing and writing around them.  Across replicas the
+``inbox`` lease decides who applies the inbox; within a replica, a lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from collections.abc import Callable
+from typing import Any
+
+import redis.asyncio as aioredis
+import structlog
+
+from feedguard.core.catalog import Provider
+from feedguard.core.keys import last_success_key
+from feedguard.core.log import get_logger
+
+from . import incidents as inc
+from .config import ResponderConfig
+from .metrics import Metrics
+from .routing import PlaybookMatcher, check_provider
+from .store import Store, StoreUnavailable
+from .transitions import TRANSITIONS_KEPT, Transition, apply_transitions
+
+log = get_logger(__name__)
+
+Doc = dict[str, Any]
+INBOX_LEASE_SECONDS = 30.0
+INBOX_BATCH = TRANSITIONS_KEPT // 2
+IGNORED_KEPT = 500  # the newest ignored transitions kept for GET /api/v1/ignored
+
+
+class Intake:
+    def __init__(
+        self,
+        config: ResponderConfig,
+        store: Store,
+        metrics: Metrics,
+        clock: Callable[[], float],
+        owner: str,
+        redis: aioredis.Redis | None = None,
+    ) -> None:
+        self.config = config
+        self.catalog = config.providers
+        self.store = store
+        self.metrics = metrics
+        self.clock = clock
+        self.owner = owner
+        self.redis = redis
+        self.match_playbook = PlaybookMatcher(config.playbooks)
+        self._lock = asyncio.Lock()
+
+    async def process_inbox(self) -> list[str] | None:
+        """Apply recorded transitions to incidents; returns the incidents that need a run,
+        or None when another replica holds the inbox."""
+        touched: list[str] = []
+        async with self._lock:
+            if not await self.store.acquire("inbox", self.owner, INBOX_LEASE_SECONDS):
+                return None
+            try:
+                while True:
+                    entries = await self.store.inbox_peek(INBOX_BATCH)
+                    if not entries:
+                        break
+                    for incident_id in await self._apply_batch(entries):
+                        if incident_id not in touched:
+                            touched.append(incident_id)
+                    await self.store.inbox_ack(len(entries))
+                    await self.store.acquire("inbox", self.owner, INBOX_LEASE_SECONDS)
+            finally:
+                with contextlib.suppress(StoreUnavailable):
+                    await self.store.release("inbox", self.owner)
+        return touched
+
+    async def _apply_batch(self, entries: list[Doc]) -> list[str]:
+        """Apply inbox entries in order; one ledger write per incident and batch."""
+        groups: dict[str, list[Transition]] = {}
+        for entry in entries:
+            labels = entry["alert"]["labels"]
+            provider, reason = check_provider(self.catalog, labels)
+            if provider is None:
+                await self._ignore(entry, reason or "ignored")
+                continue
+            playbook = None
+            if entry["alert"]["status"] == "firing":
+                playbook = self.match_playbook(labels)
+                if playbook is None:
+                    await self._ignore(entry, "no playbook matches the alert")
+                    continue
+            groups.setdefault(provider.name, []).append(Transition(entry, playbook))
+        touched = []
+        for name, items in groups.items():
+            incident_id = await self._apply_group(self.catalog.require(name), items)
+            if incident_id is not None:
+                touched.append(incident_id)
+        return touched
+
+    async def _apply_group(self, provider: Provider, items: list[Transition]) -> str | None:
+        active = await self.store.get("active", provider.name)
+        incident_id: str | None = active.get("incident") if active else None
+        if incident_id is None:
+            # Resolved alerts before the first firing one belong to no open incident.
+            while items and items[0].playbook is None:
+                await self._ignore(items[0].entry, "resolved alert without an open incident")
+                items = items[1:]
+            if not items:
+                return None
+            incident_id = await self._open(provider, items[0].entry)
+        now = self.clock()
+        health_probe = provider.health_probe is not None
+        needed = self.config.recovery.probes_required
+
+        def change(doc: Doc | None) -> tuple[Doc | None, tuple[list[bool], bool]]:
+            if doc is None:
+                # Firing ones still count as applied, as they always have.
+                return None, ([t.playbook is not None for t in items], False)
+            applied = apply_transitions(
+                doc, items, now, health_probe=health_probe, probes_required=needed
+            )
+            return (doc if applied.changed else None), (applied.accepted, applied.needs_service)
+
+        with structlog.contextvars.bound_contextvars(incident_id=incident_id):
+            accepted, needs_service = await self.store.update("incident", incident_id, change)
+            count = 0
+            for (entry, playbook), known in zip(items, accepted, strict=True):
+                if not known:
+                    await self._ignore(entry, f"alert is not part of incident {incident_id}")
+                    continue
+                count += 1
+                log.debug(
+                    "alert transition applied",
+                    fingerprint=entry["alert"]["fingerprint"],
+                    status=entry["alert"]["status"],
+                    group_key=entry.get("group_key"),
+                    playbook=playbook.name if playbook else None,
+                )
+            self.metrics.transitions.labels("incident").inc(count)
+            log.info("alert transitions applied", provider=provider.name, transitions=count)
+        # A repeat of what the incident already knows needs no run (the tick still comes).
+        return incident_id if needs_service else None
+
+    async def _open(self, provider: Provider, entry: Doc) -> str:
+        opened_at = self.clock()
+        incident_id = inc.incident_id(provider.name, entry["received_at"], entry["key"])
+        before = await self._last_success_before(provider)
+
+        def create(doc: Doc | None) -> tuple[Doc | None, None]:
+            if doc is not None:
+                return None, None
+            return inc.new_incident(incident_id, provider.name, opened_at, before), None
+
+        await self.store.update("incident", incident_id, create)
+        await self.store.update(
+            "active", provider.name, lambda doc: ({"incident": incident_id, "live": True}, None)
+        )
+        log.info("incident opened", incident_id=incident_id, provider=provider.name)
+        return incident_id
+
+    async def _last_success_before(self, provider: Provider) -> float | None:
+        if self.redis is None or not provider.datasets:
+            return None
+        keys = [last_success_key(provider.name, d) for d in provider.datasets]
+        try:
+            values = await self.redis.mget(keys)
+        except Exception as exc:  # optional data: an outage here must not stop the incident
+            log.warning("cannot read last successes", error=str(exc))
+            return None
+        found = []
+        for raw in values:
+            with contextlib.suppress(TypeError, ValueError):
+                value = float(raw)  # type: ignore[arg-type]  # None raises TypeError, suppressed
+                if math.isfinite(value):
+                    found.append(value)
+        return min(found) if found else None
+
+    async def _ignore(self, entry: Doc, reason: str) -> None:
+        alert = entry["alert"]
+        log.info(
+            "alert transition ignored",
+            reason=reason,
+            alertname=alert["labels"].get("alertname"),
+            fingerprint=alert["fingerprint"],
+        )
+        self.metrics.transitions.labels("ignored").inc()
+        record = {
+            "key": entry["key"],
+            "at": entry["received_at"],
+            "reason": reason,
+            "alert": alert,
+            "group_key": entry.get("group_key"),
+        }
+        await self.store.update("ignored", "recent", lambda doc: (add_ignored(doc, record), None))
+
+
+def add_ignored(doc: Doc | None, record: Doc) -> Doc:
+    """Keep an ignored transition (once) among the newest ``IGNORED_KEPT``."""
+    doc = doc or {"entries": []}
+    if all(e["key"] != record["key"] for e in doc["entries"]):
+        doc["entries"].append(record)
+        del doc["entries"][:-IGNORED_KEPT]
+    return doc

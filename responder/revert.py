@@ -1,0 +1,131 @@
+"""Running a ``{revert: all|NAME}`` step: undo this incident's reversible firing
+changes, newest first, restoring exactly the value each one replaced.  A resource
+still held by another incident is left to its last holder."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from feedguard.core.catalog import Provider
+
+from . import resources
+from .plugins import Action, Outcome, StepContext, Target
+from .records import revert_candidates
+from .steps import Renew, StepKit
+
+Doc = dict[str, Any]
+
+
+async def revert_step(kit: StepKit, doc: Doc, item: Doc, provider: Provider, renew: Renew) -> bool:
+    """True when every undo ended well (success, dry run, skipped)."""
+    ok = True
+    for original in revert_candidates(doc, item):
+        result = await _revert_one(kit, doc, item, provider, original)
+        if result is None:
+            continue  # only recorded: nothing was called
+        ok = result and ok
+        if result:
+            await renew()
+    return ok
+
+
+async def _revert_one(
+    kit: StepKit, doc: Doc, item: Doc, provider: Provider, original: Doc
+) -> bool | None:
+    """Undo one firing record: True/False when the action was called (and worked),
+    None when the outcome was only recorded (dry run, deferred, nothing to undo)."""
+    name = original["action"]
+    target = Target(
+        description=original["target"],
+        resource=original["resource"],
+        params=original.get("target_params") or {},
+    )
+    reverts = original["key"]
+    action = kit.actions.get(name)
+    modes = await kit.modes(name)
+    if original["result"] == "dry_run" or modes.dry_run:
+        await kit.record(
+            doc,
+            item,
+            name,
+            target,
+            "dry_run",
+            "revert planned (dry run)",
+            detail={"why": modes.why},
+            reverts=reverts,
+        )
+        return None
+    if action is None:
+        await kit.record(
+            doc,
+            item,
+            name,
+            target,
+            "failure",
+            "revert failed",
+            error=f"unknown action {name!r}",
+            reverts=reverts,
+        )
+        return False
+    previous = original.get("previous")
+    if target.resource is not None:
+        last, applied, stored_original, holders = await kit.store.update(
+            "resource", target.resource, resources.release(doc["id"])
+        )
+        if not last:
+            detail = {"why": f"still held by {', '.join(holders)}", "still_held_by": holders}
+            event = "revert deferred to last holder"
+            await kit.record(
+                doc, item, name, target, "skipped", event, detail=detail, reverts=reverts
+            )
+            return None
+        if not applied:
+            detail = {"why": "nothing applied to undo"}
+            await kit.record(
+                doc, item, name, target, "skipped", "revert skipped", detail=detail, reverts=reverts
+            )
+            return None
+        previous = stored_original
+    params = kit.params(name, original.get("step_params") or {})
+    ctx = kit.context(doc, provider, params, False)
+    outcome, error, attempts = await kit.call(action, _reverter(action, ctx, target, previous))
+    if outcome is None:
+        await kit.record(
+            doc,
+            item,
+            name,
+            target,
+            "failure",
+            "revert failed",
+            error=error,
+            previous=previous,
+            detail={"attempts": attempts},
+            reverts=reverts,
+        )
+        return False
+    if target.resource is not None:
+        await kit.store.update("resource", target.resource, resources.reverted)
+    await kit.record(
+        doc,
+        item,
+        name,
+        target,
+        "success",
+        "step reverted",
+        previous=outcome.previous,
+        detail={
+            **outcome.detail,
+            "restored": previous,
+            "changed": outcome.changed,
+            "attempts": attempts,
+        },
+        reverts=reverts,
+    )
+    return True
+
+
+def _reverter(
+    action: Action, ctx: StepContext, target: Target, previous: Any
+) -> Callable[[], Awaitable[Outcome]]:
+    return lambda: action.revert(ctx, target, previous)

@@ -1,0 +1,165 @@
+"""Running one incident: under its lease, post due notes, run pending steps in order
+(the executor runs each), pass the recovery gate, run the resolved steps, settle.
+
+The state changes are ``transitions``; this module orders them and does the I/O.
+Across replicas the ``incident:ID`` lease decides who runs an incident; within a
+replica, one lock per incident being run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+
+from feedguard.core.log import get_logger
+
+from . import incidents as inc
+from . import transitions as tr
+from .config import ResponderConfig
+from .executor import Executor, LeaseLost
+from .note_schedule import NoteScheduler
+from .recovery import RecoveryGate
+from .store import Store, StoreUnavailable
+
+log = get_logger(__name__)
+
+Doc = dict[str, Any]
+
+
+class IncidentRunner:
+    def __init__(
+        self,
+        config: ResponderConfig,
+        store: Store,
+        executor: Executor,
+        recovery: RecoveryGate,
+        notes: NoteScheduler,
+        clock: Callable[[], float],
+        owner: str,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.executor = executor
+        self.recovery = recovery
+        self.notes = notes
+        self.clock = clock
+        self.owner = owner
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def run(self, incident_id: str) -> None:
+        lock = self._locks.setdefault(incident_id, asyncio.Lock())
+        if lock.locked():
+            return  # already being served by this replica
+        async with lock:
+            with structlog.contextvars.bound_contextvars(incident_id=incident_id):
+                try:
+                    await self._run(incident_id)
+                except LeaseLost:
+                    log.warning("lease lost: another replica took over the incident")
+                except StoreUnavailable as exc:
+                    log.warning("store unavailable while running the incident", error=str(exc))
+        if not lock.locked() and self._locks.get(incident_id) is lock:
+            del self._locks[incident_id]  # one lock per incident being served
+
+    async def _run(self, incident_id: str) -> None:
+        lease = f"incident:{incident_id}"
+        ttl = self.config.executor.lease_seconds
+        if not await self.store.acquire(lease, self.owner, ttl):
+            return  # another replica runs it
+
+        async def renew() -> None:
+            if not await self.store.acquire(lease, self.owner, ttl):
+                raise LeaseLost(incident_id)
+
+        try:
+            doc = await self.store.get("incident", incident_id)
+            if doc is None:
+                return
+            self.notes.schedule(doc)
+            doc = await self._run_pending(incident_id, renew, doc)
+            if (
+                doc is not None
+                and doc["state"] == inc.RECOVERING
+                and await self.recovery.check(doc)
+            ):
+                doc = await self._run_pending(incident_id, renew, None)
+            if doc is not None and doc["state"] == inc.RESOLVED:
+                self.notes.schedule(doc)  # the resolution note
+        finally:
+            with contextlib.suppress(StoreUnavailable):
+                await self.store.release(lease, self.owner)
+
+    async def _run_pending(
+        self, incident_id: str, renew: Callable[[], Awaitable[None]], doc: Doc | None
+    ) -> Doc | None:
+        """Run pending steps in order; returns the incident as last read."""
+        while True:
+            if doc is None:
+                doc = await self.store.get("incident", incident_id)
+                if doc is None:
+                    return None
+            pending = inc.pending_work(doc)
+            if not pending:
+                if inc.settled_state(doc) != doc["state"]:
+                    return await self._settle(incident_id)
+                return doc
+            item = pending[0]
+            provider = self.config.providers.get(doc["provider"])
+            if item["phase"] == "firing" and doc["state"] in (inc.OPEN, inc.STABILISED):
+                doc = await self._set_state(incident_id, inc.STABILISING, "running firing steps")
+            if provider is None:
+                ok = False  # the provider left the catalog since the incident opened
+            else:
+                ok = await self.executor.run_item(doc, item, provider, renew)
+            await self._finish_item(incident_id, item["id"], ok)
+            doc = None
+            await renew()
+
+    async def _settle(self, incident_id: str) -> Doc | None:
+        notes = self.notes.notifier is not None
+
+        def change(doc: Doc | None) -> tuple[Doc | None, Doc | None]:
+            if doc is None:
+                return None, None
+            changed = tr.settle(doc, self.clock(), notes=notes)
+            return (doc if changed else None), doc
+
+        settled: Doc | None = await self.store.update("incident", incident_id, change)
+        return settled
+
+    async def _set_state(self, incident_id: str, state: str, why: str) -> Doc:
+        now = self.clock()
+
+        def change(doc: Doc | None) -> tuple[Doc | None, Doc]:
+            assert doc is not None
+            tr.set_state(doc, state, now, why)
+            return doc, doc
+
+        updated: Doc = await self.store.update("incident", incident_id, change)
+        return updated
+
+    async def _finish_item(self, incident_id: str, item_id: str, ok: bool) -> None:
+        now = self.clock()
+
+        def change(doc: Doc | None) -> tuple[Doc | None, None]:
+            if doc is None or not tr.finish_item(doc, item_id, ok, now):
+                return None, None
+            return doc, None
+
+        await self.store.update("incident", incident_id, change)
+
+    async def retry(self, incident_id: str) -> bool:
+        """Put an incident's failed steps back to pending; False when it does not exist."""
+        now = self.clock()
+
+        def change(doc: Doc | None) -> tuple[Doc | None, bool]:
+            if doc is None:
+                return None, False
+            return (doc if tr.retry_failed(doc, now) else None), True
+
+        found: bool = await self.store.update("incident", incident_id, change)
+        return found

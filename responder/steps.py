@@ -1,0 +1,127 @@
+"""What running a step needs, shared by applying (``apply.py``) and undoing
+(``revert.py``): calling an action with timeout, retries, backoff and its circuit
+breaker; the action's parameters and context; writing a target's record to the
+ledger as soon as it is known, so a restart resumes after the last recorded target.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from feedguard.core.catalog import Provider
+from feedguard.core.log import get_logger
+
+from . import flags
+from . import incidents as inc
+from .circuit import Breakers, CircuitOpen
+from .config import ResponderConfig
+from .metrics import Metrics
+from .plugins import Action, ActionError, Outcome, StepContext, Target
+from .records import add_record, new_record
+from .store import Store
+
+log = get_logger(__name__)
+
+Doc = dict[str, Any]
+Renew = Callable[[], Awaitable[None]]
+
+
+class LeaseLost(Exception):
+    """Another replica took over this incident; stop without recording more."""
+
+
+class StepKit:
+    def __init__(
+        self,
+        config: ResponderConfig,
+        store: Store,
+        actions: Mapping[str, Action],
+        breakers: Breakers,
+        metrics: Metrics,
+        clock: Callable[[], float],
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.actions = actions
+        self.breakers = breakers
+        self.metrics = metrics
+        self.clock = clock
+
+    async def call(
+        self, action: Action, fn: Callable[[], Awaitable[Outcome]]
+    ) -> tuple[Outcome | None, str | None, int]:
+        """(outcome, error, attempts made) with timeout, retries, backoff, breaker."""
+        settings = self.config.executor
+        error = "not attempted"
+        for attempt in range(1, settings.attempts + 1):
+            try:
+                self.breakers.before_call(action.circuit)
+            except CircuitOpen as exc:
+                return None, str(exc), attempt - 1
+            try:
+                async with asyncio.timeout(settings.timeout_seconds):
+                    outcome = await fn()
+            except ActionError as exc:
+                error = f"{exc}" + (f" (HTTP {exc.status})" if exc.status else "")
+                if not exc.retryable:
+                    # The system answered: a refusal says nothing about its health.
+                    self.breakers.success(action.circuit)
+                    return None, error, attempt
+                self.breakers.failure(action.circuit)
+            except TimeoutError:
+                error = f"timed out after {settings.timeout_seconds:g}s"
+                self.breakers.failure(action.circuit)
+            except Exception as exc:  # an action's bug or client error is a failed attempt
+                error = f"{type(exc).__name__}: {exc}"
+                self.breakers.failure(action.circuit)
+            else:
+                self.breakers.success(action.circuit)
+                return outcome, None, attempt
+            if attempt < settings.attempts:
+                delay = settings.backoff_initial_seconds * settings.backoff_factor ** (attempt - 1)
+                log.warning(
+                    "action attempt failed", action=action.name, attempt=attempt, error=error
+                )
+                await asyncio.sleep(delay)
+        return None, error, settings.attempts
+
+    async def record(
+        self,
+        doc: Doc,
+        item: Doc,
+        action: str,
+        target: Target,
+        result: str,
+        event: str,
+        **fields: Any,
+    ) -> None:
+        """Write one target's result (``fields``: see ``records.new_record``)."""
+        record = new_record(item, action, target, result, self.clock(), **fields)
+
+        def change(current: Doc | None) -> tuple[Doc | None, None]:
+            if current is None or not add_record(current, item, record, event):
+                return None, None
+            return current, None
+
+        await self.store.update("incident", doc["id"], change)
+        self.metrics.actions.labels(record["action"], record["result"]).inc()
+
+    async def modes(self, action: str) -> flags.Modes:
+        return await flags.modes(self.config, self.store, action)
+
+    def context(
+        self, doc: Doc, provider: Provider, params: Mapping[str, Any], dry: bool
+    ) -> StepContext:
+        return StepContext(
+            incident=inc.view(doc),
+            provider=provider,
+            params=params,
+            now=self.clock(),
+            dry_run=dry,
+        )
+
+    def params(self, action: str, step_params: Mapping[str, Any]) -> dict[str, Any]:
+        options = self.config.action_options.get(action)
+        return {**(dict(options.params) if options else {}), **step_params}
