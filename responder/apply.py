@@ -4,6 +4,7 @@ joined when another incident already holds the resource."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from feedguard.core.catalog import Provider
@@ -35,22 +36,14 @@ async def apply_step(kit: StepKit, doc: Doc, item: Doc, provider: Provider, rene
     for target in targets:
         if target.description in done:
             continue  # recorded before a restart
+        record = partial(kit.record, doc, item, name, target)
         if not modes.enabled:
-            why = f"action.{name} switched off"
-            await kit.record(
-                doc, item, name, target, "skipped", "step skipped", detail={"why": why}
-            )
+            await record("skipped", "step skipped", detail={"why": f"action.{name} switched off"})
             continue
         if modes.dry_run:
-            await kit.record(
-                doc,
-                item,
-                name,
-                target,
-                "dry_run",
-                "step planned (dry run)",
-                detail={"why": modes.why},
-                reversible=action.reversible,
+            why = {"why": modes.why}
+            await record(
+                "dry_run", "step planned (dry run)", detail=why, reversible=action.reversible
             )
             continue
         ok = await _apply_target(kit, doc, item, action, ctx, target) and ok
@@ -71,8 +64,7 @@ async def _apply_target(
     kit: StepKit, doc: Doc, item: Doc, action: Action, ctx: StepContext, target: Target
 ) -> bool:
     incident_id = doc["id"]
-    name = action.name
-    reversible = action.reversible
+    record = partial(kit.record, doc, item, action.name, target, reversible=action.reversible)
     if target.resource is not None:
         first, applied, original, holders = await kit.store.update(
             "resource", target.resource, resources.claim(target.resource, incident_id)
@@ -84,47 +76,19 @@ async def _apply_target(
                 if holder != incident_id
                 else "already applied (original value kept)"
             )
-            await kit.record(
-                doc,
-                item,
-                name,
-                target,
-                "success",
-                "step joined existing change",
-                previous=original,
-                detail={"changed": False, "already_held_by": holder, "why": why},
-                reversible=reversible,
-            )
+            detail = {"changed": False, "already_held_by": holder, "why": why}
+            await record("success", "step joined existing change", previous=original, detail=detail)
             return True
     outcome, error, attempts = await kit.call(action, lambda: action.apply(ctx, target))
     if outcome is None:
         if target.resource is not None:
             await kit.store.update("resource", target.resource, resources.drop_claim(incident_id))
-        await kit.record(
-            doc,
-            item,
-            name,
-            target,
-            "failure",
-            "step failed",
-            error=error,
-            detail={"attempts": attempts},
-            reversible=reversible,
-        )
+        await record("failure", "step failed", error=error, detail={"attempts": attempts})
         return False
     if target.resource is not None:
         await kit.store.update(
             "resource", target.resource, resources.applied(incident_id, outcome.previous)
         )
-    await kit.record(
-        doc,
-        item,
-        name,
-        target,
-        "success",
-        "step applied",
-        previous=outcome.previous,
-        detail={**outcome.detail, "changed": outcome.changed, "attempts": attempts},
-        reversible=reversible,
-    )
+    detail = {**outcome.detail, "changed": outcome.changed, "attempts": attempts}
+    await record("success", "step applied", previous=outcome.previous, detail=detail)
     return True

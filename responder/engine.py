@@ -29,6 +29,7 @@ import redis.asyncio as aioredis
 from feedguard.core.log import get_logger
 
 from .circuit import Breakers
+from .common import Common
 from .config import ResponderConfig
 from .executor import Executor
 from .intake import Intake
@@ -64,25 +65,18 @@ class Engine:
     ) -> None:
         self.config = config
         self.store = store
-        owner = uuid.uuid4().hex
+        common = Common(config, store, metrics, clock, owner=uuid.uuid4().hex)
         self.breakers = Breakers(
             config.executor.circuit_failure_threshold,
             config.executor.circuit_reset_seconds,
             clock,
             metrics,
         )
-        self.executor = Executor(config, store, actions, self.breakers, metrics, clock)
-        self.intake = Intake(config, store, metrics, clock, owner, redis)
-        self.notes = NoteScheduler(config, store, notifier, metrics, clock, self._spawn)
-        self.runner = IncidentRunner(
-            config,
-            store,
-            self.executor,
-            RecoveryGate(config, store, metrics, clock, http),
-            self.notes,
-            clock,
-            owner,
-        )
+        self.executor = Executor(common, actions, self.breakers)
+        self.intake = Intake(common, redis)
+        self.notes = NoteScheduler(common, notifier, self._spawn)
+        recovery = RecoveryGate(common, http)
+        self.runner = IncidentRunner(common, self.executor, recovery, self.notes)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._kick_pending = False
         self._kick_task: asyncio.Task[None] | None = None

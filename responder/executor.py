@@ -3,45 +3,28 @@
 Owns retries, timeouts, circuit breakers, dry run and the cross-incident
 reference counting of resources described in ``plugins.py``: an ``{action: …}``
 step is ``apply.apply_step``, a ``{revert: …}`` step ``revert.revert_step``, both on
-the shared ``steps.StepKit``.  Every result is written to the ledger as soon as it
-is known, so a restart resumes after the last recorded target.
+what ``steps.StepKit`` provides.  Every result is written to the ledger as soon as
+it is known, so a restart resumes after the last recorded target.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from typing import Any
 
 from feedguard.core.catalog import Provider
 
 from .apply import apply_step
-from .circuit import Breakers
-from .config import ResponderConfig
-from .metrics import Metrics
-from .plugins import Action
 from .revert import revert_step
 from .steps import LeaseLost, Renew, StepKit
-from .store import Store
 
 __all__ = ["Executor", "LeaseLost"]
 
 Doc = dict[str, Any]
 
 
-class Executor:
-    def __init__(
-        self,
-        config: ResponderConfig,
-        store: Store,
-        actions: Mapping[str, Action],
-        breakers: Breakers,
-        metrics: Metrics,
-        clock: Callable[[], float],
-    ) -> None:
-        self.kit = StepKit(config, store, actions, breakers, metrics, clock)
-
+class Executor(StepKit):
     async def run_item(self, doc: Doc, item: Doc, provider: Provider, renew: Renew) -> bool:
         """Run one step; True when every target ended well (success, dry run, skipped)."""
         if item.get("action"):
-            return await apply_step(self.kit, doc, item, provider, renew)
-        return await revert_step(self.kit, doc, item, provider, renew)
+            return await apply_step(self, doc, item, provider, renew)
+        return await revert_step(self, doc, item, provider, renew)

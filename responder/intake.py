@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import Callable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -22,10 +21,9 @@ from feedguard.core.keys import last_success_key
 from feedguard.core.log import get_logger
 
 from . import incidents as inc
-from .config import ResponderConfig
-from .metrics import Metrics
+from .common import Common, Part
 from .routing import PlaybookMatcher, check_provider
-from .store import Store, StoreUnavailable
+from .store import StoreUnavailable
 from .transitions import TRANSITIONS_KEPT, Transition, apply_transitions
 
 log = get_logger(__name__)
@@ -36,24 +34,12 @@ INBOX_BATCH = TRANSITIONS_KEPT // 2
 IGNORED_KEPT = 500  # the newest ignored transitions kept for GET /api/v1/ignored
 
 
-class Intake:
-    def __init__(
-        self,
-        config: ResponderConfig,
-        store: Store,
-        metrics: Metrics,
-        clock: Callable[[], float],
-        owner: str,
-        redis: aioredis.Redis | None = None,
-    ) -> None:
-        self.config = config
-        self.catalog = config.providers
-        self.store = store
-        self.metrics = metrics
-        self.clock = clock
-        self.owner = owner
+class Intake(Part):
+    def __init__(self, common: Common, redis: aioredis.Redis | None) -> None:
+        super().__init__(common)
+        self.catalog = self.config.providers
         self.redis = redis
-        self.match_playbook = PlaybookMatcher(config.playbooks)
+        self.match_playbook = PlaybookMatcher(self.config.playbooks)
         self._lock = asyncio.Lock()
 
     async def process_inbox(self) -> list[str] | None:

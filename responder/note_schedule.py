@@ -17,10 +17,9 @@ import structlog
 from feedguard.core.log import get_logger
 
 from . import incidents as inc
-from .config import ResponderConfig
-from .metrics import Metrics
+from .common import Common, Part
 from .plugins import NoteKind, NoteRequest, Notifier
-from .store import Store, StoreUnavailable
+from .store import StoreUnavailable
 from .transitions import due_notes, note_done
 
 log = get_logger(__name__)
@@ -28,22 +27,16 @@ log = get_logger(__name__)
 Doc = dict[str, Any]
 
 
-class NoteScheduler:
+class NoteScheduler(Part):
     def __init__(
         self,
-        config: ResponderConfig,
-        store: Store,
+        common: Common,
         notifier: Notifier | None,
-        metrics: Metrics,
-        clock: Callable[[], float],
         spawn: Callable[[Coroutine[Any, Any, None]], object],
     ) -> None:
-        self.config = config
-        self.store = store
+        super().__init__(common)
         self.notifier = notifier
-        self.metrics = metrics
-        self.clock = clock
-        self._spawn = spawn
+        self._spawn = spawn  # the engine's: background work it waits for and cancels
         self._locks: dict[str, asyncio.Lock] = {}
 
     def due(self, doc: Doc) -> list[tuple[NoteKind, int]]:

@@ -8,36 +8,23 @@ the store writes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 
 from feedguard.core.probes import probe
 
-from .config import ResponderConfig
-from .metrics import Metrics
-from .store import Store
+from .common import Common, Part
 from .transitions import ProbeResult, recovery_probe
 
 Doc = dict[str, Any]
 
 
-class RecoveryGate:
-    def __init__(
-        self,
-        config: ResponderConfig,
-        store: Store,
-        metrics: Metrics,
-        clock: Callable[[], float],
-        http: aiohttp.ClientSession | None,
-    ) -> None:
-        self.config = config
-        self.store = store
-        self.metrics = metrics
-        self.clock = clock
+class RecoveryGate(Part):
+    def __init__(self, common: Common, http: aiohttp.ClientSession | None) -> None:
+        super().__init__(common)
         self.http = http
-        self._playbooks = {p.name: p for p in config.playbooks}
+        self._playbooks = {p.name: p for p in self.config.playbooks}
 
     async def check(self, doc: Doc) -> bool:
         """Probe if due; True when the resolved steps were enqueued."""

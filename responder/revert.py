@@ -5,6 +5,7 @@ still held by another incident is left to its last holder."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 from feedguard.core.catalog import Provider
@@ -41,32 +42,14 @@ async def _revert_one(
         resource=original["resource"],
         params=original.get("target_params") or {},
     )
-    reverts = original["key"]
+    record = partial(kit.record, doc, item, name, target, reverts=original["key"])
     action = kit.actions.get(name)
     modes = await kit.modes(name)
     if original["result"] == "dry_run" or modes.dry_run:
-        await kit.record(
-            doc,
-            item,
-            name,
-            target,
-            "dry_run",
-            "revert planned (dry run)",
-            detail={"why": modes.why},
-            reverts=reverts,
-        )
+        await record("dry_run", "revert planned (dry run)", detail={"why": modes.why})
         return None
     if action is None:
-        await kit.record(
-            doc,
-            item,
-            name,
-            target,
-            "failure",
-            "revert failed",
-            error=f"unknown action {name!r}",
-            reverts=reverts,
-        )
+        await record("failure", "revert failed", error=f"unknown action {name!r}")
         return False
     previous = original.get("previous")
     if target.resource is not None:
@@ -74,54 +57,32 @@ async def _revert_one(
             "resource", target.resource, resources.release(doc["id"])
         )
         if not last:
-            detail = {"why": f"still held by {', '.join(holders)}", "still_held_by": holders}
-            event = "revert deferred to last holder"
-            await kit.record(
-                doc, item, name, target, "skipped", event, detail=detail, reverts=reverts
-            )
+            detail: dict[str, Any] = {
+                "why": f"still held by {', '.join(holders)}",
+                "still_held_by": holders,
+            }
+            await record("skipped", "revert deferred to last holder", detail=detail)
             return None
         if not applied:
-            detail = {"why": "nothing applied to undo"}
-            await kit.record(
-                doc, item, name, target, "skipped", "revert skipped", detail=detail, reverts=reverts
-            )
+            await record("skipped", "revert skipped", detail={"why": "nothing applied to undo"})
             return None
         previous = stored_original
     params = kit.params(name, original.get("step_params") or {})
     ctx = kit.context(doc, provider, params, False)
     outcome, error, attempts = await kit.call(action, _reverter(action, ctx, target, previous))
     if outcome is None:
-        await kit.record(
-            doc,
-            item,
-            name,
-            target,
-            "failure",
-            "revert failed",
-            error=error,
-            previous=previous,
-            detail={"attempts": attempts},
-            reverts=reverts,
-        )
+        detail = {"attempts": attempts}
+        await record("failure", "revert failed", error=error, previous=previous, detail=detail)
         return False
     if target.resource is not None:
         await kit.store.update("resource", target.resource, resources.reverted)
-    await kit.record(
-        doc,
-        item,
-        name,
-        target,
-        "success",
-        "step reverted",
-        previous=outcome.previous,
-        detail={
-            **outcome.detail,
-            "restored": previous,
-            "changed": outcome.changed,
-            "attempts": attempts,
-        },
-        reverts=reverts,
-    )
+    detail = {
+        **outcome.detail,
+        "restored": previous,
+        "changed": outcome.changed,
+        "attempts": attempts,
+    }
+    await record("success", "step reverted", previous=outcome.previous, detail=detail)
     return True
 
 

@@ -19,35 +19,25 @@ from feedguard.core.log import get_logger
 
 from . import incidents as inc
 from . import transitions as tr
-from .config import ResponderConfig
+from .common import Common, Part
 from .executor import Executor, LeaseLost
 from .note_schedule import NoteScheduler
 from .recovery import RecoveryGate
-from .store import Store, StoreUnavailable
+from .store import StoreUnavailable
 
 log = get_logger(__name__)
 
 Doc = dict[str, Any]
 
 
-class IncidentRunner:
+class IncidentRunner(Part):
     def __init__(
-        self,
-        config: ResponderConfig,
-        store: Store,
-        executor: Executor,
-        recovery: RecoveryGate,
-        notes: NoteScheduler,
-        clock: Callable[[], float],
-        owner: str,
+        self, common: Common, executor: Executor, recovery: RecoveryGate, notes: NoteScheduler
     ) -> None:
-        self.config = config
-        self.store = store
+        super().__init__(common)
         self.executor = executor
         self.recovery = recovery
         self.notes = notes
-        self.clock = clock
-        self.owner = owner
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def run(self, incident_id: str) -> None:

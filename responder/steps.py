@@ -16,11 +16,9 @@ from feedguard.core.log import get_logger
 from . import flags
 from . import incidents as inc
 from .circuit import Breakers, CircuitOpen
-from .config import ResponderConfig
-from .metrics import Metrics
+from .common import Common, Part
 from .plugins import Action, ActionError, Outcome, StepContext, Target
 from .records import add_record, new_record
-from .store import Store
 
 log = get_logger(__name__)
 
@@ -32,22 +30,11 @@ class LeaseLost(Exception):
     """Another replica took over this incident; stop without recording more."""
 
 
-class StepKit:
-    def __init__(
-        self,
-        config: ResponderConfig,
-        store: Store,
-        actions: Mapping[str, Action],
-        breakers: Breakers,
-        metrics: Metrics,
-        clock: Callable[[], float],
-    ) -> None:
-        self.config = config
-        self.store = store
+class StepKit(Part):
+    def __init__(self, common: Common, actions: Mapping[str, Action], breakers: Breakers) -> None:
+        super().__init__(common)
         self.actions = actions
         self.breakers = breakers
-        self.metrics = metrics
-        self.clock = clock
 
     async def call(
         self, action: Action, fn: Callable[[], Awaitable[Outcome]]
