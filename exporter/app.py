@@ -17,12 +17,14 @@ from prometheus_client import (
 )
 
 from feedguard.core.airflow import AirflowClient
+from feedguard.core.kube import KubeReader
 from feedguard.core.log import get_logger
 from feedguard.core.seatunnel import SeaTunnelClient
 
 from . import appkeys
 from .collectors.airflow import AirflowCollector
 from .collectors.base import Collector, Deadline
+from .collectors.credentials import CredentialsCollector
 from .collectors.dbt import DbtCollector
 from .collectors.probes import ProbeCollector
 from .collectors.quality import QualityCollector
@@ -76,6 +78,17 @@ async def seatunnel_ctx(app: web.Application) -> AsyncIterator[None]:
     await session.close()
 
 
+async def kubernetes_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[appkeys.CONFIG].kubernetes
+    if not settings.enabled:
+        yield
+        return
+    reader = KubeReader(settings.connection())
+    app[appkeys.KUBERNETES] = reader
+    yield
+    await reader.close()
+
+
 def build_collectors(app: web.Application) -> list[Collector]:
     config = app[appkeys.CONFIG]
     catalog = config.providers
@@ -104,6 +117,8 @@ def build_collectors(app: web.Application) -> list[Collector]:
         collectors.append(QualityCollector(config.quality))
     if config.seatunnel.enabled:
         collectors.append(SeaTunnelCollector(app[appkeys.SEATUNNEL], catalog))
+    if config.kubernetes.enabled:
+        collectors.append(CredentialsCollector(app[appkeys.KUBERNETES], catalog))
     return collectors
 
 
@@ -178,7 +193,9 @@ def create_app(config: ExporterConfig) -> web.Application:
     app = web.Application()
     app[appkeys.CONFIG] = config
     app[appkeys.PROCESS_REGISTRY] = process_registry()
-    app.cleanup_ctx.extend([redis_ctx, http_ctx, airflow_ctx, seatunnel_ctx, collectors_ctx])
+    app.cleanup_ctx.extend(
+        [redis_ctx, http_ctx, airflow_ctx, seatunnel_ctx, kubernetes_ctx, collectors_ctx]
+    )
     app.router.add_get("/", index)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)

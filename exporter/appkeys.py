@@ -8,6 +8,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from feedguard.core.airflow import AirflowClient
+from feedguard.core.kube import KubeReader
 from feedguard.core.seatunnel import SeaTunnelClient
 
 from .collectors.base import Collector
@@ -20,3 +21,4 @@ COLLECTORS: web.AppKey[list[Collector]] = web.AppKey("collectors")
 PROCESS_REGISTRY = web.AppKey("process_registry", CollectorRegistry)
 AIRFLOW = web.AppKey("airflow", AirflowClient)
 SEATUNNEL = web.AppKey("seatunnel", SeaTunnelClient)
+KUBERNETES = web.AppKey("kubernetes", KubeReader)

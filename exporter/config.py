@@ -8,6 +8,7 @@ from pathlib import Path
 
 from feedguard.core.airflow import AirflowSettings
 from feedguard.core.catalog import Catalog
+from feedguard.core.kube import KubeReadSettings
 from feedguard.core.schema import (
     ConfigError,
     check_listen,
@@ -57,6 +58,8 @@ class ExporterConfig:
     dbt: DbtSettings = field(default_factory=DbtSettings)
     quality: QualitySettings = field(default_factory=QualitySettings)
     seatunnel: SeaTunnelSettings = field(default_factory=SeaTunnelSettings)
+    # Credential Secrets' metadata (catalog credentials); off by default.
+    kubernetes: KubeReadSettings = field(default_factory=KubeReadSettings)
     log: LogSettings = LogSettings()
 
     @property
@@ -81,7 +84,11 @@ def load_config(
         ExporterConfig,
         path,
         environ,
-        lambda config: [config.redis_password, config.seatunnel.read_password],
+        lambda config: [
+            config.redis_password,
+            config.seatunnel.read_password,
+            config.kubernetes.check,
+        ],
     )
 
 

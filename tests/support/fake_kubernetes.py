@@ -13,6 +13,20 @@ Follows the API server's documented behaviour for what the responder uses:
   409 ``Conflict``; a patch that changes nothing keeps the resourceVersion;
 - ``?dryRun=All`` answers with the result without persisting it;
 - every error is a ``Status`` object as the API server writes it.
+
+And the reads of the incident evidence (docs/evidence.md), authorised by
+``allow(token, resource, verbs, ...)`` rules like an RBAC Role's:
+
+- ``GET /api/v1/namespaces/{ns}/pods?labelSelector=`` (``list`` pods): a PodList,
+  equality selectors (``a=b``, ``a==b``, ``a!=b``), a bad one is 400;
+- ``GET /api/v1/namespaces/{ns}/pods/{pod}/log`` (``get`` pods/log) with
+  ``container`` (required when the pod has several), ``sinceSeconds``, ``tailLines``,
+  ``limitBytes`` (applied in that order, as the kubelet does), ``timestamps``;
+  invalid values are 400;
+- ``GET /api/v1/namespaces/{ns}/secrets/{name}`` (``get`` secrets, ``resourceNames``
+  honoured): with ``Accept: application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1``
+  the metadata alone (``kind: PartialObjectMetadata``), an unknown ``as=`` is 406,
+  a plain Accept the whole Secret with its data.
 """
 
 from __future__ import annotations
@@ -28,6 +42,7 @@ from typing import Any
 from aiohttp import web
 
 from .fake_http import serve_app
+from .fake_kubernetes_reads import KubernetesReads
 
 MERGE = "application/merge-patch+json"
 STRATEGIC = "application/strategic-merge-patch+json"
@@ -77,7 +92,7 @@ class Grant:
 
 
 @dataclass
-class FakeKubernetes:
+class FakeKubernetes(KubernetesReads):
     tokens: dict[str, Grant] = field(default_factory=dict)
     configmaps: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     requests: list[tuple[str, str, str | None, Any]] = field(default_factory=list)
@@ -125,6 +140,7 @@ class FakeKubernetes:
         path = "/api/v1/namespaces/{namespace}/configmaps/{name}"
         app.router.add_get(path, self._get)
         app.router.add_patch(path, self._patch)
+        self.add_read_routes(app)
         return app
 
     def serve(self) -> AbstractAsyncContextManager[str]:
