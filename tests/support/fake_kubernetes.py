@@ -42,28 +42,11 @@ from typing import Any
 from aiohttp import web
 
 from .fake_http import serve_app
-from .fake_kubernetes_reads import KubernetesReads
+from .fake_kubernetes_reads import KubernetesReads, status
 
 MERGE = "application/merge-patch+json"
 STRATEGIC = "application/strategic-merge-patch+json"
 PATCH_TYPES = (MERGE, STRATEGIC)
-
-
-def status(
-    code: int, reason: str, message: str, details: Mapping[str, Any] | None = None
-) -> web.Response:
-    body: dict[str, Any] = {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": message,
-        "reason": reason,
-    }
-    if details is not None:
-        body["details"] = dict(details)
-    body["code"] = code
-    return web.json_response(body, status=code)
 
 
 def merge_patch(target: Any, patch: Any) -> Any:

@@ -25,7 +25,10 @@ _METADATA_AS = {
 }
 
 
-def _status(code: int, reason: str, message: str, **details: Any) -> web.Response:
+def status(
+    code: int, reason: str, message: str, details: Mapping[str, Any] | None = None
+) -> web.Response:
+    """A ``Status`` object as the API server writes it."""
     body: dict[str, Any] = {
         "kind": "Status",
         "apiVersion": "v1",
@@ -34,8 +37,8 @@ def _status(code: int, reason: str, message: str, **details: Any) -> web.Respons
         "message": message,
         "reason": reason,
     }
-    if details:
-        body["details"] = details
+    if details is not None:
+        body["details"] = dict(details)
     body["code"] = code
     return web.json_response(body, status=code)
 
@@ -201,18 +204,17 @@ class KubernetesReads:
         token = header[len("Bearer ") :] if header.startswith("Bearer ") else ""
         known = getattr(self, "tokens", {})
         if token not in self.read_rules and token not in known:
-            return _status(401, "Unauthorized", "Unauthorized")
+            return status(401, "Unauthorized", "Unauthorized")
         if any(r.allows(resource, verb, namespace, name) for r in self.read_rules.get(token, [])):
             return None
         kind = resource.partition("/")[0]
         what = f'{kind} "{name}"' if name else kind
-        return _status(
+        return status(
             403,
             "Forbidden",
             f'{what} is forbidden: User "system:serviceaccount:aurum-dev:feedguard" cannot '
             f'{verb} resource "{resource}" in API group "" in the namespace "{namespace}"',
-            **({"name": name} if name else {}),
-            kind=kind,
+            {"name": name, "kind": kind} if name else {"kind": kind},
         )
 
     async def _list_pods(self, request: web.Request) -> web.Response:
@@ -222,7 +224,7 @@ class KubernetesReads:
         namespace = request.match_info["namespace"]
         selector = request.query.get("labelSelector", "")
         if selector and check_label_selector(selector):
-            return _status(
+            return status(
                 400, "BadRequest", f"unable to parse requirement: invalid selector {selector!r}"
             )
         terms = parse_label_selector(selector) if selector else []
@@ -258,12 +260,14 @@ class KubernetesReads:
             return denied
         pod = self.pods.get((namespace, name))
         if pod is None:
-            return _status(404, "NotFound", f'pods "{name}" not found', name=name, kind="pods")
+            return status(
+                404, "NotFound", f'pods "{name}" not found', {"name": name, "kind": "pods"}
+            )
         containers = [c["name"] for c in pod["spec"]["containers"]]
         container = request.query.get("container")
         if container is None:
             if len(containers) > 1:
-                return _status(
+                return status(
                     400,
                     "BadRequest",
                     f"a container name must be specified for pod {name}, "
@@ -271,13 +275,13 @@ class KubernetesReads:
                 )
             container = containers[0]
         if container not in containers:
-            return _status(400, "BadRequest", f"container {container} is not valid for pod {name}")
+            return status(400, "BadRequest", f"container {container} is not valid for pod {name}")
         try:
             since = self._int_param(request, "sinceSeconds", 1)
             tail = self._int_param(request, "tailLines", 0)
             limit = self._int_param(request, "limitBytes", 1)
         except ValueError as exc:
-            return _status(400, "BadRequest", f'PodLogOptions "{name}" is invalid: {exc}')
+            return status(400, "BadRequest", f'PodLogOptions "{name}" is invalid: {exc}')
         now = self.now if self.now is not None else time.time()
         lines = [
             (at, line)
@@ -304,9 +308,7 @@ class KubernetesReads:
         wanted = [part.strip() for part in accept.split(",")]
         secret = self.secrets.get((namespace, name))
         if secret is None:
-            return _status(
-                404, "NotFound", f'secrets "{name}" not found', name=name, kind="secrets"
-            )
+            return status(404, "NotFound", f'secrets "{name}" not found', name=name, kind="secrets")
         plain = False
         for media in wanted:
             kind, *rest = (p.strip() for p in media.split(";"))
@@ -323,7 +325,7 @@ class KubernetesReads:
                     }
                 )
         if not plain:
-            return _status(
+            return status(
                 406,
                 "NotAcceptable",
                 "only the following media types are accepted: application/json, "
