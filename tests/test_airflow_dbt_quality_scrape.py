@@ -67,7 +67,11 @@ async def test_all_three_on_and_healthy(
             username="admin",
             password="s3cret",
         ),
-        dbt=DbtSettings(enabled=True, sources_json=str(tmp_path / "target" / "sources.json")),
+        dbt=DbtSettings(
+            enabled=True,
+            sources_json=str(tmp_path / "target" / "sources.json"),
+            checked_sources=("*",),
+        ),
         quality=QualitySettings(enabled=True, validations_dir=str(tmp_path / "validations")),
     )
     client: TestClient[Any, Any] = await aiohttp_client(create_app(config))
@@ -81,8 +85,9 @@ async def test_all_three_on_and_healthy(
     }
     assert 'external_dag_paused{dag_id="external_data_ingest"} 1.0' in text
     assert (
-        'external_dbt_source_freshness_status{source="iceberg_external",'
-        'status="runtime error",table="noaa_ghcnd_daily"} 1.0'
+        'external_dbt_source_freshness_status{package="energy_analytics",source="iceberg_external",'
+        'status="runtime error",table="noaa_ghcnd_daily",'
+        'unique_id="source.energy_analytics.iceberg_external.noaa_ghcnd_daily"} 1.0'
     ) in text
     assert 'external_quality_suite_success{suite="external_dbt_outputs"} 1.0' in text
 

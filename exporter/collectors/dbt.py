@@ -2,8 +2,16 @@
 
 dbt 1.5-1.7 write a runtime error as an entry with ``status: "runtime error"``
 and no ``max_loaded_at``; dbt 1.8+ leave such a source out of ``sources.json``
-altogether, so a source that the manifest of the same invocation declares with
-a freshness policy, and that has no result, is reported as a runtime error.
+altogether. Nothing in either artifact records which sources an invocation
+was asked to check (``--select`` is written nowhere; the manifest declares
+every source), so a source missing from a dbt 1.8+ result is a runtime error
+only when the configuration says the freshness run covers it
+(``checked_sources``) and the manifest of the same invocation declares it
+with a freshness policy. Any other missing source keeps its last known
+result, with the time it was taken (``..._snapshotted_timestamp``); when
+runtime errors cannot be seen at all, ``external_dbt_runtime_errors_visible``
+is 0 and the reason is logged once.
+
 The artifacts are re-read only when their size or mtime changes, off the event
 loop; a missing, truncated or unknown-version artifact makes the collector fail
 with a message naming the file and the problem.
@@ -13,9 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +41,7 @@ log = get_logger(__name__)
 
 SOURCES_SCHEMAS = frozenset({"https://schemas.getdbt.com/dbt/sources/v3.json"})
 STATUSES = ("pass", "warn", "error", "runtime error")
+LABELS = ["source", "table", "package", "unique_id"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +50,11 @@ class DbtSettings:
     sources_json: str = field("target/sources.json", doc="dbt source freshness output")
     # Default: manifest.json next to sources.json, when there is one.
     manifest_json: str | None = None
+    # What `dbt source freshness` is run on (its --select), as patterns over
+    # `source_name.table` or `package.source_name.table` ("*" for every source).
+    # Empty: not known, so dbt 1.8+ runtime errors cannot be told from sources
+    # that run did not check.
+    checked_sources: tuple[str, ...] = ()
 
 
 class ArtifactError(Exception):
@@ -47,16 +63,24 @@ class ArtifactError(Exception):
 
 @dataclass(frozen=True)
 class SourceResult:
+    unique_id: str
+    package: str
     source: str
     table: str
     status: str
     max_loaded_at: float | None
+    # When dbt took this result (snapshotted_at, else the file's generated_at).
+    checked_at: float | None
 
 
 @dataclass(frozen=True)
 class Freshness:
     results: tuple[SourceResult, ...]
     generated_at: float | None
+    # Why runtime errors of this invocation cannot be seen, or None when they can.
+    blind: str | None = None
+    # Every source the manifest declares (None without a manifest).
+    declared: frozenset[str] | None = None
 
 
 def _stat(path: Path) -> tuple[int, int] | None:
@@ -89,12 +113,18 @@ def _time(value: Any) -> float | None:
         return None
 
 
-def split_unique_id(unique_id: str) -> tuple[str, str]:
-    """``source.<package>.<source>.<table>`` -> (source, table)."""
+def split_unique_id(unique_id: str) -> tuple[str, str, str]:
+    """``source.<package>.<source>.<table>`` -> (package, source, table)."""
     parts = unique_id.split(".", 3)
     if len(parts) != 4 or parts[0] != "source":
         raise ValueError(unique_id)
-    return parts[2], parts[3]
+    return parts[1], parts[2], parts[3]
+
+
+def writes_runtime_errors(dbt_version: Any) -> bool:
+    """dbt 1.5-1.7 write runtime errors into sources.json; 1.8+ (or unknown) do not."""
+    match = re.match(r"(\d+)\.(\d+)", str(dbt_version or ""))
+    return match is not None and (int(match[1]), int(match[2])) < (1, 8)
 
 
 def _has_freshness(node: Mapping[str, Any]) -> bool:
@@ -109,13 +139,43 @@ def _has_freshness(node: Mapping[str, Any]) -> bool:
     return False
 
 
+def is_checked(patterns: Sequence[str], package: str, source: str, table: str) -> bool:
+    short, full = f"{source}.{table}", f"{package}.{source}.{table}"
+    return any(fnmatchcase(short, p) or fnmatchcase(full, p) for p in patterns)
+
+
+def _names(
+    manifest_path: Path | None, manifest: Any
+) -> tuple[dict[str, tuple[str, str, str]], set[str]]:
+    """unique_id -> (package, source, table) from the manifest, and those with a policy."""
+    names: dict[str, tuple[str, str, str]] = {}
+    declared: set[str] = set()
+    if not isinstance(manifest, dict):
+        return names, declared
+    sources = manifest.get("sources")
+    if not isinstance(sources, dict):
+        raise ArtifactError(f"{manifest_path}: manifest has no 'sources' mapping")
+    for unique_id, node in sources.items():
+        if isinstance(node, dict) and "source_name" in node and "name" in node:
+            package = str(node.get("package_name") or unique_id.split(".")[1])
+            names[unique_id] = (package, str(node["source_name"]), str(node["name"]))
+            if _has_freshness(node):
+                declared.add(unique_id)
+    return names, declared
+
+
 def parse_sources(
-    path: Path, data: Any, manifest_path: Path | None, manifest: Any
-) -> tuple[Freshness, str | None]:
-    """Results from parsed artifacts, and a note when runtime errors cannot be inferred."""
+    path: Path,
+    data: Any,
+    manifest_path: Path | None,
+    manifest: Any,
+    checked: Sequence[str] = (),
+) -> Freshness:
+    """Results from parsed artifacts, saying when runtime errors cannot be seen."""
     if not isinstance(data, dict) or not isinstance(data.get("metadata"), dict):
         raise ArtifactError(f"{path}: not a dbt sources.json (no metadata object)")
-    version = data["metadata"].get("dbt_schema_version")
+    metadata = data["metadata"]
+    version = metadata.get("dbt_schema_version")
     if version not in SOURCES_SCHEMAS:
         known = ", ".join(sorted(SOURCES_SCHEMAS))
         raise ArtifactError(
@@ -124,25 +184,23 @@ def parse_sources(
     results = data.get("results")
     if not isinstance(results, list):
         raise ArtifactError(f"{path}: 'results' is not a list")
-    names: dict[str, tuple[str, str]] = {}
-    declared: set[str] = set()
-    note: str | None = None
-    if isinstance(manifest, dict):
-        sources = manifest.get("sources")
-        if not isinstance(sources, dict):
-            raise ArtifactError(f"{manifest_path}: manifest has no 'sources' mapping")
-        for unique_id, node in sources.items():
-            if isinstance(node, dict) and "source_name" in node and "name" in node:
-                names[unique_id] = (str(node["source_name"]), str(node["name"]))
-                if _has_freshness(node):
-                    declared.add(unique_id)
-        ours = data["metadata"].get("invocation_id")
-        theirs = (manifest.get("metadata") or {}).get("invocation_id")
-        if ours and theirs and ours != theirs:
-            # A later dbt command rewrote the manifest: its sources need not be
-            # the ones this freshness run was asked to check.
-            declared = set()
-            note = "manifest.json is from another dbt invocation than sources.json"
+    generated = _time(metadata.get("generated_at"))
+    names, declared = _names(manifest_path, manifest)
+    blind: str | None = None
+    if writes_runtime_errors(metadata.get("dbt_version")):
+        declared = set()  # written as entries: nothing to infer
+    elif manifest is None:
+        blind = "no manifest.json beside sources.json (dbt 1.8+ leaves runtime errors out)"
+    elif (ours := metadata.get("invocation_id")) and ours != (
+        (manifest.get("metadata") or {}).get("invocation_id")
+    ):
+        # A later dbt command rewrote the manifest: its sources need not be
+        # the ones this freshness run was asked to check.
+        blind = "manifest.json is from another dbt invocation than sources.json"
+    elif not checked:
+        blind = "dbt.checked_sources is not set (which sources the freshness run checks)"
+    if blind:
+        declared = set()
     found: list[SourceResult] = []
     seen: set[str] = set()
     for index, item in enumerate(results):
@@ -150,7 +208,7 @@ def parse_sources(
             raise ArtifactError(f"{path}: results[{index}] has no unique_id")
         unique_id = item["unique_id"]
         try:
-            source, table = names.get(unique_id) or split_unique_id(unique_id)
+            package, source, table = names.get(unique_id) or split_unique_id(unique_id)
         except ValueError:
             raise ArtifactError(
                 f"{path}: results[{index}].unique_id {unique_id!r} is not source.<pkg>.<src>.<tbl>"
@@ -161,13 +219,17 @@ def parse_sources(
                 f"{path}: results[{index}].status {status!r} is not one of {', '.join(STATUSES)}"
             )
         loaded = None if status == "runtime error" else _time(item.get("max_loaded_at"))
+        checked_at = _time(item.get("snapshotted_at")) or generated
         seen.add(unique_id)
-        found.append(SourceResult(source, table, status, loaded))
+        found.append(SourceResult(unique_id, package, source, table, status, loaded, checked_at))
     for unique_id in sorted(declared - seen):
-        source, table = names[unique_id]
-        found.append(SourceResult(source, table, "runtime error", None))
-    generated = _time(data["metadata"].get("generated_at"))
-    return Freshness(tuple(found), generated), note
+        package, source, table = names[unique_id]
+        if is_checked(checked, package, source, table):
+            found.append(
+                SourceResult(unique_id, package, source, table, "runtime error", None, generated)
+            )
+    in_project = frozenset(names) if manifest is not None else None
+    return Freshness(tuple(found), generated, blind, in_project)
 
 
 class DbtCollector:
@@ -176,9 +238,13 @@ class DbtCollector:
     def __init__(self, settings: DbtSettings) -> None:
         self._sources = Path(settings.sources_json)
         self._manifest_setting = Path(settings.manifest_json) if settings.manifest_json else None
+        self._checked = tuple(settings.checked_sources)
         self._key: tuple[Any, ...] | None = None
         self._cached: Freshness | ArtifactError | None = None
-        self._last_note: str | None = None
+        self._last_blind: str | None = None
+        # Last known result of every source seen in this process: a later
+        # sources.json that did not check a source does not make it vanish.
+        self._known: dict[str, SourceResult] = {}
         self.reads = 0  # artifact parses so far (the cache's effect, for tests and logs)
 
     def _manifest_path(self) -> Path:
@@ -200,14 +266,24 @@ class DbtCollector:
                 manifest = _read_json(manifest_path, "dbt manifest.json")
             elif self._manifest_setting is not None:
                 raise ArtifactError(f"{manifest_path}: dbt manifest.json is missing")
-            freshness, note = parse_sources(self._sources, data, manifest_path, manifest)
+            freshness = parse_sources(self._sources, data, manifest_path, manifest, self._checked)
         except ArtifactError as exc:
             self._key, self._cached = key, exc
             raise
-        if note != self._last_note:
-            self._last_note = note
-            if note:
-                log.warning("dbt runtime errors of dbt 1.8+ not inferred", reason=note)
+        if freshness.blind != self._last_blind:
+            self._last_blind = freshness.blind
+            if freshness.blind:
+                log.warning(
+                    "dbt runtime errors cannot be seen",
+                    reason=freshness.blind,
+                    sources_json=str(self._sources),
+                )
+        if freshness.declared is not None:
+            # A source removed from the project has no last known state any more.
+            for gone in [u for u in self._known if u not in freshness.declared]:
+                del self._known[gone]
+        for result in freshness.results:
+            self._known[result.unique_id] = result
         self._key, self._cached = key, freshness
         return freshness
 
@@ -216,28 +292,40 @@ class DbtCollector:
         loaded = GaugeMetricFamily(
             "external_dbt_source_max_loaded_at_timestamp",
             "max_loaded_at of a dbt source table from sources.json (epoch seconds).",
-            labels=["source", "table"],
+            labels=LABELS,
         )
         status = GaugeMetricFamily(
             "external_dbt_source_freshness_status",
             "dbt source freshness status: 1 for the current status, 0 for the others.",
-            labels=["source", "table", "status"],
+            labels=[*LABELS, "status"],
+        )
+        checked = GaugeMetricFamily(
+            "external_dbt_source_snapshotted_timestamp",
+            "When dbt took the source's result shown (epoch seconds); older than"
+            " sources.json when the newest freshness run did not check the source.",
+            labels=LABELS,
         )
         generated = GaugeMetricFamily(
             "external_dbt_sources_generated_timestamp",
             "When dbt wrote sources.json (metadata.generated_at, epoch seconds).",
         )
-        for result in freshness.results:
+        visible = GaugeMetricFamily(
+            "external_dbt_runtime_errors_visible",
+            "1 when a failed freshness query of the newest sources.json shows as"
+            " 'runtime error'; 0 when it cannot (the log says why).",
+        )
+        for result in sorted(self._known.values(), key=lambda r: r.unique_id):
+            labels = [result.source, result.table, result.package, result.unique_id]
             if result.max_loaded_at is not None:
-                loaded.add_metric([result.source, result.table], result.max_loaded_at)
+                loaded.add_metric(labels, result.max_loaded_at)
+            if result.checked_at is not None:
+                checked.add_metric(labels, result.checked_at)
             for candidate in STATUSES:
-                status.add_metric(
-                    [result.source, result.table, candidate],
-                    1.0 if candidate == result.status else 0.0,
-                )
+                status.add_metric([*labels, candidate], 1.0 if candidate == result.status else 0.0)
         if freshness.generated_at is not None:
             generated.add_metric([], freshness.generated_at)
-        return [loaded, status, generated]
+        visible.add_metric([], 0.0 if freshness.blind else 1.0)
+        return [loaded, status, checked, generated, visible]
 
 
 __all__ = ["ArtifactError", "DbtCollector", "DbtSettings"]
