@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from feedguard.exporter.collectors.base import Deadline
 from feedguard.exporter.collectors.quality import (
@@ -168,3 +169,26 @@ async def test_missing_store_and_truncated_result_are_errors(tmp_path: Path) -> 
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 2))
     found = await collect(collector)
     assert value(found, "external_quality_suite_success", suite="external_dbt_outputs") == 1.0
+
+
+async def test_a_configured_suite_that_never_appears_is_reported_once(tmp_path: Path) -> None:
+    root = tmp_path / "validations"
+    write_result(root, "external_dbt_outputs", "__none__", T0, success=True)
+    collector = QualityCollector(
+        QualitySettings(
+            validations_dir=str(root), suites=("external_dbt_outputs", "external.typo_suite")
+        )
+    )
+    with capture_logs() as logs:
+        found = await collect(collector)
+        again = await collect(collector)
+    for scrape in (found, again):
+        assert value(scrape, "external_quality_suite_found", suite="external.typo_suite") == 0.0
+        assert value(scrape, "external_quality_suite_found", suite="external_dbt_outputs") == 1.0
+    missing = [e for e in logs if e["event"].startswith("configured quality suite has no")]
+    assert [e["suite"] for e in missing] == ["external.typo_suite"]
+
+    write_result(root, "external.typo_suite", "__none__", T0, success=False)
+    later = await collect(collector)
+    assert value(later, "external_quality_suite_found", suite="external.typo_suite") == 1.0
+    assert value(later, "external_quality_suite_success", suite="external.typo_suite") == 0.0

@@ -82,6 +82,8 @@ class ValidationStore:
         self._last: dict[str, SuiteResult] = {}
         self.listed = 0  # directories listed so far (for the cache's tests)
         self.parsed = 0  # result files parsed so far
+        # Suites asked for by the last scan that have no run in the store.
+        self.missing: tuple[str, ...] = ()
 
     def _listing(self, path: Path) -> _Listing:
         mtime = path.stat().st_mtime_ns
@@ -161,6 +163,7 @@ class ValidationStore:
     def scan(self, suites: Sequence[str] = ()) -> list[SuiteResult]:
         runs = self.newest_runs()
         wanted = set(suites)
+        self.missing = tuple(sorted(wanted - set(runs)))
         return [
             self.result(suite, path)
             for suite, path in sorted(runs.items())
@@ -189,10 +192,22 @@ class QualityCollector:
         self.store = ValidationStore(Path(settings.validations_dir))
         self._suites = settings.suites
         self._lock = asyncio.Lock()  # the store's caches are used by one thread at a time
+        self._missing_reported: set[str] = set()
 
     async def collect(self, deadline: Deadline) -> Sequence[Metric]:
         async with self._lock:
             results = await asyncio.to_thread(self.store.scan, self._suites)
+            missing = self.store.missing
+        for suite in missing:
+            if suite not in self._missing_reported:
+                self._missing_reported.add(suite)
+                log.warning(
+                    "configured quality suite has no validation result in the store",
+                    suite=suite,
+                    validations_dir=str(self.store.root),
+                )
+        # A suite that turns up later is reported again if it disappears again.
+        self._missing_reported.intersection_update(missing)
         success = GaugeMetricFamily(
             "external_quality_suite_success",
             "1 when the newest validation run of the suite passed.",
@@ -208,11 +223,18 @@ class QualityCollector:
             "Expectations that failed in the newest validation run of the suite.",
             labels=["suite"],
         )
+        found = GaugeMetricFamily(
+            "external_quality_suite_found",
+            "1 when a suite named in quality.suites has a validation result in the store.",
+            labels=["suite"],
+        )
+        for suite in self._suites:
+            found.add_metric([suite], 0.0 if suite in missing else 1.0)
         for result in results:
             success.add_metric([result.suite], 1.0 if result.success else 0.0)
             last_run.add_metric([result.suite], result.run_time)
             unsuccessful.add_metric([result.suite], float(result.unsuccessful))
-        return [success, last_run, unsuccessful]
+        return [success, last_run, unsuccessful, found]
 
 
 __all__ = ["QualityCollector", "QualitySettings", "ValidationStore", "ValidationStoreError"]
