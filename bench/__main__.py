@@ -2,6 +2,6 @@
 
 import sys
 
-from . import scrape, webhook
+from . import quality, scrape, webhook
 
-sys.exit(max(scrape.main([]), webhook.main([])))
+sys.exit(max(scrape.main([]), webhook.main([]), quality.main([])))

@@ -19,6 +19,7 @@ from structlog.testing import capture_logs
 
 from feedguard.exporter.collectors.base import Deadline
 from feedguard.exporter.collectors.quality import (
+    COLD_PER_SCAN,
     QualityCollector,
     QualitySettings,
     ValidationStore,
@@ -192,3 +193,35 @@ async def test_a_configured_suite_that_never_appears_is_reported_once(tmp_path: 
     later = await collect(collector)
     assert value(later, "external_quality_suite_found", suite="external.typo_suite") == 1.0
     assert value(later, "external_quality_suite_success", suite="external.typo_suite") == 0.0
+
+
+def test_scan_cost_does_not_grow_with_run_names_and_a_reused_name_is_seen(
+    tmp_path: Path,
+) -> None:
+    """GX 0.x names every run: a scan stats a bounded number of folders, and a
+    run under a name used once long ago is found within a bounded number of scans."""
+    root = tmp_path / "validations"
+    suite = "legacy_outputs"
+    names = 3 * COLD_PER_SCAN + 5
+    for i in range(names):
+        write_result(root, suite, f"run-{i:04d}", T0 + timedelta(minutes=i), success=True)
+    for path, _, _ in os.walk(root):
+        os.utime(path, (1_700_000_000, 1_700_000_000))
+    store = ValidationStore(root)
+    store.scan()
+    before = store.stats
+    store.scan()
+    per_scan = store.stats - before
+    assert per_scan <= COLD_PER_SCAN + 4  # root, suite folder, newest name, the turn's slice
+
+    # A new run under an old name: only that run-name folder's mtime moves.
+    later = T0 + timedelta(days=1)
+    write_result(root, suite, "run-0003", later, success=False, legacy=True)
+    seen_after = None
+    for scan in range(1, names // COLD_PER_SCAN + 2):
+        (result,) = store.scan()
+        if result.run_time == later.timestamp():
+            seen_after = scan
+            break
+    assert seen_after is not None
+    assert result.success is False
