@@ -190,6 +190,33 @@ async def test_backfill_covers_the_missed_window(
 
 
 @pytest.mark.airflow
+async def test_an_existing_run_with_another_conf_is_a_failure_not_a_backfill(
+    airflow_instance: AirflowInstance, client: AirflowClient
+) -> None:
+    action = TriggerBackfill(client, BACKFILL_DAG)
+    ctx = context(
+        provider("MISO"),
+        incident_id=incident_id(),
+        last_success_before=datetime(2025, 11, 23, 23, 59, tzinfo=UTC).timestamp(),
+        opened_at=datetime(2025, 11, 24, 0, 10, tzinfo=UTC).timestamp(),
+        recovered_at=datetime(2025, 11, 26, 0, 5, tzinfo=UTC).timestamp(),
+    )
+    (target,) = action.targets(ctx)
+    dag_run_id = str(target.params["dag_run_id"])
+    # Someone (or an older feedguard) took that run id for another window.
+    airflow_instance.trigger(BACKFILL_DAG, dag_run_id, conf={"provider": "MISO", "day": "x"})
+    with pytest.raises(ActionError) as raised:
+        await action.apply(ctx, target)
+    assert (raised.value.status, raised.value.retryable) == (409, False)
+    message = str(raised.value)
+    assert f"a run {dag_run_id} already exists with another conf" in message
+    assert '"day": "x"' in message
+    assert '"start_date": "2025-11-23"' in message
+    (run,) = [r for r in airflow_instance.runs(BACKFILL_DAG) if r["dag_run_id"] == dag_run_id]
+    assert run["conf"] == {"provider": "MISO", "day": "x"}
+
+
+@pytest.mark.airflow
 async def test_trigger_of_unknown_dag_is_final(client: AirflowClient) -> None:
     action = TriggerBackfill(client, "no_such_backfill")
     ctx = context(incident_id=incident_id())

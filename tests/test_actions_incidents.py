@@ -311,8 +311,9 @@ async def test_provider_outage_end_to_end(world: World) -> None:
     assert world.airflow.is_paused(BACKFILL)  # paused by the operator: still paused
     assert world.runtime.posts(FEATURE) == [
         {"enabled": True, "configuration": {"ttl_seconds": 900}},
-        {"enabled": False},
+        {"enabled": False, "configuration": {}},
     ]
+    assert world.runtime.features[FEATURE] == {"enabled": False, "configuration": {}}
     (backfill,) = runs_of(world.airflow, BACKFILL_DAG, doc["id"])
     assert backfill["conf"] == {
         "provider": "ISO-NE",

@@ -55,7 +55,7 @@ async def test_switch_on_then_back_off(
 
     outcome = await action.apply(ctx, target)
     assert outcome.changed is True
-    assert outcome.previous == {"enabled": False}
+    assert outcome.previous == {"enabled": False, "configuration": {}}
     assert fake.posts(FEATURE) == [ON]
     assert all(r.authorization == "Bearer rc-token" for r in fake.requests)
 
@@ -64,9 +64,10 @@ async def test_switch_on_then_back_off(
 
     back = await action.revert(ctx, target, outcome.previous)
     assert back.changed is True
-    # Exactly the runbook's 5.5 body.
-    assert fake.posts(FEATURE)[-1] == {"enabled": False}
-    assert fake.features[FEATURE]["enabled"] is False
+    # The runbook's 5.5 body, plus the empty configuration the flag had: the
+    # ttl this responder set does not stay behind.
+    assert fake.posts(FEATURE)[-1] == {"enabled": False, "configuration": {}}
+    assert fake.features[FEATURE] == {"enabled": False, "configuration": {}}
     twice = await action.revert(ctx, target, outcome.previous)
     assert (twice.changed, len(fake.posts(FEATURE))) == (False, 2)
 
@@ -196,7 +197,7 @@ async def test_retry_after_a_timed_out_post_keeps_the_state_from_before(
     fake.hold_answers.set()
     fake.hold_answers = None
     retry = await action.apply(ctx, target)
-    assert retry.previous == {"enabled": False}
+    assert retry.previous == {"enabled": False, "configuration": {}}
     assert retry.changed is False
     # Another incident meeting the cache on was not the one that switched it.
     other = await action.apply(context(incident_id="inc-2"), target)

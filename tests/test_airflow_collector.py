@@ -138,8 +138,17 @@ async def test_heartbeat_success_paused_and_state_from_airflow_3(
         ("GET", "/api/v2/dags"),
         ("POST", "/api/v2/dags/~/dagRuns/list"),
     ]
+    # The runs are gone (deleted, as a metadata DB reset leaves them): the
+    # values that only move forward are forgotten, not kept from memory.
     airflow_instance.clear_runs(HEARTBEAT)
     airflow_instance.clear_runs(FAILING)
+    for remembering in (collector, small):
+        gone = samples(await remembering.collect(Deadline.in_seconds(20)))
+        for dag_id in (HEARTBEAT, FAILING):
+            assert value(gone, "external_dag_last_success_timestamp", dag_id=dag_id) is None
+            assert value(gone, "external_dag_last_run_timestamp", dag_id=dag_id) is None
+            assert state_of(gone, dag_id) == {}
+        assert value(gone, "external_dag_paused", dag_id=HEARTBEAT) == 0.0
 
 
 @pytest.mark.airflow

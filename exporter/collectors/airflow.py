@@ -135,9 +135,9 @@ class AirflowCollector:
         self._own[dag_id] = OwnRuns(tuple(runs), seen)
         return runs
 
-    async def _success(self, dag_id: str, runs: list[DagRun]) -> float | None:
+    async def _success(self, dag_id: str, runs: list[DagRun], complete: bool) -> float | None:
         success = newest_success(runs)
-        if success is None and dag_id not in self._success_looked_up:
+        if success is None and not complete and dag_id not in self._success_looked_up:
             # Once per process: the runs read may hold only failures.
             async with self._semaphore:
                 older = await self._client.list_runs(
@@ -147,9 +147,12 @@ class AirflowCollector:
         self._success_looked_up.add(dag_id)
         return success
 
-    async def _runs(self, page: RunPage, dags: list[str]) -> dict[str, list[DagRun]]:
+    async def _runs(
+        self, page: RunPage, dags: list[str]
+    ) -> tuple[dict[str, list[DagRun]], set[str]]:
         """Each DAG's newest runs: its share of the batch window, plus its own runs
-        (kept or fetched) when the window does not reach it."""
+        (kept or fetched) when the window does not reach it; and the DAGs whose
+        runs are all of them (every run the DAG has in Airflow)."""
         floor = window_floor(page)
         horizon = newest_start(page.runs)
         shares: dict[str, list[DagRun]] = {d: [] for d in dags}
@@ -157,15 +160,20 @@ class AirflowCollector:
             if run.dag_id in shares:
                 shares[run.dag_id].append(run)
         runs: dict[str, list[DagRun]] = {}
+        complete: set[str] = set()
         fetch: list[str] = []
         for dag_id, share in shares.items():
             if floor == -math.inf or any((r.start_timestamp or -math.inf) > floor for r in share):
                 self._own.pop(dag_id, None)
                 runs[dag_id] = share
+                if floor == -math.inf:
+                    complete.add(dag_id)
                 continue
             own = self._own.get(dag_id)
             if own is not None and own.still_true(floor):
                 runs[dag_id] = share + list(own.runs)
+                if len(own.runs) < self._window:
+                    complete.add(dag_id)
             else:
                 fetch.append(dag_id)
         if fetch:
@@ -175,10 +183,19 @@ class AirflowCollector:
         )
         for dag_id, own_runs in zip(fetch, fetched, strict=True):
             runs[dag_id] = shares[dag_id] + own_runs
-        return runs
+            if len(own_runs) < self._window:
+                complete.add(dag_id)
+        return runs, complete
 
-    def _status(self, dag: DagInfo, runs: list[DagRun], success: float | None) -> DagStatus:
+    def _status(
+        self, dag: DagInfo, runs: list[DagRun], success: float | None, complete: bool
+    ) -> DagStatus:
         dag_id = dag.dag_id
+        if complete:
+            # Every run the DAG has is here: what is remembered beyond them
+            # belongs to runs that are gone (deleted, a metadata DB reset).
+            self._last_success.pop(dag_id, None)
+            self._last_run.pop(dag_id, None)
         if success is not None:
             self._last_success[dag_id] = max(success, self._last_success.get(dag_id, success))
         start = newest_start(runs)
@@ -214,10 +231,12 @@ class AirflowCollector:
                 log.warning("catalog DAG not found in Airflow", dag_id=dag_id)
         if not present:
             return self._families({})
-        runs = await self._runs(page, present)
-        successes = await asyncio.gather(*(self._success(d, runs[d]) for d in present))
+        runs, complete = await self._runs(page, present)
+        successes = await asyncio.gather(
+            *(self._success(d, runs[d], d in complete) for d in present)
+        )
         statuses = {
-            dag_id: self._status(infos[dag_id], runs[dag_id], success)
+            dag_id: self._status(infos[dag_id], runs[dag_id], success, dag_id in complete)
             for dag_id, success in zip(present, successes, strict=True)
         }
         return self._families(statuses)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -74,15 +75,26 @@ async def trigger_once(
             ) from exc
         except AirflowError as inner:
             raise airflow_error(inner, what) from inner
+        if dict(existing.conf) != dict(conf):
+            # Not our run: the window this trigger was for is not covered by it.
+            raise ActionError(
+                f"{what}: a run {dag_run_id} already exists with another conf"
+                f" ({_json(existing.conf)}, state {existing.state}; wanted {_json(conf)}),"
+                " so this trigger did not run; check that run and trigger the DAG by hand",
+                retryable=False,
+                status=409,
+            ) from exc
         detail["state"] = existing.state
         detail["note"] = "run already triggered (HTTP 409 on repeat)"
-        if dict(existing.conf) != dict(conf):
-            detail["existing_conf"] = dict(existing.conf)
         return Outcome(previous=None, detail=detail, changed=False)
     except AirflowError as exc:
         raise airflow_error(exc, what) from exc
     detail["state"] = run.state
     return Outcome(previous=None, detail=detail, changed=True)
+
+
+def _json(value: Mapping[str, Any]) -> str:
+    return json.dumps(dict(value), sort_keys=True, default=str)
 
 
 def no_revert(name: str) -> ActionError:

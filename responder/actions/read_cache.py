@@ -2,8 +2,9 @@
 
 ``POST $AURUM_API/runtime-config/v1/features/external_read_cache`` with
 ``{"enabled": true, "configuration": {"ttl_seconds": 900}}``; recovery posts
-the state read before (``{"enabled": false}`` when the API does not answer a
-GET for the feature, which is what the runbook's 5.5 posts).
+exactly the state read before, ``enabled`` and ``configuration`` (an empty
+configuration is posted back as ``{}``); ``{"enabled": false}`` when the API
+does not answer a GET for the feature, which is what the runbook's 5.5 posts.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ class ReadCache:
         restore = _restorable(previous)
         current = await self._current(feature)
         detail: dict[str, JSON] = {"feature": feature, "state": restore}
-        if current is not None and _same(current, restore):
+        if current is not None and _exactly(current, restore):
             detail["note"] = "already in the state to restore"
             return Outcome(previous=current, detail=detail, changed=False)
         await self._client.set(feature, restore)
@@ -99,11 +100,13 @@ class ReadCache:
                 retryable=status >= 500,
                 status=status,
             )
-        state: dict[str, JSON] = {"enabled": body["enabled"]}
+        # The configuration is kept even when empty: restoring it exactly means
+        # posting it back, or the API keeps the ttl this responder set.
         configuration = body.get("configuration")
-        if isinstance(configuration, dict) and configuration:
-            state["configuration"] = configuration
-        return state
+        return {
+            "enabled": body["enabled"],
+            "configuration": configuration if isinstance(configuration, dict) else {},
+        }
 
 
 def _same(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
@@ -112,6 +115,16 @@ def _same(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
     # Only the settings we would write matter; an extra key the API adds does not.
     have = current.get("configuration") or {}
     return all(have.get(k) == v for k, v in (wanted.get("configuration") or {}).items())
+
+
+def _exactly(current: Mapping[str, Any], restore: Mapping[str, Any]) -> bool:
+    """Whether ``current`` is the state to restore; without a recorded
+    configuration (the state was never read) only ``enabled`` is known."""
+    if "configuration" not in restore:
+        return current.get("enabled") == restore.get("enabled")
+    return current.get("enabled") == restore.get("enabled") and (
+        current.get("configuration") or {}
+    ) == (restore.get("configuration") or {})
 
 
 def _restorable(previous: JSON) -> dict[str, JSON]:
