@@ -76,6 +76,10 @@ async def plugins_ctx(app: web.Application) -> AsyncIterator[None]:
             )
         app[appkeys.ACTIONS] = actions
         app[appkeys.NOTIFIER] = notifier
+        app[appkeys.METRICS].start_at_zero(
+            actions.keys(),
+            [p.name for p in config.providers.enabled if p.health_probe is not None],
+        )
         unknown = sorted({name for _, name in config.playbook_action_names()} - set(actions.keys()))
         if unknown:
             log.warning("playbooks name actions that do not exist", unknown=unknown)

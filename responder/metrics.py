@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# Every value the dashboards' labels can take (the executor's record results,
+# the notifier's kinds, a probe's outcome).
+ACTION_RESULTS = ("success", "failure", "dry_run", "skipped")
+NOTE_KINDS = ("initial", "update", "resolution")
+OUTCOMES = ("success", "failure")
 
 # The seed's request latency buckets (0.1 ... 120 s) plus finer ones below 0.1 s:
 # a healthy webhook answers in milliseconds.
@@ -67,3 +75,16 @@ class Metrics:
             ["provider", "result"],
             registry=r,
         )
+
+    def start_at_zero(self, actions: Iterable[str], probed_providers: Iterable[str]) -> None:
+        """Create every label set the dashboards read, at 0, so ``increase()``
+        sees the first event after a start (a series born at 1 shows nothing)."""
+        for action in actions:
+            for result in ACTION_RESULTS:
+                self.actions.labels(action, result)
+        for kind in NOTE_KINDS:
+            for result in OUTCOMES:
+                self.notes.labels(kind, result)
+        for provider in probed_providers:
+            for result in OUTCOMES:
+                self.probes.labels(provider, result)

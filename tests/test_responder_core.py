@@ -132,3 +132,26 @@ async def test_incident_life(
         assert acts["throttle_api"].value == "100"
         assert acts["pause_dags"].value == "100"
         assert len(acts["throttle_api"].reverted) == 1
+
+
+async def test_dashboard_counters_start_at_zero_for_every_label_set(
+    tmp_path: Path, store_kwargs: dict[str, Any], provider: tuple[Provider, str]
+) -> None:
+    """A counter series born at 1 hides its first event from increase(): each
+    label set the dashboards read exists at 0 from the start."""
+    _, url = provider
+    config = responder_config(tmp_path, catalog=catalog_with(url), **store_kwargs)
+    async with start_responder(config, clock=FakeClock(), actions=actions()) as r:
+        text = await r.metrics()
+    for action in ("throttle_api", "pause_dags", "trigger_backfill"):
+        for result in ("success", "failure", "dry_run", "skipped"):
+            line = f'feedguard_responder_actions_total{{action="{action}",result="{result}"}} 0.0'
+            assert line in text
+    for kind in ("initial", "update", "resolution"):
+        for result in ("success", "failure"):
+            assert f'feedguard_responder_notes_total{{kind="{kind}",result="{result}"}} 0.0' in text
+    for name in ("ISO-NE", "MISO"):
+        for result in ("success", "failure"):
+            labels = f'provider="{name}",result="{result}"'
+            assert f"feedguard_responder_recovery_probes_total{{{labels}}} 0.0" in text
+    assert 'provider="OLD"' not in text

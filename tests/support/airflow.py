@@ -148,7 +148,9 @@ class AirflowInstance:
         if auth:
             request.add_header("Authorization", f"Bearer {self.token()}")
         try:
-            with urllib.request.urlopen(request, timeout=10) as response:
+            # Generous: on a busy 2-core machine Airflow's first answers
+            # (DAG bundle parsing, a cold API worker) take well over 10 s.
+            with urllib.request.urlopen(request, timeout=60) as response:
                 raw = response.read()
                 status = response.status
         except urllib.error.HTTPError as exc:
