@@ -28,11 +28,9 @@ def test_recorded_values_survive_a_restart_of_make_runs_redis(tmp_path: Path) ->
     port = free_port()
     argv = [require_binary("redis-server"), "--port", str(port), "--bind", "127.0.0.1", *args]
     key = "external:last_success:EIA:natural_gas_weekly_storage"
-    with running("redis-1", argv, port, tmp_path, cwd=work):
-        with redis.Redis(port=port) as client:
-            client.set(key, "1764547200")
+    with running("redis-1", argv, port, tmp_path, cwd=work), redis.Redis(port=port) as client:
+        client.set(key, "1764547200")
     # Stopped with SIGTERM, as Ctrl-C in `make run` does; started again.
-    with running("redis-2", argv, port, tmp_path, cwd=work):
-        with redis.Redis(port=port) as client:
-            assert client.get(key) == b"1764547200"
+    with running("redis-2", argv, port, tmp_path, cwd=work), redis.Redis(port=port) as client:
+        assert client.get(key) == b"1764547200"
     assert (work / "var" / "appendonlydir").is_dir()
