@@ -16,7 +16,7 @@ from feedguard.core.airflow import AirflowClient, AirflowSettings
 from feedguard.responder.actions.pause_dags import PauseDags
 from feedguard.responder.actions.trigger_backfill import TriggerBackfill, missed_window
 from feedguard.responder.actions.trigger_fallback import TriggerFallback
-from feedguard.responder.plugins import ActionError, Target
+from feedguard.responder.plugins import ActionError, StepContext, Target
 
 from .support.action_context import T0, context, provider
 from .support.airflow import AirflowInstance
@@ -162,18 +162,23 @@ async def test_fallback_triggers_once(
     assert runs[0]["conf"] == {"provider": "ISO-NE"}
 
 
-@pytest.mark.airflow
-async def test_backfill_covers_the_missed_window(
-    airflow_instance: AirflowInstance, client: AirflowClient
-) -> None:
-    action = TriggerBackfill(client, BACKFILL_DAG)
-    ctx = context(
+def miso_recovered() -> StepContext:
+    """A MISO incident: last success 23 Nov, recovered 26 Nov."""
+    return context(
         provider("MISO"),
         incident_id=incident_id(),
         last_success_before=datetime(2025, 11, 23, 23, 59, tzinfo=UTC).timestamp(),
         opened_at=datetime(2025, 11, 24, 0, 10, tzinfo=UTC).timestamp(),
         recovered_at=datetime(2025, 11, 26, 0, 5, tzinfo=UTC).timestamp(),
     )
+
+
+@pytest.mark.airflow
+async def test_backfill_covers_the_missed_window(
+    airflow_instance: AirflowInstance, client: AirflowClient
+) -> None:
+    action = TriggerBackfill(client, BACKFILL_DAG)
+    ctx = miso_recovered()
     (target,) = action.targets(ctx)
     assert (await action.apply(ctx, target)).changed is True
     assert (await action.apply(ctx, target)).changed is False
@@ -194,13 +199,7 @@ async def test_an_existing_run_with_another_conf_is_a_failure_not_a_backfill(
     airflow_instance: AirflowInstance, client: AirflowClient
 ) -> None:
     action = TriggerBackfill(client, BACKFILL_DAG)
-    ctx = context(
-        provider("MISO"),
-        incident_id=incident_id(),
-        last_success_before=datetime(2025, 11, 23, 23, 59, tzinfo=UTC).timestamp(),
-        opened_at=datetime(2025, 11, 24, 0, 10, tzinfo=UTC).timestamp(),
-        recovered_at=datetime(2025, 11, 26, 0, 5, tzinfo=UTC).timestamp(),
-    )
+    ctx = miso_recovered()
     (target,) = action.targets(ctx)
     dag_run_id = str(target.params["dag_run_id"])
     # Someone (or an older feedguard) took that run id for another window.
