@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,6 +14,7 @@ from . import appkeys, flags
 from . import incidents as inc
 from .auth import check_bearer
 from .isotimes import with_iso_times
+from .payload import PayloadError, decode_json, storable
 from .store import StoreUnavailable
 
 log = get_logger(__name__)
@@ -46,14 +46,20 @@ async def list_incidents(request: web.Request) -> web.Response:
     return web.json_response({"incidents": with_iso_times(rows)})
 
 
+def _no_incident(ident: str) -> web.Response:
+    return web.json_response({"error": f"no incident {ident!r}"}, status=404)
+
+
 async def get_incident(request: web.Request) -> web.Response:
     ident = request.match_info["id"]
+    if not storable(ident):
+        return _no_incident(ident)
     try:
         doc = await request.app[appkeys.STORE].get("incident", ident)
     except StoreUnavailable as exc:
         return _unavailable(exc)
     if doc is None:
-        return web.json_response({"error": f"no incident {ident!r}"}, status=404)
+        return _no_incident(ident)
     return web.json_response(with_iso_times(inc.detail(doc)))
 
 
@@ -72,12 +78,14 @@ async def retry_incident(request: web.Request) -> web.Response:
     if refused is not None:
         return refused
     ident = request.match_info["id"]
+    if not storable(ident):
+        return _no_incident(ident)
     try:
         found = await request.app[appkeys.ENGINE].retry(ident)
     except StoreUnavailable as exc:
         return _unavailable(exc)
     if not found:
-        return web.json_response({"error": f"no incident {ident!r}"}, status=404)
+        return _no_incident(ident)
     return web.json_response({"status": "retrying", "id": ident}, status=202)
 
 
@@ -138,9 +146,9 @@ async def set_feature(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     app = request.app
     try:
-        body: Any = json.loads(await request.read())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return web.json_response({"error": f"invalid JSON: {exc}"}, status=400)
+        body: Any = decode_json(await request.read())
+    except PayloadError as exc:
+        return web.json_response({"error": str(exc)}, status=400)
     try:
         value = flags.validate_body(body)
     except ValueError as exc:

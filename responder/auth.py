@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import hmac
 
 
 def _same(given: str, expected: str) -> bool:
-    return hmac.compare_digest(given.encode(), expected.encode())
+    # aiohttp decodes header bytes that are not UTF-8 as lone surrogates
+    # (surrogateescape): compare the bytes as sent, never fail on them.
+    return hmac.compare_digest(
+        given.encode("utf-8", "surrogateescape"), expected.encode("utf-8", "surrogateescape")
+    )
 
 
 def check_bearer(header: str | None, token: str) -> bool:
@@ -26,7 +29,7 @@ def check_basic(header: str | None, username: str, password: str) -> bool:
         return False
     try:
         decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # binascii.Error, UnicodeDecodeError, non-ASCII input
         return False
     user, sep, secret = decoded.partition(":")
     # Both compared every time, so timing says nothing about which one was wrong.

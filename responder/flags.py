@@ -78,4 +78,8 @@ def validate_body(body: Any) -> dict[str, Any]:
         raise ValueError("configuration: expected an object")
     if "dry_run" in configuration and not isinstance(configuration["dry_run"], bool):
         raise ValueError("configuration.dry_run: expected true or false")
+    for key, item in configuration.items():
+        # Flat: a nested value could be deep enough to break serialising it.
+        if not (item is None or isinstance(item, str | int | float | bool)):
+            raise ValueError(f"configuration.{key}: expected a string, number, boolean or null")
     return {"enabled": body["enabled"], "configuration": configuration}

@@ -67,19 +67,21 @@ class Intake(Part):
     async def _apply_batch(self, entries: list[Doc]) -> list[str]:
         """Apply inbox entries in order; one ledger write per incident and batch."""
         groups: dict[str, list[Transition]] = {}
+        ignored: list[tuple[Doc, str]] = []
         for entry in entries:
             labels = entry["alert"]["labels"]
             provider, reason = check_provider(self.catalog, labels)
             if provider is None:
-                await self._ignore(entry, reason or "ignored")
+                ignored.append((entry, reason or "ignored"))
                 continue
             playbook = None
             if entry["alert"]["status"] == "firing":
                 playbook = self.match_playbook(labels)
                 if playbook is None:
-                    await self._ignore(entry, "no playbook matches the alert")
+                    ignored.append((entry, "no playbook matches the alert"))
                     continue
             groups.setdefault(provider.name, []).append(Transition(entry, playbook))
+        await self._ignore(ignored)
         touched = []
         for name, items in groups.items():
             incident_id = await self._apply_group(self.catalog.require(name), items)
@@ -92,9 +94,11 @@ class Intake(Part):
         incident_id: str | None = active.get("incident") if active else None
         if incident_id is None:
             # Resolved alerts before the first firing one belong to no open incident.
+            without = []
             while items and items[0].playbook is None:
-                await self._ignore(items[0].entry, "resolved alert without an open incident")
+                without.append((items[0].entry, "resolved alert without an open incident"))
                 items = items[1:]
+            await self._ignore(without)
             if not items:
                 return None
             incident_id = await self._open(provider, items[0].entry)
@@ -114,9 +118,10 @@ class Intake(Part):
         with structlog.contextvars.bound_contextvars(incident_id=incident_id):
             accepted, needs_service = await self.store.update("incident", incident_id, change)
             count = 0
+            outside = []
             for (entry, playbook), known in zip(items, accepted, strict=True):
                 if not known:
-                    await self._ignore(entry, f"alert is not part of incident {incident_id}")
+                    outside.append((entry, f"alert is not part of incident {incident_id}"))
                     continue
                 count += 1
                 log.debug(
@@ -126,6 +131,7 @@ class Intake(Part):
                     group_key=entry.get("group_key"),
                     playbook=playbook.name if playbook else None,
                 )
+            await self._ignore(outside)
             self.metrics.transitions.labels("incident").inc(count)
             log.info("alert transitions applied", provider=provider.name, transitions=count)
         # A repeat of what the incident already knows needs no run (the tick still comes).
@@ -165,23 +171,38 @@ class Intake(Part):
                     found.append(value)
         return min(found) if found else None
 
-    async def _ignore(self, entry: Doc, reason: str) -> None:
-        alert = entry["alert"]
-        log.info(
-            "alert transition ignored",
-            reason=reason,
-            alertname=alert["labels"].get("alertname"),
-            fingerprint=alert["fingerprint"],
-        )
-        self.metrics.transitions.labels("ignored").inc()
-        record = {
-            "key": entry["key"],
-            "at": entry["received_at"],
-            "reason": reason,
-            "alert": alert,
-            "group_key": entry.get("group_key"),
-        }
-        await self.store.update("ignored", "recent", lambda doc: (add_ignored(doc, record), None))
+    async def _ignore(self, ignored: list[tuple[Doc, str]]) -> None:
+        """Log and keep a batch's ignored transitions with one ledger write (one write
+        per transition made a storm of unknown alerts cost a write each)."""
+        if not ignored:
+            return
+        records = []
+        for entry, reason in ignored:
+            alert = entry["alert"]
+            log.info(
+                "alert transition ignored",
+                reason=reason,
+                alertname=alert["labels"].get("alertname"),
+                fingerprint=alert["fingerprint"],
+            )
+            records.append(
+                {
+                    "key": entry["key"],
+                    "at": entry["received_at"],
+                    "reason": reason,
+                    "alert": bounded_alert(alert),
+                    "group_key": _clip(entry.get("group_key")),
+                }
+            )
+        self.metrics.transitions.labels("ignored").inc(len(records))
+
+        def append(doc: Doc | None) -> tuple[Doc, None]:
+            for record in records:
+                doc = add_ignored(doc, record)
+            assert doc is not None
+            return doc, None
+
+        await self.store.update("ignored", "recent", append)
 
 
 def add_ignored(doc: Doc | None, record: Doc) -> Doc:
@@ -191,3 +212,24 @@ def add_ignored(doc: Doc | None, record: Doc) -> Doc:
         doc["entries"].append(record)
         del doc["entries"][:-IGNORED_KEPT]
     return doc
+
+
+# Characters kept per string of an ignored alert: /api/v1/ignored stays small whatever
+# was sent (500 entries of 1 MiB bodies would make a 500 MiB document).
+IGNORED_TEXT = 256
+IGNORED_LABELS = 32
+
+
+def _clip(value: Any) -> Any:
+    return value[:IGNORED_TEXT] if isinstance(value, str) else value
+
+
+def bounded_alert(alert: Doc) -> Doc:
+    """An ignored alert as kept: status, fingerprint, startsAt and up to 32 labels, clipped."""
+    labels = list(alert.get("labels", {}).items())[:IGNORED_LABELS]
+    return {
+        "status": alert.get("status"),
+        "fingerprint": _clip(alert.get("fingerprint")),
+        "startsAt": alert.get("startsAt"),
+        "labels": {_clip(name): _clip(value) for name, value in labels},
+    }

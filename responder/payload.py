@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Literal
 
+import orjson
+
 from .plugins import AlertView
 
 
@@ -21,10 +23,36 @@ class PayloadError(ValueError):
     """The payload is not a valid webhook message; the text names the field."""
 
 
+def decode_json(body: bytes) -> Any:
+    """Decode a request body, refusing what must never reach a handler or the store.
+
+    orjson parses without Python recursion and refuses, while parsing: nesting
+    deeper than 1024 levels, numbers beyond a double (a 4,300-digit integer),
+    invalid UTF-8, lone surrogates (raw or escaped, ``"\\ud800"``), NaN and
+    Infinity.  So every string a handler sees encodes as UTF-8.
+    """
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise PayloadError(f"invalid JSON: {exc}") from None
+
+
+def storable(text: str) -> bool:
+    """Whether a string from a URL or header can become a key (no lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 _TS_RE = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})$"
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})$",
+    re.ASCII,  # \d is 0-9 only, not every Unicode digit
 )
 _ZERO_YEAR = 1
+_MIN_EPOCH = datetime(1, 1, 2, tzinfo=UTC).timestamp()
+_MAX_EPOCH = datetime(9999, 12, 31, tzinfo=UTC).timestamp()
 
 
 def parse_timestamp(value: Any, path: str) -> float | None:
@@ -50,14 +78,21 @@ def _parse_timestamp(value: str) -> float | None:
         tz = UTC
     else:
         sign = 1 if zone[0] == "+" else -1
-        tz = timezone(sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6])))
+        try:
+            tz = timezone(sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6])))
+        except ValueError:  # an offset of 24 hours or more
+            raise ValueError(f"not a valid UTC offset: {value[:64]!r}") from None
     try:
         moment = datetime(
             int(year), int(month), int(day), int(hour), int(minute), int(second), tzinfo=tz
         )
-    except ValueError:
+        epoch = moment.timestamp() + (int(frac) / 10 ** len(frac) if frac else 0.0)
+    except (ValueError, OverflowError):
         raise ValueError(f"not a valid date/time: {value[:64]!r}") from None
-    return moment.timestamp() + (int(frac) / 10 ** len(frac) if frac else 0.0)
+    if not _MIN_EPOCH <= epoch < _MAX_EPOCH:
+        # In UTC it falls outside years 1..9999: no later rendering could show it.
+        raise ValueError(f"out of range: {value[:64]!r}")
+    return epoch
 
 
 def _kind(value: Any) -> str:

@@ -7,7 +7,6 @@ runbook then runs asynchronously (``Engine.kick``).  A refused request
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -19,8 +18,8 @@ from feedguard.core.log import get_logger
 
 from . import appkeys
 from .auth import check_basic, check_bearer
-from .payload import Notification, PayloadError, parse_notification
-from .store import StoreUnavailable
+from .payload import Notification, PayloadError, decode_json, parse_notification
+from .store import InvalidValue, StoreUnavailable
 
 log = get_logger(__name__)
 
@@ -78,9 +77,9 @@ async def _handle(request: web.Request) -> web.Response:
     if len(body) > limit:
         return _refuse(413, f"body larger than {limit} bytes", "too_large", request)
     try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return _refuse(400, f"invalid JSON: {exc}", "invalid", request)
+        data = decode_json(body)
+    except PayloadError as exc:
+        return _refuse(400, str(exc), "invalid", request)
     try:
         notification = parse_notification(data)
     except PayloadError as exc:
@@ -119,6 +118,8 @@ async def _record(request: web.Request, notification: Notification) -> web.Respo
     except StoreUnavailable as exc:
         log.error("store unavailable: notification not recorded", error=str(exc))
         return _refuse(503, "state store unavailable, retry later", "unavailable", request)
+    except InvalidValue as exc:  # decode_json lets none through; kept as a second line
+        return _refuse(400, f"invalid payload: {exc}", "invalid", request)
     new = sum(fresh)
     duplicates = len(notification.alerts) - new
     metrics = app[appkeys.METRICS]

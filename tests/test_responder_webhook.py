@@ -13,6 +13,7 @@ from .conftest import make_catalog
 from .support.responder import (
     CountingAction,
     alert,
+    counting_actions,
     notification,
     resolved,
     responder_config,
@@ -24,11 +25,7 @@ CATALOG = make_catalog({"ISO-NE": {"datasets": ["lmp"]}, "OLD": {"enabled": Fals
 
 
 def counting() -> dict[str, CountingAction]:
-    return {
-        "throttle_api": CountingAction("throttle_api", resource="k8s:cm:rate"),
-        "pause_dags": CountingAction("pause_dags"),
-        "trigger_backfill": CountingAction("trigger_backfill", reversible=False),
-    }
+    return counting_actions()
 
 
 async def assert_nothing_recorded(r: Any, acts: dict[str, CountingAction]) -> None:

@@ -18,6 +18,12 @@ class StoreUnavailable(Exception):
     """The store cannot be reached or refused a write; callers answer 503 / retry later."""
 
 
+class InvalidValue(ValueError):
+    """A key or document the store cannot hold (a string that is not valid UTF-8).
+
+    Only the caller that passed it gets this; callers answer 400."""
+
+
 class Store(abc.ABC):
     @abc.abstractmethod
     async def open(self) -> None: ...

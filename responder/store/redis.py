@@ -18,7 +18,7 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, WatchError
 
-from .base import Doc, Store, StoreUnavailable, Updater
+from .base import Doc, InvalidValue, Store, StoreUnavailable, Updater
 
 # KEYS[1] = inbox list, KEYS[2..] = transition keys; ARGV[1] = ttl ms, ARGV[2..] = payloads.
 _RECORD = """
@@ -75,6 +75,8 @@ class SeenKeys:
 
 # Notifications written together in one script call at most (bounds the call's size).
 _MAX_BATCH = 64
+# One caller's encoded (transition key, payload) pairs and the future it waits on.
+_Pending = tuple[list[tuple[bytes, bytes]], "asyncio.Future[list[bool]]"]
 
 
 class RedisStore(Store):
@@ -99,7 +101,7 @@ class RedisStore(Store):
         self._record = self.client.register_script(_RECORD)
         self._acquire = self.client.register_script(_ACQUIRE)
         self._release = self.client.register_script(_RELEASE)
-        self._batch: list[tuple[Sequence[tuple[str, Doc]], asyncio.Future[list[bool]]]] = []
+        self._batch: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
         # Keys this replica saw written: a re-send is answered without a round trip.
         # Kept far shorter than the keys' TTL in Redis, so it never outlives them.
@@ -123,14 +125,23 @@ class RedisStore(Store):
     async def record_transitions(self, items: Sequence[tuple[str, Doc]]) -> list[bool]:
         """Group commit: calls arriving while a write is in flight share the next script
         call, so concurrent webhooks cost one round trip together.  Each caller still
-        returns only after its own transitions are written."""
+        returns only after its own transitions are written.
+
+        Keys and payloads are encoded here, before joining a batch: a value that cannot
+        be encoded fails only its own caller (InvalidValue), never the others."""
         if not items:
             return []
         unknown = [item for item in items if not self._seen.known(item[0])]
         if not unknown:
             return [False] * len(items)  # all recorded before: Alertmanager re-sends
+        try:
+            encoded = [
+                (self._key("transition", key).encode(), _dumps(payload)) for key, payload in unknown
+            ]
+        except (UnicodeEncodeError, ValueError, TypeError) as exc:
+            raise InvalidValue(f"not storable: {exc}") from None
         future: asyncio.Future[list[bool]] = asyncio.get_running_loop().create_future()
-        self._batch.append((unknown, future))
+        self._batch.append((encoded, future))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
         flags = dict(zip((key for key, _ in unknown), await future, strict=True))
@@ -143,12 +154,12 @@ class RedisStore(Store):
         await asyncio.sleep(0)
         while self._batch:
             batch, self._batch = self._batch[:_MAX_BATCH], self._batch[_MAX_BATCH:]
-            keys = [self._key("inbox")]
+            keys: list[Any] = [self._key("inbox")]
             args: list[Any] = [self.dedupe_ttl_ms]
             for items, _ in batch:
                 for key, payload in items:
-                    keys.append(self._key("transition", key))
-                    args.append(_dumps(payload))
+                    keys.append(key)
+                    args.append(payload)
             try:
                 result = await self._record(keys=keys, args=args)
             except (RedisError, OSError) as exc:
@@ -167,7 +178,7 @@ class RedisStore(Store):
 
     @staticmethod
     def _fail(
-        batch: list[tuple[Sequence[tuple[str, Doc]], asyncio.Future[list[bool]]]],
+        batch: list[_Pending],
         error: StoreUnavailable,
     ) -> None:
         for _, future in batch:

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .base import Doc, Store, StoreUnavailable, Updater
+from .base import Doc, InvalidValue, Store, StoreUnavailable, Updater
 
 T = TypeVar("T")
 PRUNE_EVERY = 1000  # notifications between two prunings of old transition keys
@@ -49,10 +49,16 @@ class SqliteStore(Store):
                 raise StoreUnavailable("store is closed")
             try:
                 return fn(self._db)
-            except sqlite3.Error as exc:
+            except BaseException as exc:
+                # Whatever failed, the connection leaves no transaction open: the
+                # next caller must not find itself inside this one's BEGIN.
                 if self._db.in_transaction:
                     self._db.rollback()
-                raise StoreUnavailable(f"sqlite: {exc}") from exc
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreUnavailable(f"sqlite: {exc}") from exc
+                if isinstance(exc, UnicodeEncodeError):
+                    raise InvalidValue(f"not storable: {exc.reason}") from None
+                raise
 
         return await asyncio.get_running_loop().run_in_executor(self._thread, call)
 
@@ -155,19 +161,15 @@ class SqliteStore(Store):
     async def update(self, kind: str, key: str, fn: Updater[Any]) -> Any:
         def run(db: sqlite3.Connection) -> Any:
             db.execute("BEGIN IMMEDIATE")
-            try:
-                row = db.execute(
-                    "SELECT body FROM docs WHERE kind = ? AND key = ?", (kind, key)
-                ).fetchone()
-                new, result = fn(None if row is None else _loads(row[0]))
-                if new is not None:
-                    db.execute(
-                        "INSERT OR REPLACE INTO docs (kind, key, body, live) VALUES (?, ?, ?, ?)",
-                        (kind, key, json.dumps(new), 1 if new.get("live") else 0),
-                    )
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+            row = db.execute(
+                "SELECT body FROM docs WHERE kind = ? AND key = ?", (kind, key)
+            ).fetchone()
+            new, result = fn(None if row is None else _loads(row[0]))
+            if new is not None:
+                db.execute(
+                    "INSERT OR REPLACE INTO docs (kind, key, body, live) VALUES (?, ?, ?, ?)",
+                    (kind, key, json.dumps(new), 1 if new.get("live") else 0),
+                )
             db.execute("COMMIT")
             return result
 

@@ -238,6 +238,15 @@ class CountingAction:
         return Outcome(previous=current)
 
 
+def counting_actions() -> dict[str, CountingAction]:
+    """CountingActions for DEFAULT_PLAYBOOKS' throttle_api, pause_dags and trigger_backfill."""
+    return {
+        "throttle_api": CountingAction("throttle_api", resource="k8s:cm:rate"),
+        "pause_dags": CountingAction("pause_dags"),
+        "trigger_backfill": CountingAction("trigger_backfill", reversible=False),
+    }
+
+
 # --- running -----------------------------------------------------------------------------
 
 
