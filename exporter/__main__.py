@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from feedguard.core.cli import common_options, load_or_report, serve
+from feedguard.core.cli import add_version, common_options, load_or_report, serve
 from feedguard.core.record import (
     CONFIG_ENV,
     RecordConfig,
@@ -29,6 +29,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Prometheus exporter for external data freshness and provider health.",
         parents=[common],
     )
+    add_version(parser)
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("serve", parents=[common], help="serve /metrics (the default)")
     sub.add_parser(

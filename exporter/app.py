@@ -17,6 +17,7 @@ from prometheus_client import (
 )
 
 from feedguard.core.airflow import AirflowClient
+from feedguard.core.build import register_build_info
 from feedguard.core.kube import KubeReader
 from feedguard.core.log import get_logger
 from feedguard.core.seatunnel import SeaTunnelClient
@@ -186,6 +187,7 @@ def process_registry() -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
         registry.register(collector)
+    register_build_info(registry)
     return registry
 
 

@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from feedguard.core.cli import common_options, load_or_report, serve
+from feedguard.core.cli import add_version, common_options, load_or_report, serve
 
 from .config import ResponderConfig, load_config
 
@@ -21,6 +21,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Alertmanager webhook receiver that runs the external data outage runbook.",
         parents=[common],
     )
+    add_version(parser)
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("serve", parents=[common], help="serve the webhook and API (the default)")
     sub.add_parser(

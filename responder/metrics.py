@@ -6,6 +6,8 @@ from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from feedguard.core.build import register_build_info
+
 # Every value the dashboards' labels can take (the executor's record results,
 # the notifier's kinds, a probe's outcome).
 ACTION_RESULTS = ("success", "failure", "dry_run", "skipped")
@@ -21,6 +23,7 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        register_build_info(r)
         self.notifications = Counter(
             "feedguard_responder_notifications_total",
             "Webhook notifications by result (accepted, unauthorized, too_large, "

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
+from .build import version_text
 from .log import LogFormat, configure_logging, get_logger
 from .schema import ConfigError, parse_listen
 
@@ -49,6 +50,12 @@ def common_options(config_help: str) -> argparse.ArgumentParser:
     common.add_argument("--config", default=argparse.SUPPRESS, help=config_help)
     common.add_argument("--listen", default=argparse.SUPPRESS, help="HOST:PORT to serve on")
     return common
+
+
+def add_version(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``--version``: the installed version (what ``feedguard_build_info`` says too)."""
+    parser.add_argument("--version", action="version", version=version_text(parser.prog))
+    return parser
 
 
 def load_or_report(load: Callable[[], C], args: argparse.Namespace) -> C | None:
