@@ -1,12 +1,18 @@
 """Generate the "External Data" Grafana dashboards as JSON.
 
-    python grafana/generate.py           # (re)write grafana/dashboards/*.json
+    python grafana/generate.py           # (re)write grafana/dashboards/*.json and their ConfigMaps
     python grafana/generate.py --check   # exit 1 when they are out of date
+    python grafana/generate.py --out DIR --datasource UID ...   # a variant in DIR
 
 Dashboards are code so that panel ids, the datasource variable and the
 queries stay consistent; the generated JSON is committed (Grafana provisions
 it from grafana/dashboards/, see grafana/provisioning/) and
 tests/test_dashboards.py fails when it is out of date.
+
+The same JSON goes into deploy/base/grafana-dashboards.yaml as ConfigMaps
+labelled ``grafana_dashboard: "1"`` for the Grafana sidecar in Kubernetes.
+Deployment parameters (jobs, team, datasource, runbook URL) are the rule
+generator's (rules/generator/params.py, defaults in thresholds.yml).
 
 Queries use the recording rules of rules/feedguard-recording.rules.yml
 (``external_data:age_seconds`` and friends) where the alerts use them too.
@@ -22,8 +28,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 HERE = Path(__file__).resolve().parent
 DASHBOARDS = HERE / "dashboards"
+CONFIGMAPS = HERE.parent / "deploy" / "base" / "grafana-dashboards.yaml"
+# One set of deployment parameters for rules and dashboards.
+sys.path.insert(0, str(HERE.parent / "rules" / "generator"))
+
+from params import Params, ParamsError, add_arguments, load  # noqa: E402  # after the path
 
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 # The runbook's 15 minutes; the per-provider SLA is also drawn from the catalog.
@@ -80,14 +93,14 @@ AGE_THRESHOLDS = ((None, "green"), (SLA_SECONDS * 2 / 3, "yellow"), (SLA_SECONDS
 SLA_LINE = {"thresholdsStyle": {"mode": "line+area"}}
 
 
-def pipeline_freshness() -> tuple[Json, list[Row]]:
+def pipeline_freshness(params: Params) -> tuple[Json, list[Row]]:
     meta = {
         "uid": "feedguard-pipeline-freshness",
         "title": "Pipeline freshness",
         "description": (
             "External data feeds against the 15-minute freshness SLA: age per provider and "
             "dataset, provider status and probes, DAG heartbeats, quality and dbt freshness, "
-            "and what feedguard-responder is doing about it. Runbook: docs/runbook.md."
+            f"and what feedguard-responder is doing about it. Runbook: {params.runbook_url()}."
         ),
         "tags": ["feedguard", "external-data"],
     }
@@ -128,11 +141,12 @@ def pipeline_freshness() -> tuple[Json, list[Row]]:
                     thresholds=((None, "green"), (1, "orange")),
                 ),
                 Panel(
-                    "Firing data-platform alerts",
+                    f"Firing {params.team} alerts",
                     "stat",
                     [
                         Query(
-                            'count(ALERTS{alertstate="firing", team="data-platform"}) or vector(0)',
+                            f'count(ALERTS{{alertstate="firing", team="{params.team}"}})'
+                            " or vector(0)",
                             instant=True,
                         )
                     ],
@@ -143,7 +157,7 @@ def pipeline_freshness() -> tuple[Json, list[Row]]:
                 Panel(
                     "Exporter up",
                     "stat",
-                    [Query('up{job="feedguard-exporter"}', "{{instance}}", instant=True)],
+                    [Query(f'up{{job="{params.exporter_job}"}}', "{{instance}}", instant=True)],
                     "Prometheus' scrape of feedguard-exporter; when it is down the freshness "
                     "series disappear (ExternalDataFreshnessMetricMissing).",
                     width=6,
@@ -442,7 +456,7 @@ def pipeline_freshness() -> tuple[Json, list[Row]]:
                 Panel(
                     "Active alerts",
                     "table",
-                    [Query('ALERTS{team="data-platform"}', instant=True)],
+                    [Query(f'ALERTS{{team="{params.team}"}}', instant=True)],
                     "Pending and firing feedguard alerts (runbook_url links in docs/runbook.md).",
                     width=24,
                     height=7,
@@ -453,7 +467,7 @@ def pipeline_freshness() -> tuple[Json, list[Row]]:
     return meta, rows
 
 
-def services() -> tuple[Json, list[Row]]:
+def services(params: Params) -> tuple[Json, list[Row]]:
     meta = {
         "uid": "feedguard-services",
         "title": "feedguard services",
@@ -469,7 +483,7 @@ def services() -> tuple[Json, list[Row]]:
                     "stat",
                     [
                         Query(
-                            'up{job=~"feedguard-exporter|feedguard-responder"}',
+                            f'up{{job=~"{params.exporter_job}|{params.responder_job}"}}',
                             "{{job}} {{instance}}",
                             instant=True,
                         )
@@ -500,7 +514,7 @@ def services() -> tuple[Json, list[Row]]:
                     "timeseries",
                     [
                         Query(
-                            'scrape_duration_seconds{job="feedguard-exporter"}',
+                            f'scrape_duration_seconds{{job="{params.exporter_job}"}}',
                             "{{instance}}",
                         ),
                         Query(
@@ -602,7 +616,7 @@ def services() -> tuple[Json, list[Row]]:
     return meta, rows
 
 
-def variables() -> list[Json]:
+def variables(params: Params) -> list[Json]:
     provider_query = "label_values(external_provider_freshness_sla_seconds, provider)"
     return [
         {
@@ -610,7 +624,7 @@ def variables() -> list[Json]:
             "label": "Data source",
             "type": "datasource",
             "query": "prometheus",
-            "current": {},
+            "current": {"selected": False, "text": params.datasource, "value": params.datasource},
             "hide": 0,
             "includeAll": False,
             "multi": False,
@@ -686,7 +700,7 @@ def _panel_json(panel: Panel, panel_id: int, x: int, y: int) -> Json:
     }
 
 
-def dashboard(meta: Json, rows: list[Row]) -> Json:
+def dashboard(meta: Json, rows: list[Row], params: Params) -> Json:
     ids = _ids()
     panels: list[Json] = []
     y = 0
@@ -718,7 +732,7 @@ def dashboard(meta: Json, rows: list[Row]) -> Json:
         "schemaVersion": 39,
         "time": {"from": "now-6h", "to": "now"},
         "timezone": "utc",
-        "templating": {"list": variables()},
+        "templating": {"list": variables(params)},
         "annotations": {"list": []},
         "links": [
             {
@@ -735,29 +749,76 @@ def dashboard(meta: Json, rows: list[Row]) -> Json:
     }
 
 
-def outputs() -> dict[Path, str]:
+def _literal(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+class _Dumper(yaml.SafeDumper):
+    """The dashboards' JSON as readable literal blocks."""
+
+
+_Dumper.add_representer(str, _literal)
+
+
+def configmaps(boards: dict[str, str]) -> str:
+    """One ConfigMap per dashboard, labelled for the Grafana sidecar (grafana_dashboard: "1")."""
+    documents = [
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": f"feedguard-dashboard-{name}",
+                "labels": {"app.kubernetes.io/name": "feedguard", "grafana_dashboard": "1"},
+                # The sidecar's folderAnnotation (kube-prometheus-stack: grafana_folder).
+                "annotations": {"grafana_folder": "External Data"},
+            },
+            "data": {f"{name}.json": text},
+        }
+        for name, text in boards.items()
+    ]
+    header = (
+        "# GENERATED by grafana/generate.py (the dashboards of grafana/dashboards/).\n"
+        "# Do not edit: change the generator and regenerate.\n"
+    )
+    return header + yaml.dump_all(documents, Dumper=_Dumper, sort_keys=False, width=10_000)
+
+
+def outputs(params: Params) -> dict[Path, str]:
     result = {}
+    boards = {}
     for build, name in ((pipeline_freshness, "pipeline-freshness"), (services, "services")):
-        meta, rows = build()
-        text = json.dumps(dashboard(meta, rows), indent=2, sort_keys=False) + "\n"
+        meta, rows = build(params)
+        text = json.dumps(dashboard(meta, rows, params), indent=2, sort_keys=False) + "\n"
         result[DASHBOARDS / f"{name}.json"] = text
+        boards[name] = text
+    result[CONFIGMAPS] = configmaps(boards)
     return result
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail when files are out of date")
+    parser.add_argument("--out", type=Path, help="write the files into this directory instead")
+    add_arguments(parser)
     args = parser.parse_args(argv)
-    DASHBOARDS.mkdir(exist_ok=True)
+    try:
+        params = load(args)
+    except ParamsError as exc:
+        for line in exc.errors:
+            print(line, file=sys.stderr)
+        return 2
     stale = []
-    for path, text in outputs().items():
-        if path.exists() and path.read_text() == text:
+    for path, text in outputs(params).items():
+        target = args.out / path.name if args.out else path
+        if target.exists() and target.read_text() == text:
             continue
         if args.check:
-            stale.append(path.name)
+            stale.append(str(target))
         else:
-            path.write_text(text)
-            print(f"wrote grafana/dashboards/{path.name}")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text)
+            print(f"wrote {target}")
     if stale:
         print(f"out of date: {', '.join(stale)}; run python grafana/generate.py", file=sys.stderr)
         return 1
