@@ -6,9 +6,13 @@ VENV ?= .venv
 AIRFLOW_VENV ?= .venv-airflow
 AIRFLOW_VERSION ?= 3.3.2
 PY := $(VENV)/bin/python
-SYSTEM_TOOLS := redis-server prometheus promtool prometheus-alertmanager amtool
-SYSTEM_PACKAGES := redis-server prometheus prometheus-alertmanager
-PY_PATHS := feedguard/__init__.py feedguard/core exporter responder tests bench rules/generator grafana/generate.py
+# TOOL=DEBIAN_PACKAGE: a tool missing from the PATH brings its package. Debian ships
+# kubectl as kubernetes-client (1.20, kustomize v2.0.3 inside, which deploy/ is
+# written for); a kubectl already installed (another package) is kept, not replaced.
+SYSTEM_DEPS := redis-server=redis-server prometheus=prometheus promtool=prometheus \
+	prometheus-alertmanager=prometheus-alertmanager amtool=prometheus-alertmanager \
+	kubectl=kubernetes-client
+PY_PATHS := feedguard/__init__.py feedguard/core exporter responder tests bench rules/generator grafana/generate.py deploy/generate.py
 
 .PHONY: run test lint typecheck unit system-deps venv airflow-venv bench clean
 
@@ -29,10 +33,12 @@ $(AIRFLOW_VENV)/.installed:
 airflow-venv: $(AIRFLOW_VENV)/.installed
 
 system-deps:
-	@missing=""; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	@missing=""; for pair in $(SYSTEM_DEPS); do \
+	  command -v $${pair%%=*} >/dev/null || missing="$$missing $${pair#*=}"; done; \
 	if [ -n "$$missing" ]; then \
-	  echo "installing system packages (missing:$$missing)"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES); \
+	  packages=$$(printf '%s\n' $$missing | sort -u | tr '\n' ' '); \
+	  echo "installing system packages: $$packages"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$packages; \
 	fi
 
 run: venv
@@ -46,6 +52,7 @@ typecheck: venv
 	$(VENV)/bin/mypy
 	$(VENV)/bin/mypy --strict rules/generator/generate.py
 	$(VENV)/bin/mypy --strict grafana/generate.py
+	$(VENV)/bin/mypy --strict deploy/generate.py
 
 unit: venv system-deps airflow-venv
 	FEEDGUARD_AIRFLOW_VENV=$(AIRFLOW_VENV) $(VENV)/bin/pytest -q

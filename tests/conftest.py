@@ -12,7 +12,8 @@ from feedguard.core.catalog import Catalog, parse_catalog
 
 from .support.airflow import AirflowInstance
 from .support.airflow import airflow_instance as start_airflow
-from .support.services import Service, redis_server
+from .support.commands import Commands, both_services
+from .support.services import Service, free_port, redis_server
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -28,6 +29,14 @@ def airflow_instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airfl
     """A real Airflow 3 (tests/support/airflow.py), started on first use, once per session."""
     with start_airflow(tmp_path_factory.mktemp("airflow")) as instance:
         yield instance
+
+
+@pytest.fixture(scope="session")
+def installed_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Commands]:
+    """Both installed commands on the shipped config, with Redis unreachable (a closed port)."""
+    dead_redis = f"redis://127.0.0.1:{free_port()}/0"
+    with both_services(tmp_path_factory.mktemp("commands"), dead_redis) as started:
+        yield started
 
 
 @pytest.fixture

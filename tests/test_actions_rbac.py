@@ -1,4 +1,4 @@
-"""deploy/rbac.yaml is least privilege, and exactly enough for throttle_api."""
+"""deploy/base/rbac.yaml is least privilege, and exactly enough for throttle_api."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from feedguard.responder.actions.throttle_api import ThrottleApi
 from .support.action_context import context
 from .support.fake_kubernetes import FakeKubernetes
 
-RBAC = Path(__file__).resolve().parent.parent / "deploy" / "rbac.yaml"
+RBAC = Path(__file__).resolve().parent.parent / "deploy" / "base" / "rbac.yaml"
 
 
 def documents() -> dict[str, dict[str, Any]]:

@@ -24,7 +24,7 @@ MARK = annotation_for(KEY)
 @pytest.fixture
 async def fake() -> FakeKubernetes:
     fake = FakeKubernetes()
-    # Exactly what deploy/rbac.yaml grants: get and patch on one ConfigMap.
+    # Exactly what deploy/base/rbac.yaml grants: get and patch on one ConfigMap.
     fake.grant("good-token", names=[(NS, CM)])
     fake.grant("other-token", names=[(NS, "something-else")])
     fake.put(NS, CM, {KEY: "200", "OTHER": "x"})
