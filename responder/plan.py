@@ -10,6 +10,7 @@ from .config import ResponderConfig
 from .payload import Notification
 from .plugins import Action, StepContext
 from .routing import check_provider
+from .steps import action_params
 
 
 def plan(
@@ -54,8 +55,7 @@ def plan(
                 steps.append({"revert": step.revert})
                 continue
             assert step.action is not None
-            options = config.action_options.get(step.action)
-            params = {**(dict(options.params) if options else {}), **step.params}
+            params = action_params(config, step.action, step.params)
             item: dict[str, Any] = {"action": step.action, "params": params}
             action = actions.get(step.action)
             if action is None:

@@ -17,6 +17,7 @@ from . import flags
 from . import incidents as inc
 from .circuit import Breakers, CircuitOpen
 from .common import Common, Part
+from .config import ResponderConfig
 from .plugins import Action, ActionError, Outcome, StepContext, Target
 from .records import add_record, new_record
 
@@ -110,5 +111,12 @@ class StepKit(Part):
         )
 
     def params(self, action: str, step_params: Mapping[str, Any]) -> dict[str, Any]:
-        options = self.config.action_options.get(action)
-        return {**(dict(options.params) if options else {}), **step_params}
+        return action_params(self.config, action, step_params)
+
+
+def action_params(
+    config: ResponderConfig, action: str, step_params: Mapping[str, Any]
+) -> dict[str, Any]:
+    """A step's params over the action's configured defaults (``action_options``)."""
+    options = config.action_options.get(action)
+    return {**(dict(options.params) if options else {}), **step_params}

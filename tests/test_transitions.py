@@ -9,10 +9,11 @@ from feedguard.core.catalog import Catalog, Provider
 from feedguard.responder import incidents as inc
 from feedguard.responder import records, resources
 from feedguard.responder import transitions as tr
-from feedguard.responder.config import Playbook, Step
+from feedguard.responder.config import ActionOptions, Playbook, ResponderConfig, Step
 from feedguard.responder.intake import IGNORED_KEPT, add_ignored
 from feedguard.responder.plugins import Target
 from feedguard.responder.routing import PlaybookMatcher, check_provider
+from feedguard.responder.steps import action_params
 
 Doc = dict[str, Any]
 
@@ -351,3 +352,11 @@ def test_a_shared_resource_is_restored_only_by_its_last_holder() -> None:
     assert res is not None
     assert res["applied"] is False
     assert res["live"] is False
+
+
+def test_step_params_override_the_actions_configured_defaults() -> None:
+    config = ResponderConfig(
+        action_options={"throttle_api": ActionOptions(params={"rate": 5, "x": 1})}
+    )
+    assert action_params(config, "throttle_api", {"rate": 1}) == {"rate": 1, "x": 1}
+    assert action_params(config, "pause_dags", {"a": 2}) == {"a": 2}
