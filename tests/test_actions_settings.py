@@ -48,7 +48,7 @@ def test_every_bad_setting_is_named() -> None:
         assert f"responder.yml: {path}: " in text
 
 
-async def test_open_actions_yields_the_five_actions() -> None:
+async def test_open_actions_yields_the_six_actions() -> None:
     fake = FakeRuntimeConfig.with_features(["external_read_cache"], token="t")
     async with fake.serve() as url:
         settings = load_dataclass(
@@ -62,6 +62,7 @@ async def test_open_actions_yields_the_five_actions() -> None:
             assert kinds == {
                 "throttle_api": (True, "kubernetes"),
                 "pause_dags": (True, "airflow"),
+                "pause_streaming": (True, "seatunnel"),
                 "read_cache": (True, "runtime-config"),
                 "trigger_fallback": (False, "airflow"),
                 "trigger_backfill": (False, "airflow"),

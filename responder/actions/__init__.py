@@ -15,10 +15,12 @@ import aiohttp
 from feedguard.core.airflow import AirflowClient
 from feedguard.core.catalog import Catalog
 from feedguard.core.schema import read_secret
+from feedguard.core.seatunnel import SeaTunnelClient
 
 from ..plugins import Action
 from .kube import ConfigMapClient
 from .pause_dags import PauseDags
+from .pause_streaming import PauseStreaming
 from .read_cache import ReadCache
 from .runtime_config import RuntimeConfigClient
 from .settings import ActionsSettings
@@ -26,7 +28,14 @@ from .throttle_api import ThrottleApi
 from .trigger_backfill import TriggerBackfill
 from .trigger_fallback import TriggerFallback
 
-ACTION_NAMES = ("throttle_api", "pause_dags", "read_cache", "trigger_fallback", "trigger_backfill")
+ACTION_NAMES = (
+    "throttle_api",
+    "pause_dags",
+    "pause_streaming",
+    "read_cache",
+    "trigger_fallback",
+    "trigger_backfill",
+)
 
 
 @contextlib.asynccontextmanager
@@ -38,6 +47,7 @@ async def open_actions(
         settings.runtime_config.token, settings.runtime_config.token_file, "runtime-config token"
     )
     airflow_password = settings.airflow.read_password()
+    seatunnel_password = settings.seatunnel.read_password()
     configmaps = ConfigMapClient(settings.kubernetes)
     session = aiohttp.ClientSession(raise_for_status=False)
     try:
@@ -48,9 +58,17 @@ async def open_actions(
             runtime_token,
             settings.runtime_config.timeout_seconds,
         )
+        seatunnel = SeaTunnelClient(session, settings.seatunnel, password=seatunnel_password)
+        streaming = settings.streaming
         actions: dict[str, Action] = {
             ThrottleApi.name: ThrottleApi(configmaps, settings.kubernetes),
             PauseDags.name: PauseDags(airflow),
+            PauseStreaming.name: PauseStreaming(
+                seatunnel,
+                streaming.job_templates_dir,
+                streaming.savepoint_timeout_seconds,
+                streaming.poll_seconds,
+            ),
             ReadCache.name: ReadCache(runtime, settings.runtime_config),
             TriggerFallback.name: TriggerFallback(airflow, settings.fallback_dag),
             TriggerBackfill.name: TriggerBackfill(airflow, settings.backfill_dag),

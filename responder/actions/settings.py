@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from feedguard.core.airflow import AirflowSettings
 from feedguard.core.kube_names import check_k8s_name
 from feedguard.core.schema import check_http_url, check_name, check_positive, field
+from feedguard.core.seatunnel import SeaTunnelSettings
 
 
 def _check_configmap_key(value: str) -> str | None:
@@ -58,6 +59,18 @@ class RuntimeConfigSettings:
 
 
 @dataclass(frozen=True)
+class StreamingSettings:
+    """pause_streaming: where job configs live and how long a savepoint may take."""
+
+    # The runbook's seatunnel/jobs/templates/*.conf.tmpl: <name>.conf.tmpl per job,
+    # unless the catalog gives the job a config_file.
+    job_templates_dir: str = "seatunnel/jobs/templates"
+    # Within one attempt (executor.timeout_seconds bounds the whole step).
+    savepoint_timeout_seconds: float = field(20.0, check=check_positive)
+    poll_seconds: float = field(1.0, check=check_positive)
+
+
+@dataclass(frozen=True)
 class ActionsSettings:
     # The exporter's Airflow settings (base_url, version, username, password);
     # the actions ignore its collector fields (enabled, runs_window, concurrency).
@@ -66,3 +79,6 @@ class ActionsSettings:
     runtime_config: RuntimeConfigSettings = RuntimeConfigSettings()
     fallback_dag: str = field("external_data_fallback", check=check_name)
     backfill_dag: str = field("external_data_backfill", check=check_name)
+    # SeaTunnel REST API v2 for pause_streaming (its "enabled" is the exporter's, ignored here).
+    seatunnel: SeaTunnelSettings = field(default_factory=SeaTunnelSettings)
+    streaming: StreamingSettings = StreamingSettings()
