@@ -18,6 +18,7 @@ from . import api, appkeys
 from .actions import open_actions
 from .config import ResponderConfig
 from .engine import Engine
+from .evidence import open_evidence
 from .metrics import Metrics
 from .notes import open_notifier
 from .openapi import load_spec
@@ -80,6 +81,9 @@ async def plugins_ctx(app: web.Application) -> AsyncIterator[None]:
             actions.keys(),
             [p.name for p in config.providers.enabled if p.health_probe is not None],
         )
+        app[appkeys.EVIDENCE] = await stack.enter_async_context(
+            open_evidence(config.evidence, config.actions.kubernetes)
+        )
         unknown = sorted({name for _, name in config.playbook_action_names()} - set(actions.keys()))
         if unknown:
             log.warning("playbooks name actions that do not exist", unknown=unknown)
@@ -97,6 +101,7 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
         app[appkeys.CLOCK],
         http=app[appkeys.HTTP],
         redis=app[appkeys.REDIS],
+        evidence=app[appkeys.EVIDENCE],
     )
     app[appkeys.ENGINE] = engine
     loop_task = asyncio.create_task(engine.run_forever()) if app[appkeys.BACKGROUND] else None

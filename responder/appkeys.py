@@ -11,6 +11,7 @@ from aiohttp import web
 
 from .config import ResponderConfig
 from .engine import Engine
+from .evidence import EvidenceGatherer
 from .metrics import Metrics
 from .plugins import Action, Notifier
 from .store import Store
@@ -24,6 +25,8 @@ REDIS: web.AppKey[aioredis.Redis | None] = web.AppKey("redis")
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 ACTIONS: web.AppKey[Mapping[str, Action]] = web.AppKey("actions")
 NOTIFIER: web.AppKey[Notifier | None] = web.AppKey("notifier")
+# None when evidence is switched off (evidence.enabled: false).
+EVIDENCE: web.AppKey[EvidenceGatherer | None] = web.AppKey("evidence")
 ENGINE = web.AppKey("engine", Engine)
 # Test seams set by create_app(...): replace what open_actions / open_notifier yield.
 ACTIONS_OVERRIDE: web.AppKey[Mapping[str, Action] | None] = web.AppKey("actions_override")

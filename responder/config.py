@@ -20,6 +20,7 @@ from feedguard.core.service_config import load_service_config
 from feedguard.core.settings import LogSettings, RedisSettings
 
 from .actions.settings import ActionsSettings
+from .evidence.settings import EvidenceSettings
 from .matchers import Matcher, parse_matcher
 from .notes.settings import NotesSettings
 
@@ -170,6 +171,8 @@ class ResponderConfig:
     action_options: Mapping[str, ActionOptions] = field(default_factory=dict, env=False)
     actions: ActionsSettings = field(default_factory=ActionsSettings)
     notes: NotesSettings = field(default_factory=NotesSettings)
+    # Workload logs and credential metadata on every incident (docs/evidence.md).
+    evidence: EvidenceSettings = field(default_factory=EvidenceSettings)
     log: LogSettings = field(default_factory=LogSettings)
 
     def __post_init__(self) -> None:

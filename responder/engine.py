@@ -31,6 +31,8 @@ from feedguard.core.log import get_logger
 from .circuit import Breakers
 from .common import Common
 from .config import ResponderConfig
+from .evidence import EvidenceGatherer
+from .evidence.schedule import EvidenceScheduler
 from .executor import Executor
 from .intake import Intake
 from .metrics import Metrics
@@ -62,6 +64,7 @@ class Engine:
         clock: Callable[[], float],
         http: aiohttp.ClientSession | None = None,
         redis: aioredis.Redis | None = None,
+        evidence: EvidenceGatherer | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -75,6 +78,8 @@ class Engine:
         self.executor = Executor(common, actions, self.breakers)
         self.intake = Intake(common, redis)
         self.notes = NoteScheduler(common, notifier, self._spawn)
+        if evidence is not None:
+            self.notes.evidence = EvidenceScheduler(common, evidence, self._spawn)
         recovery = RecoveryGate(common, http)
         self.runner = IncidentRunner(common, self.executor, recovery, self.notes)
         self._tasks: set[asyncio.Task[Any]] = set()

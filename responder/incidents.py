@@ -168,6 +168,7 @@ def view(doc: Doc) -> IncidentView:
         actions=[record_view(r) for r in doc["actions"]],
         timeline=copy.deepcopy(doc["timeline"]),
         notes=copy.deepcopy(doc["notes"]),
+        evidence=copy.deepcopy(doc.get("evidence", [])),
     )
 
 
@@ -214,6 +215,7 @@ def detail(doc: Doc) -> Doc:
             "timeline": doc["timeline"],
             "timeline_dropped": doc.get("timeline_dropped", 0),
             "notes": doc["notes"],
+            "evidence": doc.get("evidence", []),
             "recovery": doc["recovery"],
             "group_keys": doc["group_keys"],
         }

@@ -18,6 +18,7 @@ from feedguard.core.log import get_logger
 
 from . import incidents as inc
 from .common import Common, Part
+from .evidence.schedule import EvidenceScheduler
 from .plugins import NoteKind, NoteRequest, Notifier
 from .store import StoreUnavailable
 from .transitions import due_notes, note_done
@@ -38,6 +39,8 @@ class NoteScheduler(Part):
         self.notifier = notifier
         self._spawn = spawn  # the engine's: background work it waits for and cancels
         self._locks: dict[str, asyncio.Lock] = {}
+        # Set by the engine when evidence is gathered: notes wait for their slot's.
+        self.evidence: EvidenceScheduler | None = None
 
     def due(self, doc: Doc) -> list[tuple[NoteKind, int]]:
         if self.notifier is None:
@@ -45,7 +48,9 @@ class NoteScheduler(Part):
         return due_notes(doc, self.clock(), self.config.notes.update_interval_seconds)
 
     def schedule(self, doc: Doc) -> None:
-        """Post the incident's due notes in the background."""
+        """Gather due evidence and post the incident's due notes, in the background."""
+        if self.evidence is not None:
+            self.evidence.schedule(doc)
         due = self.due(doc)
         if due:
             self._spawn(self._post_all(doc["id"], due))
@@ -66,6 +71,8 @@ class NoteScheduler(Part):
         if not await self.store.claim_once(f"note:{incident_id}:{key}"):
             await self._done(incident_id, key, None, None)  # another replica posts it
             return
+        if self.evidence is not None and kind != "resolution":
+            await self.evidence.wait(incident_id, slot)
         doc = await self.store.get("incident", incident_id)
         if doc is None:
             return

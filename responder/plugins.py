@@ -75,6 +75,8 @@ class IncidentView:
     timeline: Sequence[Mapping[str, JSON]]
     # What notifiers asked the core to keep (e.g. {"slack_ts": "...", "channel": "..."}).
     notes: Mapping[str, JSON]
+    # Evidence snapshots (runbook 4: workload logs, credential metadata), oldest first.
+    evidence: Sequence[Mapping[str, JSON]] = ()
 
 
 @dataclass(frozen=True)

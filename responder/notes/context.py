@@ -130,6 +130,36 @@ def _backfill(actions: Sequence[ActionRecord]) -> dict[str, Any]:
     }
 
 
+# Error lines quoted in a note (the incident's API and page have them all).
+EVIDENCE_EXCERPT_LINES = 3
+EVIDENCE_EXCERPT_CHARS = 160
+
+
+def _evidence(snapshots: Sequence[Mapping[str, Any]], slot: int) -> dict[str, Any] | None:
+    """This slot's evidence snapshot (else the newest) for the note: summary and excerpt."""
+    if not snapshots:
+        return None
+    chosen = next((s for s in reversed(snapshots) if s.get("slot") == slot), snapshots[-1])
+    lines = [line for w in chosen.get("workloads") or [] for line in w.get("error_lines") or []]
+    lines.sort(key=lambda e: e.get("at") or 0.0)
+    excerpt = [
+        {**e, "line": str(e.get("line", ""))[:EVIDENCE_EXCERPT_CHARS]}
+        for e in lines[-EVIDENCE_EXCERPT_LINES:]
+    ]
+    return {
+        "slot": chosen.get("slot"),
+        "gathered_at": chosen.get("gathered_at"),
+        "dry_run": bool(chosen.get("dry_run")),
+        "would_read": list(chosen.get("would_read") or []),
+        "summary": list(chosen.get("summary") or []),
+        "error": chosen.get("error"),
+        "excerpt": excerpt,
+        "error_lines_total": sum(
+            int(w.get("error_lines_total") or 0) for w in chosen.get("workloads") or []
+        ),
+    }
+
+
 def build_context(
     request: NoteRequest,
     provider: Provider | None,
@@ -189,6 +219,7 @@ def build_context(
         "backfill": _backfill(actions),
         "eta": eta,
         "checklist": [dict(item) for item in POST_INCIDENT_CHECKLIST],
+        "evidence": _evidence(incident.evidence, request.slot),
     }
 
 
