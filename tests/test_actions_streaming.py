@@ -11,7 +11,7 @@ import pytest
 from feedguard.core.catalog import StreamingJob
 from feedguard.core.seatunnel import SeaTunnelClient, SeaTunnelSettings
 from feedguard.responder.actions.pause_streaming import PauseStreaming
-from feedguard.responder.plugins import ActionError
+from feedguard.responder.plugins import ActionError, StepContext, Target
 
 from .support.action_context import context, provider
 from .support.fake_seatunnel import FakeSeaTunnel
@@ -21,10 +21,20 @@ CONFIG = 'env {\n  job.name = "isone-lmp-to-kafka"\n  job.mode = "STREAMING"\n}\
 
 
 @pytest.fixture
-async def seatunnel() -> AsyncIterator[tuple[FakeSeaTunnel, str]]:
+async def seatunnel() -> AsyncIterator[tuple[FakeSeaTunnel, SeaTunnelClient]]:
     fake = FakeSeaTunnel(settle_reads=2)
-    async with fake.serve() as url:
-        yield fake, url
+    async with fake.serve() as url, aiohttp.ClientSession() as session:
+        yield fake, SeaTunnelClient(session, SeaTunnelSettings(base_url=url))
+
+
+def prepared(
+    client: SeaTunnelClient, folder: object, timeout: float = 5, config_file: str | None = None
+) -> tuple[PauseStreaming, StepContext, Target]:
+    """The action, an ISO-NE incident's context and its one target."""
+    action = PauseStreaming(client, str(folder), timeout, poll_seconds=0.01)
+    ctx = context(iso_ne(config_file))
+    (target,) = action.targets(ctx)
+    return action, ctx, target
 
 
 def templates(tmp_path: Path, text: str = CONFIG) -> Path:
@@ -39,24 +49,20 @@ def iso_ne(config_file: str | None = None):  # type: ignore[no-untyped-def]  # t
 
 
 async def test_stop_with_savepoint_then_resubmit_from_it(
-    seatunnel: tuple[FakeSeaTunnel, str], tmp_path: Path
+    seatunnel: tuple[FakeSeaTunnel, SeaTunnelClient], tmp_path: Path
 ) -> None:
-    fake, url = seatunnel
+    fake, client = seatunnel
     job = fake.add(JOB)
     other = fake.add("unrelated")
     folder = templates(tmp_path)
-    async with aiohttp.ClientSession() as session:
-        client = SeaTunnelClient(session, SeaTunnelSettings(base_url=url))
-        action = PauseStreaming(client, str(folder), 5, poll_seconds=0.01)
-        ctx = context(iso_ne())
-        (target,) = action.targets(ctx)
-        assert target.resource == f"seatunnel:job:{JOB}"
-        outcome = await action.apply(ctx, target)
-        assert fake.jobs[job.job_id].status == "SAVEPOINT_DONE"
-        assert outcome.changed
-        assert outcome.previous["job_id"] == job.job_id
-        assert CONFIG not in repr(outcome.previous)  # the ledger keeps a hash, not the config
-        reverted = await action.revert(ctx, target, outcome.previous)
+    action, ctx, target = prepared(client, folder)
+    assert target.resource == f"seatunnel:job:{JOB}"
+    outcome = await action.apply(ctx, target)
+    assert fake.jobs[job.job_id].status == "SAVEPOINT_DONE"
+    assert outcome.changed
+    assert outcome.previous["job_id"] == job.job_id
+    assert CONFIG not in repr(outcome.previous)  # the ledger keeps a hash, not the config
+    reverted = await action.revert(ctx, target, outcome.previous)
     _stop_query, stop_body = fake.posts("/stop-job")[0]
     assert stop_body == f'{{"jobId": {job.job_id}, "isStopWithSavePoint": true}}'
     ((submit_query, submit_body),) = fake.posts("/submit-job")
@@ -72,80 +78,64 @@ async def test_stop_with_savepoint_then_resubmit_from_it(
 
 
 async def test_a_job_whose_config_cannot_be_read_is_never_stopped(
-    seatunnel: tuple[FakeSeaTunnel, str], tmp_path: Path
+    seatunnel: tuple[FakeSeaTunnel, SeaTunnelClient], tmp_path: Path
 ) -> None:
-    fake, url = seatunnel
+    fake, client = seatunnel
     fake.add(JOB)
-    async with aiohttp.ClientSession() as session:
-        client = SeaTunnelClient(session, SeaTunnelSettings(base_url=url))
-        action = PauseStreaming(client, str(tmp_path / "missing"), 5, poll_seconds=0.01)
-        ctx = context(iso_ne())
-        (target,) = action.targets(ctx)
-        with pytest.raises(ActionError, match="cannot read the job config") as caught:
-            await action.apply(ctx, target)
+    action, ctx, target = prepared(client, tmp_path / "missing")
+    with pytest.raises(ActionError, match="cannot read the job config") as caught:
+        await action.apply(ctx, target)
     assert not caught.value.retryable
     assert fake.posts("/stop-job") == []
 
 
 async def test_a_job_not_running_is_left_alone_both_ways(
-    seatunnel: tuple[FakeSeaTunnel, str], tmp_path: Path
+    seatunnel: tuple[FakeSeaTunnel, SeaTunnelClient], tmp_path: Path
 ) -> None:
-    fake, url = seatunnel
+    fake, client = seatunnel
     fake.add(JOB, "FAILED")
     config = tmp_path / "isone.json"
     config.write_text('{"env": {"job.name": "isone-lmp-to-kafka"}}')
-    async with aiohttp.ClientSession() as session:
-        client = SeaTunnelClient(session, SeaTunnelSettings(base_url=url))
-        action = PauseStreaming(client, "unused", 5, poll_seconds=0.01)
-        ctx = context(iso_ne(str(config)))
-        (target,) = action.targets(ctx)
-        outcome = await action.apply(ctx, target)
-        assert not outcome.changed
-        assert outcome.previous == {"stopped_by_feedguard": False}
-        assert "not in /running-jobs" in outcome.detail["note"]
-        reverted = await action.revert(ctx, target, outcome.previous)
+    action, ctx, target = prepared(client, "unused", config_file=str(config))
+    outcome = await action.apply(ctx, target)
+    assert not outcome.changed
+    assert outcome.previous == {"stopped_by_feedguard": False}
+    assert "not in /running-jobs" in outcome.detail["note"]
+    reverted = await action.revert(ctx, target, outcome.previous)
     assert not reverted.changed
     assert fake.posts("/stop-job") == []
     assert fake.posts("/submit-job") == []
 
 
 async def test_a_slow_savepoint_is_retried_and_recognised_as_ours(
-    seatunnel: tuple[FakeSeaTunnel, str], tmp_path: Path
+    seatunnel: tuple[FakeSeaTunnel, SeaTunnelClient], tmp_path: Path
 ) -> None:
-    fake, url = seatunnel
+    fake, client = seatunnel
     fake.settle_reads = 5
     job = fake.add(JOB)
     folder = templates(tmp_path)
-    async with aiohttp.ClientSession() as session:
-        client = SeaTunnelClient(session, SeaTunnelSettings(base_url=url))
-        # Gives up after the first poll: the savepoint is still being taken.
-        action = PauseStreaming(client, str(folder), 0.001, poll_seconds=0.01)
-        ctx = context(iso_ne())
-        (target,) = action.targets(ctx)
-        with pytest.raises(ActionError, match="savepoint not done") as caught:
-            await action.apply(ctx, target)
-        assert caught.value.retryable
-        patient = PauseStreaming(client, str(folder), 5, poll_seconds=0.01)
-        patient._sent = action._sent  # same process, same memory of its stops
-        outcome = await patient.apply(ctx, target)
+    # Gives up after the first poll: the savepoint is still being taken.
+    action, ctx, target = prepared(client, folder, timeout=0.001)
+    with pytest.raises(ActionError, match="savepoint not done") as caught:
+        await action.apply(ctx, target)
+    assert caught.value.retryable
+    patient = PauseStreaming(client, str(folder), 5, poll_seconds=0.01)
+    patient._sent = action._sent  # same process, same memory of its stops
+    outcome = await patient.apply(ctx, target)
     assert outcome.previous["job_id"] == job.job_id
     assert len(fake.posts("/stop-job")) == 1  # the retry did not stop it again
 
 
 async def test_someone_restarted_the_job_meanwhile(
-    seatunnel: tuple[FakeSeaTunnel, str], tmp_path: Path
+    seatunnel: tuple[FakeSeaTunnel, SeaTunnelClient], tmp_path: Path
 ) -> None:
-    fake, url = seatunnel
+    fake, client = seatunnel
     fake.add(JOB)
     folder = templates(tmp_path)
-    async with aiohttp.ClientSession() as session:
-        client = SeaTunnelClient(session, SeaTunnelSettings(base_url=url))
-        action = PauseStreaming(client, str(folder), 5, poll_seconds=0.01)
-        ctx = context(iso_ne())
-        (target,) = action.targets(ctx)
-        outcome = await action.apply(ctx, target)
-        restarted = fake.add(JOB)  # an operator submitted it again
-        reverted = await action.revert(ctx, target, outcome.previous)
+    action, ctx, target = prepared(client, folder)
+    outcome = await action.apply(ctx, target)
+    restarted = fake.add(JOB)  # an operator submitted it again
+    reverted = await action.revert(ctx, target, outcome.previous)
     assert not reverted.changed
     assert restarted.job_id in reverted.detail["note"]
     assert fake.posts("/submit-job") == []

@@ -9,6 +9,7 @@ data is ever requested, stored, posted or logged.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -26,6 +27,7 @@ from .support.incidents import HOUR, T0
 from .support.responder import (
     FLAGS_TOKEN,
     FakeClock,
+    Responder,
     alert,
     notification,
     resolved,
@@ -134,34 +136,45 @@ def config(tmp_path: Path, slack: FakeSlack, kube_url: str, seatunnel_url: str, 
 DOWN = alert("ISO-NE", "ExternalProviderDown", starts_at=FIRST_ALERT)
 
 
+@contextlib.asynccontextmanager
+async def running(
+    tmp_path: Path, slack: FakeSlack, clock: FakeClock, kube: FakeKubernetes, **extra: Any
+) -> AsyncIterator[tuple[Responder, FakeSeaTunnel]]:
+    """The responder with the ISO-NE job running, the alert already sent and acted on."""
+    seatunnel = FakeSeaTunnel()
+    seatunnel.add(JOB)
+    async with kube.serve() as kube_url, seatunnel.serve() as st_url:
+        cfg = config(tmp_path, slack, kube_url, st_url, **extra)
+        async with start_responder(cfg, clock=clock) as responder:
+            await send(responder, DOWN)
+            yield responder, seatunnel
+
+
+async def send(responder: Responder, alert: dict[str, Any]) -> None:
+    assert (await responder.post(notification([alert]))).status == 200
+    await responder.settle()
+    await responder.tick()
+
+
 async def test_incident_carries_the_evidence_and_the_note_quotes_it(
     tmp_path: Path, slack: FakeSlack, capsys: pytest.CaptureFixture[str]
 ) -> None:
     clock = FakeClock(T0)
     kube = cluster(clock)
-    seatunnel = FakeSeaTunnel()
-    job = seatunnel.add(JOB)
-    async with kube.serve() as kube_url, seatunnel.serve() as st_url:
-        cfg = config(tmp_path, slack, kube_url, st_url)
-        async with start_responder(cfg, clock=clock) as responder:
-            assert (await responder.post(notification([DOWN]))).status == 200
-            await responder.settle()
-            await responder.tick()
-            opened = await responder.incident("ISO-NE")
+    async with running(tmp_path, slack, clock, kube) as (responder, seatunnel):
+        (job,) = seatunnel.jobs.values()
+        opened = await responder.incident("ISO-NE")
 
-            clock.advance(HOUR + 5)
-            kube.now = clock.now
-            kube.add_log(NS, "collector-7d9f-a", "main", clock.now - 30, "FATAL out of memory")
-            await responder.tick()
-            hourly = await responder.incident("ISO-NE")
+        clock.advance(HOUR + 5)
+        kube.now = clock.now
+        kube.add_log(NS, "collector-7d9f-a", "main", clock.now - 30, "FATAL out of memory")
+        await responder.tick()
+        hourly = await responder.incident("ISO-NE")
 
-            clock.advance(300)
-            gone = resolved(DOWN, ends_at=clock.now - 10)
-            assert (await responder.post(notification([gone]))).status == 200
-            await responder.settle()
-            await responder.tick()
-            await responder.tick()
-            final = await responder.incident("ISO-NE")
+        clock.advance(300)
+        await send(responder, resolved(DOWN, ends_at=clock.now - 10))
+        await responder.tick()
+        final = await responder.incident("ISO-NE")
 
     # --- the evidence on the incident (what the incident page shows) -------------
     (snapshot,) = opened["evidence"]
@@ -228,19 +241,12 @@ async def test_dry_run_plans_the_evidence_and_reads_nothing(
 ) -> None:
     clock = FakeClock(T0)
     kube = cluster(clock)
-    seatunnel = FakeSeaTunnel()
-    seatunnel.add(JOB)
-    async with kube.serve() as kube_url, seatunnel.serve() as st_url:
-        cfg = config(tmp_path, slack, kube_url, st_url, dry_run=True)
-        async with start_responder(cfg, clock=clock) as responder:
-            assert (await responder.post(notification([DOWN]))).status == 200
-            await responder.settle()
-            await responder.tick()
-            doc = await responder.incident("ISO-NE")
-            flag = await responder.get_json(
-                "/runtime-config/v1/features/dry_run",
-                headers={"Authorization": f"Bearer {FLAGS_TOKEN}"},
-            )
+    async with running(tmp_path, slack, clock, kube, dry_run=True) as (responder, seatunnel):
+        doc = await responder.incident("ISO-NE")
+        flag = await responder.get_json(
+            "/runtime-config/v1/features/dry_run",
+            headers={"Authorization": f"Bearer {FLAGS_TOKEN}"},
+        )
     assert flag["enabled"] is True
     (snapshot,) = doc["evidence"]
     assert snapshot["dry_run"] is True
@@ -263,15 +269,8 @@ async def test_unreadable_evidence_is_recorded_and_the_runbook_goes_on(
     clock = FakeClock(T0)
     kube = cluster(clock)
     kube.read_rules[SA] = [r for r in kube.read_rules[SA] if r.resource != "secrets"]
-    seatunnel = FakeSeaTunnel()
-    seatunnel.add(JOB)
-    async with kube.serve() as kube_url, seatunnel.serve() as st_url:
-        cfg = config(tmp_path, slack, kube_url, st_url)
-        async with start_responder(cfg, clock=clock) as responder:
-            assert (await responder.post(notification([DOWN]))).status == 200
-            await responder.settle()
-            await responder.tick()
-            doc = await responder.incident("ISO-NE")
+    async with running(tmp_path, slack, clock, kube) as (responder, _):
+        doc = await responder.incident("ISO-NE")
     (credential,) = doc["evidence"][0]["credentials"]
     assert "HTTP 403" in credential["error"]
     assert "forbidden" in credential["error"]
