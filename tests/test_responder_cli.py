@@ -88,6 +88,7 @@ def test_simulate_prints_the_plan_and_runs_nothing(
     assert [s["action"] for s in iso["steps"]] == [
         "throttle_api",
         "pause_dags",
+        "pause_streaming",
         "read_cache",
         "trigger_fallback",
     ]
