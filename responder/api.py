@@ -8,11 +8,11 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from feedguard.core.auth import check_bearer
 from feedguard.core.log import get_logger
 
 from . import appkeys, flags
 from . import incidents as inc
-from .auth import check_bearer
 from .isotimes import with_iso_times
 from .payload import PayloadError, decode_json, storable
 from .store import StoreUnavailable

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Literal
 
-import orjson
+from feedguard.core.intake import InvalidJSON
+from feedguard.core.intake import decode_json as core_decode_json
 
 from .plugins import AlertView
 
@@ -24,17 +25,11 @@ class PayloadError(ValueError):
 
 
 def decode_json(body: bytes) -> Any:
-    """Decode a request body, refusing what must never reach a handler or the store.
-
-    orjson parses without Python recursion and refuses, while parsing: nesting
-    deeper than 1024 levels, numbers beyond a double (a 4,300-digit integer),
-    invalid UTF-8, lone surrogates (raw or escaped, ``"\\ud800"``), NaN and
-    Infinity.  So every string a handler sees encodes as UTF-8.
-    """
+    """``feedguard.core.intake.decode_json`` (orjson, hostile input refused) as a PayloadError."""
     try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise PayloadError(f"invalid JSON: {exc}") from None
+        return core_decode_json(body)
+    except InvalidJSON as exc:
+        raise PayloadError(str(exc)) from None
 
 
 def storable(text: str) -> bool:

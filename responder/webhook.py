@@ -14,11 +14,12 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from feedguard.core.auth import check_basic, check_bearer
+from feedguard.core.intake import Refused, read_json, refusal_response, unauthorized
 from feedguard.core.log import get_logger
 
 from . import appkeys
-from .auth import check_basic, check_bearer
-from .payload import Notification, PayloadError, decode_json, parse_notification
+from .payload import Notification, PayloadError, parse_notification
 from .store import InvalidValue, StoreUnavailable
 
 log = get_logger(__name__)
@@ -47,11 +48,12 @@ class WebhookAuth:
 WEBHOOK_AUTH = web.AppKey("webhook_auth", WebhookAuth)
 
 
-def _refuse(status: int, message: str, result: str, request: web.Request) -> web.Response:
-    request.app[appkeys.METRICS].notifications.labels(result).inc()
-    log.warning("webhook refused", status=status, reason=message, peer=request.remote)
-    headers = {"WWW-Authenticate": 'Bearer realm="feedguard"'} if status == 401 else None
-    return web.json_response({"error": message}, status=status, headers=headers)
+def _refuse(refused: Refused, request: web.Request) -> web.Response:
+    request.app[appkeys.METRICS].notifications.labels(refused.result).inc()
+    log.warning(
+        "webhook refused", status=refused.status, reason=refused.message, peer=request.remote
+    )
+    return refusal_response(refused)
 
 
 async def alertmanager_webhook(request: web.Request) -> web.Response:
@@ -65,25 +67,16 @@ async def alertmanager_webhook(request: web.Request) -> web.Response:
 async def _handle(request: web.Request) -> web.Response:
     app = request.app
     config = app[appkeys.CONFIG]
-    if not app[WEBHOOK_AUTH].allows(request.headers.get("Authorization")):
-        return _refuse(401, "missing or wrong credentials", "unauthorized", request)
-    limit = config.webhook.max_body_bytes
-    if request.content_length is not None and request.content_length > limit:
-        return _refuse(413, f"body larger than {limit} bytes", "too_large", request)
     try:
-        body = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        return _refuse(413, f"body larger than {limit} bytes", "too_large", request)
-    if len(body) > limit:
-        return _refuse(413, f"body larger than {limit} bytes", "too_large", request)
-    try:
-        data = decode_json(body)
-    except PayloadError as exc:
-        return _refuse(400, str(exc), "invalid", request)
-    try:
-        notification = parse_notification(data)
-    except PayloadError as exc:
-        return _refuse(400, f"invalid payload: {exc}", "invalid", request)
+        if not app[WEBHOOK_AUTH].allows(request.headers.get("Authorization")):
+            raise unauthorized()
+        data = await read_json(request, config.webhook.max_body_bytes)
+        try:
+            notification = parse_notification(data)
+        except PayloadError as exc:
+            raise Refused(400, f"invalid payload: {exc}", "invalid") from None
+    except Refused as refused:
+        return _refuse(refused, request)
 
     tokens = structlog.contextvars.bind_contextvars(
         group_key=notification.group_key, receiver=notification.receiver
@@ -117,9 +110,10 @@ async def _record(request: web.Request, notification: Notification) -> web.Respo
         fresh = await app[appkeys.STORE].record_transitions(list(items.items()))
     except StoreUnavailable as exc:
         log.error("store unavailable: notification not recorded", error=str(exc))
-        return _refuse(503, "state store unavailable, retry later", "unavailable", request)
+        refused = Refused(503, "state store unavailable, retry later", "unavailable")
+        return _refuse(refused, request)
     except InvalidValue as exc:  # decode_json lets none through; kept as a second line
-        return _refuse(400, f"invalid payload: {exc}", "invalid", request)
+        return _refuse(Refused(400, f"invalid payload: {exc}", "invalid"), request)
     new = sum(fresh)
     duplicates = len(notification.alerts) - new
     metrics = app[appkeys.METRICS]

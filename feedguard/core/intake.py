@@ -1,0 +1,68 @@
+"""HTTP intake shared by the responder's webhook and the exporter's lineage endpoint.
+
+Both read one JSON document per POST under a body limit and refuse, with the
+same answers, what they cannot take: 401 (with ``WWW-Authenticate``), 413,
+400.  A refused request changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+
+class InvalidJSON(ValueError):
+    """The body is not JSON a handler may see; the text says why."""
+
+
+def decode_json(body: bytes) -> Any:
+    """Decode a request body, refusing what must never reach a handler or the store.
+
+    orjson parses without Python recursion and refuses, while parsing: nesting
+    deeper than 1024 levels, numbers beyond a double (a 4,300-digit integer),
+    invalid UTF-8, lone surrogates (raw or escaped, ``"\\ud800"``), NaN and
+    Infinity.  So every string a handler sees encodes as UTF-8.
+    """
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidJSON(f"invalid JSON: {exc}") from None
+
+
+class Refused(Exception):
+    """A request the endpoint will not take: the HTTP status, a message and a metric result."""
+
+    def __init__(self, status: int, message: str, result: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.result = result
+
+
+def unauthorized() -> Refused:
+    return Refused(401, "missing or wrong credentials", "unauthorized")
+
+
+async def read_json(request: web.Request, limit: int) -> Any:
+    """The decoded JSON body, or Refused (413 over ``limit`` bytes, 400 not JSON)."""
+    too_large = Refused(413, f"body larger than {limit} bytes", "too_large")
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise too_large from None
+    if len(body) > limit:
+        raise too_large
+    try:
+        return decode_json(body)
+    except InvalidJSON as exc:
+        raise Refused(400, str(exc), "invalid") from None
+
+
+def refusal_response(refused: Refused) -> web.Response:
+    """The JSON error answer: ``{"error": message}``; 401 names the Bearer scheme."""
+    headers = {"WWW-Authenticate": 'Bearer realm="feedguard"'} if refused.status == 401 else None
+    return web.json_response({"error": refused.message}, status=refused.status, headers=headers)
