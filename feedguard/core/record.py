@@ -35,14 +35,21 @@ CONFIG_ENV = "FEEDGUARD_EXPORTER_CONFIG"
 
 # Never move a dataset's last success backwards: a backfill finishing after a
 # live load must not make fresh data look stale.  Compare-and-set in one step
-# so two tasks finishing together cannot interleave.
-_SET_IF_NEWER = """
-local current = redis.call('GET', KEYS[1])
-if current and tonumber(current) and tonumber(current) >= tonumber(ARGV[1]) then
-  return 0
+# so two tasks finishing together cannot interleave.  Every KEYS[i] gets ARGV[1]
+# unless it holds a newer time; the answer is 1 (moved forward) or 0 per key.
+# The exporter's OpenLineage intake writes with the same script.
+SET_IF_NEWER = """
+local moved = {}
+for i, key in ipairs(KEYS) do
+  local current = redis.call('GET', key)
+  if current and tonumber(current) and tonumber(current) >= tonumber(ARGV[1]) then
+    moved[i] = 0
+  else
+    redis.call('SET', key, ARGV[1])
+    moved[i] = 1
+  end
 end
-redis.call('SET', KEYS[1], ARGV[1])
-return 1
+return moved
 """
 
 
@@ -118,8 +125,8 @@ def record_success(
     """
     catalog.require(provider, dataset, enabled=False)
     stamp = check_load_time(at, time.time() if now is None else now)
-    changed = client.eval(_SET_IF_NEWER, 1, last_success_key(provider, dataset), repr(stamp))
-    return bool(changed)
+    moved = client.eval(SET_IF_NEWER, 1, last_success_key(provider, dataset), repr(stamp))
+    return bool(moved[0])
 
 
 def sync_client(config: RecordConfig) -> redis.Redis:
