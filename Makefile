@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 AIRFLOW_VENV ?= .venv-airflow
 AIRFLOW_VERSION ?= 3.3.2
+OPENLINEAGE_PROVIDER_VERSION ?= 2.20.3
 PY := $(VENV)/bin/python
 # TOOL=DEBIAN_PACKAGE: a tool missing from the PATH brings its package. Debian ships
 # kubectl as kubernetes-client (1.20, kustomize v2.0.3 inside, which deploy/ is
@@ -24,13 +25,18 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
-# Airflow 3 lives in a venv of its own: its pins must not steer ours.
-$(AIRFLOW_VENV)/.installed:
-	$(PYTHON) -m venv $(AIRFLOW_VENV)
-	$(AIRFLOW_VENV)/bin/pip install --quiet apache-airflow==$(AIRFLOW_VERSION)
+# Airflow 3 lives in a venv of its own: its pins must not steer ours.  The
+# OpenLineage provider makes it emit the events /api/v1/lineage takes.  The stamp
+# is named after the package list, so an existing venv picks up a new package.
+AIRFLOW_PACKAGES := apache-airflow==$(AIRFLOW_VERSION) apache-airflow-providers-openlineage==$(OPENLINEAGE_PROVIDER_VERSION)
+AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed-$(shell echo '$(AIRFLOW_PACKAGES)' | sha1sum | cut -c1-12)
+
+$(AIRFLOW_STAMP):
+	test -x $(AIRFLOW_VENV)/bin/pip || $(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/pip install --quiet $(AIRFLOW_PACKAGES)
 	touch $@
 
-airflow-venv: $(AIRFLOW_VENV)/.installed
+airflow-venv: $(AIRFLOW_STAMP)
 
 system-deps:
 	@missing=""; for pair in $(SYSTEM_DEPS); do \

@@ -32,6 +32,10 @@ from .collectors.quality import QualityCollector
 from .collectors.redis_state import RedisStateCollector
 from .collectors.seatunnel import SeaTunnelCollector
 from .config import ExporterConfig
+from .lineage.handler import INTAKE, PATH, LineageIntake, lineage_endpoint
+from .lineage.mapping import LineageIndex
+from .lineage.metrics import LineageMetrics
+from .lineage.store import LineageStore
 from .scrape import gather, render, scrape_timeout
 
 log = get_logger(__name__)
@@ -88,6 +92,26 @@ async def kubernetes_ctx(app: web.Application) -> AsyncIterator[None]:
     app[appkeys.KUBERNETES] = reader
     yield
     await reader.close()
+
+
+async def lineage_ctx(app: web.Application) -> AsyncIterator[None]:
+    config = app[appkeys.CONFIG]
+    settings = config.lineage
+    token = settings.read_token()
+    if not settings.enabled or token is None:
+        yield
+        return
+    index = LineageIndex.from_catalog(config.providers)
+    if index.empty:
+        log.warning("lineage intake on, but no provider has a lineage mapping: nothing can match")
+    app[INTAKE] = LineageIntake(
+        settings=settings,
+        token=token,
+        index=index,
+        store=LineageStore(app[appkeys.REDIS], settings.seen_ttl_seconds),
+        metrics=LineageMetrics(app[appkeys.PROCESS_REGISTRY]),
+    )
+    yield
 
 
 def build_collectors(app: web.Application) -> list[Collector]:
@@ -196,10 +220,20 @@ def create_app(config: ExporterConfig) -> web.Application:
     app[appkeys.CONFIG] = config
     app[appkeys.PROCESS_REGISTRY] = process_registry()
     app.cleanup_ctx.extend(
-        [redis_ctx, http_ctx, airflow_ctx, seatunnel_ctx, kubernetes_ctx, collectors_ctx]
+        [
+            redis_ctx,
+            http_ctx,
+            airflow_ctx,
+            seatunnel_ctx,
+            kubernetes_ctx,
+            lineage_ctx,
+            collectors_ctx,
+        ]
     )
     app.router.add_get("/", index)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    if config.lineage.enabled:
+        app.router.add_post(PATH, lineage_endpoint)
     return app

@@ -22,6 +22,7 @@ from feedguard.core.settings import LogSettings, RedisSettings
 
 from .collectors.dbt import DbtSettings
 from .collectors.quality import QualitySettings
+from .lineage.settings import LineageSettings
 
 DEFAULT_LISTEN = "127.0.0.1:9816"
 _CATALOG_FILE = "config/external_providers.yml"
@@ -60,6 +61,8 @@ class ExporterConfig:
     seatunnel: SeaTunnelSettings = field(default_factory=SeaTunnelSettings)
     # Credential Secrets' metadata (catalog credentials); off by default.
     kubernetes: KubeReadSettings = field(default_factory=KubeReadSettings)
+    # POST /api/v1/lineage, off by default; docs/lineage.md.
+    lineage: LineageSettings = field(default_factory=LineageSettings)
     log: LogSettings = LogSettings()
 
     @property
@@ -88,6 +91,7 @@ def load_config(
             config.redis_password,
             config.seatunnel.read_password,
             config.kubernetes.check,
+            config.lineage.read_token,
         ],
     )
 

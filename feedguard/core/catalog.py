@@ -48,6 +48,59 @@ class Dashboard:
     url: str = field(check=check_http_url)
 
 
+def _check_text(value: Any) -> str | None:
+    return None if str(value).strip() else "must not be empty"
+
+
+@dataclass(frozen=True)
+class LineageJob:
+    """An OpenLineage job (an Airflow DAG is ``<namespace>`` + ``dag_id``) that loads the provider.
+
+    A COMPLETE of the job counts as a load of ``datasets`` (default: all of the
+    provider's) when the run's conf names this provider (``lineage.provider_conf_key``).
+    """
+
+    namespace: str = field(check=_check_text)
+    name: str = field(check=_check_text)
+    datasets: tuple[str, ...] = field((), check=check_names)
+
+
+@dataclass(frozen=True)
+class LineageOutput:
+    """An OpenLineage output dataset whose COMPLETE is a load of one catalog dataset."""
+
+    namespace: str = field(check=_check_text)
+    name: str = field(check=_check_text)
+    dataset: str = field(check=check_name)
+
+
+@dataclass(frozen=True)
+class ProviderLineage:
+    jobs: tuple[LineageJob, ...] = ()
+    outputs: tuple[LineageOutput, ...] = ()
+
+
+def _check_pointer(value: Any) -> str | None:
+    text = str(value)
+    if text and not text.startswith("/"):
+        return f"expected a JSON pointer (RFC 6901) starting with '/', got {value!r}"
+    return None
+
+
+@dataclass(frozen=True)
+class ConsumerProbe:
+    """Freshness as a consumer sees it: the newest data timestamp an API serves."""
+
+    # The ``endpoint`` label: what an operator calls it ("/v2/scenarios/iso-ne").
+    endpoint: str = field(check=_check_text)
+    url: str = field(check=check_http_url)
+    # Where the newest data timestamp is in the JSON answer (epoch seconds or ISO 8601).
+    timestamp_pointer: str = field(check=_check_pointer)
+    # Bearer token for the consumer API, read from this file (never inline).
+    token_file: str | None = None
+    timeout_seconds: float = field(5.0, check=check_positive)
+
+
 @dataclass(frozen=True)
 class StreamingJob:
     """A SeaTunnel (Zeta) job that carries the provider's feeds."""
@@ -92,6 +145,10 @@ class Provider:
     streaming_jobs: tuple[StreamingJob, ...] = ()
     workloads: tuple[Workload, ...] = ()
     credentials: tuple[CredentialSecret, ...] = ()
+    # Optional: OpenLineage events that count as loads (docs/lineage.md).
+    lineage: ProviderLineage = ProviderLineage()
+    # Optional: consumer APIs whose data freshness is probed (docs/lineage.md).
+    consumer_probes: tuple[ConsumerProbe, ...] = ()
 
     def __post_init__(self) -> None:
         # Also checked while loading; repeated for catalogs built in code.
@@ -104,6 +161,37 @@ class Provider:
             )
             if (message := check_names(items))
         )
+        endpoints = [p.endpoint for p in self.consumer_probes]
+        invalid(
+            [
+                *self._lineage_problems(),
+                *(
+                    (f"consumer_probes[{index}].endpoint", f"duplicate endpoint {name!r}")
+                    for index, name in enumerate(endpoints)
+                    if name in endpoints[:index]
+                ),
+            ]
+        )
+
+    def _lineage_problems(self) -> list[tuple[str, str]]:
+        known = set(self.datasets)
+        problems = [
+            (f"lineage.jobs[{index}].datasets", f"not datasets of this provider: {unknown}")
+            for index, job in enumerate(self.lineage.jobs)
+            if (unknown := sorted(set(job.datasets) - known))
+        ]
+        problems += [
+            (
+                f"lineage.outputs[{index}].dataset",
+                f"{out.dataset!r} is not a dataset of this provider",
+            )
+            for index, out in enumerate(self.lineage.outputs)
+            if out.dataset not in known
+        ]
+        return problems
+
+    def lineage_datasets(self, job: LineageJob) -> tuple[str, ...]:
+        return job.datasets or self.datasets
 
 
 @dataclass(frozen=True)

@@ -10,3 +10,18 @@ def provider_status_key(provider: str) -> str:
 
 def last_success_key(provider: str, dataset: str) -> str:
     return f"{LAST_SUCCESS_PREFIX}{provider}:{dataset}"
+
+
+# Kept by the exporter's OpenLineage intake (docs/lineage.md): the newest FAIL or
+# ABORT of a provider's job with its error message, for the provider's next
+# incident, and one marker per event already counted (re-deliveries change nothing).
+LINEAGE_FAILURE_PREFIX = "feedguard:lineage:last_failure:"
+LINEAGE_SEEN_PREFIX = "feedguard:lineage:seen:"
+
+
+def lineage_failure_key(provider: str) -> str:
+    return f"{LINEAGE_FAILURE_PREFIX}{provider}"
+
+
+def lineage_seen_key(digest: str) -> str:
+    return f"{LINEAGE_SEEN_PREFIX}{digest}"

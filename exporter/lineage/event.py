@@ -1,0 +1,76 @@
+"""The parts of a validated OpenLineage RunEvent that the mapping needs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from .spec import InvalidEvent
+
+# Where the Airflow provider puts the run's conf: DAG-level events carry the
+# ``airflowDagRun`` facet, task-level events the ``airflow`` facet
+# (../shared/notes/openlineage-facts.md; both have ``dagRun.conf``).
+CONF_FACETS = ("airflowDagRun", "airflow")
+# An error message is kept, not a novel: Airflow puts the exception's text here.
+MAX_MESSAGE_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class LineageEvent:
+    event_type: str  # START, RUNNING, COMPLETE, ABORT, FAIL, OTHER ("" when absent)
+    event_time: float  # epoch seconds
+    run_id: str
+    job_namespace: str
+    job_name: str
+    outputs: tuple[tuple[str, str], ...]  # (namespace, name)
+    conf: dict[str, Any]
+    error_message: str | None
+
+    def conf_value(self, key: str) -> str | None:
+        value = self.conf.get(key)
+        return value if isinstance(value, str) else None
+
+
+def parse_event_time(value: str) -> float:
+    """Epoch seconds of an ISO 8601 time with a UTC offset; InvalidEvent otherwise."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidEvent(f"eventTime: not an ISO 8601 date-time: {value[:64]!r}") from None
+    if moment.tzinfo is None:
+        raise InvalidEvent(f"eventTime: needs a UTC offset (Z or +HH:MM): {value[:64]!r}")
+    return moment.timestamp()
+
+
+def _conf(facets: dict[str, Any]) -> dict[str, Any]:
+    for name in CONF_FACETS:
+        facet = facets.get(name)
+        dag_run = facet.get("dagRun") if isinstance(facet, dict) else None
+        conf = dag_run.get("conf") if isinstance(dag_run, dict) else None
+        if isinstance(conf, dict):
+            return conf
+    return {}
+
+
+def _error_message(facets: dict[str, Any]) -> str | None:
+    facet = facets.get("errorMessage")
+    message = facet.get("message") if isinstance(facet, dict) else None
+    return message[:MAX_MESSAGE_CHARS] if isinstance(message, str) else None
+
+
+def parse_run_event(data: dict[str, Any]) -> LineageEvent:
+    """A RunEvent already valid under the spec (spec.validate) as a LineageEvent."""
+    run = data["run"]
+    job = data["job"]
+    facets = run.get("facets") or {}
+    return LineageEvent(
+        event_type=data.get("eventType", ""),
+        event_time=parse_event_time(data["eventTime"]),
+        run_id=run["runId"],
+        job_namespace=job["namespace"],
+        job_name=job["name"],
+        outputs=tuple((item["namespace"], item["name"]) for item in data.get("outputs") or ()),
+        conf=_conf(facets),
+        error_message=_error_message(facets),
+    )
