@@ -191,17 +191,23 @@ async def test_start_and_dataset_events_are_ignored(
     assert redis_client.dbsize() == 0
 
 
+def failure_document(r: redis.Redis, provider: str) -> dict[str, Any]:
+    return dict(json.loads(r.get(f"feedguard:lineage:last_failure:{provider}") or "null"))
+
+
 async def test_a_failing_task_is_counted_once_with_its_message(
     client: Client, redis_client: redis.Redis
 ) -> None:
     at = time.time() - 30
+    conf = {"provider": "ISO-NE"}
     fail = run_event(
         "FAIL",
         "external_data_ingest.run",
         at,
-        conf={"provider": "ISO-NE"},
+        conf=conf,
         task=True,
         error="provider answered 503",
+        dag_run_id="run-a",
     )
     status, body = await post(client, fail)
     assert (status, body) == (
@@ -209,28 +215,35 @@ async def test_a_failing_task_is_counted_once_with_its_message(
         {"status": "accepted", "result": "failure", "provider": "ISO-NE"},
     )
     assert (await post(client, fail))[1]["result"] == "duplicate"
-    document = json.loads(redis_client.get("feedguard:lineage:last_failure:ISO-NE") or "null")
+    document = failure_document(redis_client, "ISO-NE")
     assert document["message"] == "provider answered 503"
     assert document["job"] == "external_data_ingest.run"
     assert document["event_time"] == pytest.approx(at)
-    # An older failure arriving late does not replace the newer message.
+    # The DAG's own FAIL of the same run comes after with a vaguer message: the
+    # first failure of a run is its cause and stays.
+    dag_fail = run_event(
+        "FAIL", "external_data_ingest", at + 1, conf=conf, error="task_failure", dag_run_id="run-a"
+    )
+    assert (await post(client, dag_fail))[1]["result"] == "failure"
+    assert failure_document(redis_client, "ISO-NE")["message"] == "provider answered 503"
+    # An older run's failure arriving late does not replace it either...
     older = run_event(
-        "ABORT", "external_data_ingest", at - 100, conf={"provider": "ISO-NE"}, error="old"
+        "ABORT", "external_data_ingest", at - 100, conf=conf, error="old", dag_run_id="run-0"
     )
     assert (await post(client, older))[1]["result"] == "failure"
-    document = json.loads(redis_client.get("feedguard:lineage:last_failure:ISO-NE") or "null")
-    assert document["message"] == "provider answered 503"
+    assert failure_document(redis_client, "ISO-NE")["message"] == "provider answered 503"
+    # ... a newer run's does.
+    newer = run_event(
+        "FAIL", "external_data_ingest", at + 100, conf=conf, error="new", dag_run_id="run-b"
+    )
+    assert (await post(client, newer))[1]["result"] == "failure"
+    assert failure_document(redis_client, "ISO-NE")["message"] == "new"
     text = await metrics(client)
     labels = {"lineage_namespace": "airflow", "event_type": "FAIL"}
-    assert (
-        value(
-            text,
-            "external_lineage_job_failures_total",
-            lineage_job="external_data_ingest.run",
-            **labels,
-        )
-        == 1
-    )
+    task_job = {"lineage_job": "external_data_ingest.run", **labels}
+    dag_job = {"lineage_job": "external_data_ingest", **labels}
+    assert value(text, "external_lineage_job_failures_total", **task_job) == 1
+    assert value(text, "external_lineage_job_failures_total", **dag_job) == 2
     assert value(text, "external_lineage_events_total", event_type="FAIL", result="duplicate") == 1
     # No last success was touched by any of it.
     assert redis_client.keys("external:last_success:*") == []

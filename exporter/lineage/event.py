@@ -26,6 +26,9 @@ class LineageEvent:
     outputs: tuple[tuple[str, str], ...]  # (namespace, name)
     conf: dict[str, Any]
     error_message: str | None
+    # The Airflow DAG run (``dagRun.run_id``) a DAG- or task-level event belongs
+    # to; the OpenLineage runId when there is none.
+    dag_run_id: str
 
     def conf_value(self, key: str) -> str | None:
         value = self.conf.get(key)
@@ -43,13 +46,12 @@ def parse_event_time(value: str) -> float:
     return moment.timestamp()
 
 
-def _conf(facets: dict[str, Any]) -> dict[str, Any]:
+def _dag_run(facets: dict[str, Any]) -> dict[str, Any]:
     for name in CONF_FACETS:
         facet = facets.get(name)
         dag_run = facet.get("dagRun") if isinstance(facet, dict) else None
-        conf = dag_run.get("conf") if isinstance(dag_run, dict) else None
-        if isinstance(conf, dict):
-            return conf
+        if isinstance(dag_run, dict):
+            return dag_run
     return {}
 
 
@@ -64,6 +66,9 @@ def parse_run_event(data: dict[str, Any]) -> LineageEvent:
     run = data["run"]
     job = data["job"]
     facets = run.get("facets") or {}
+    dag_run = _dag_run(facets)
+    conf = dag_run.get("conf")
+    dag_run_id = dag_run.get("run_id")
     return LineageEvent(
         event_type=data.get("eventType", ""),
         event_time=parse_event_time(data["eventTime"]),
@@ -71,6 +76,7 @@ def parse_run_event(data: dict[str, Any]) -> LineageEvent:
         job_namespace=job["namespace"],
         job_name=job["name"],
         outputs=tuple((item["namespace"], item["name"]) for item in data.get("outputs") or ()),
-        conf=_conf(facets),
+        conf=conf if isinstance(conf, dict) else {},
         error_message=_error_message(facets),
+        dag_run_id=dag_run_id if isinstance(dag_run_id, str) else run["runId"],
     )

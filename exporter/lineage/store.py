@@ -12,8 +12,10 @@ from feedguard.core.record import SET_IF_NEWER
 
 from .event import LineageEvent
 
-# Count a FAIL/ABORT once: a marker per event (SET NX) with a lifetime, then the
-# provider's failure document unless it already holds a newer failure.
+# Count a FAIL/ABORT once: a marker per event (SET NX) with a lifetime.  Then keep
+# it as the provider's failure unless the kept one is of the same DAG run (the
+# first failure of a run is its cause: a task's error, before the DAG's own
+# "task_failure") or of a newer one.
 _RECORD_FAILURE = """
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
   return 0
@@ -22,9 +24,13 @@ if KEYS[2] then
   local current = redis.call('GET', KEYS[2])
   if current then
     local ok, doc = pcall(cjson.decode, current)
-    if ok and type(doc) == 'table' and tonumber(doc['event_time'])
-        and tonumber(doc['event_time']) > tonumber(ARGV[2]) then
-      return 1
+    if ok and type(doc) == 'table' then
+      if doc['dag_run_id'] == ARGV[4] then
+        return 1
+      end
+      if tonumber(doc['event_time']) and tonumber(doc['event_time']) > tonumber(ARGV[2]) then
+        return 1
+      end
     end
   end
   redis.call('SET', KEYS[2], ARGV[3])
@@ -68,11 +74,13 @@ class LineageStore:
                     "job_namespace": event.job_namespace,
                     "job": event.job_name,
                     "run_id": event.run_id,
+                    "dag_run_id": event.dag_run_id,
                     "message": event.error_message,
                     "received_at": received_at,
                 }
             )
         first = await self._record_failure(
-            keys=keys, args=[self._seen_ttl, repr(event.event_time), document]
+            keys=keys,
+            args=[self._seen_ttl, repr(event.event_time), document, event.dag_run_id],
         )
         return bool(first)

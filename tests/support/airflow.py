@@ -99,6 +99,10 @@ class AirflowInstance:
     home: Path
     dags_folder: Path
     jwt_secret: str
+    # Where the OpenLineage provider posts its events (AIRFLOW__OPENLINEAGE__TRANSPORT):
+    # a loopback port reserved for the session, served by a test when it wants them.
+    lineage_port: int = 0
+    lineage_token: str = ""
     dag_ids: tuple[str, ...] = TEST_DAGS
     startup_seconds: float = 0.0
     migrate_seconds: float = 0.0  # 0 when a cached migrated database was copied
@@ -244,7 +248,29 @@ def _signal_group(process: subprocess.Popen[bytes], sig: int) -> None:
         os.killpg(process.pid, sig)
 
 
-def _environment(home: Path, port: int, password_file: Path, jwt_secret: str) -> dict[str, str]:
+# AIRFLOW__OPENLINEAGE__NAMESPACE: the job.namespace of every event.
+LINEAGE_NAMESPACE = "feedguard-test"
+
+
+def _lineage_transport(port: int, token: str) -> str:
+    """The provider's HTTP transport (openlineage-facts.md); ``api_key`` sends a Bearer token."""
+    return json.dumps(
+        {
+            "type": "http",
+            "url": f"http://127.0.0.1:{port}",
+            "endpoint": "api/v1/lineage",
+            "timeout": 5,
+            # Most tests leave the port closed: fail at once, no backoff retries
+            # holding up the scheduler's and the tasks' event emission.
+            "retry": {"total": 0},
+            "auth": {"type": "api_key", "apiKey": token},
+        }
+    )
+
+
+def _environment(
+    home: Path, port: int, password_file: Path, jwt_secret: str, lineage: tuple[int, str]
+) -> dict[str, str]:
     base_url = f"http://127.0.0.1:{port}"
     env = {
         key: value
@@ -277,6 +303,8 @@ def _environment(home: Path, port: int, password_file: Path, jwt_secret: str) ->
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
             "AIRFLOW__CORE__MAX_ACTIVE_RUNS_PER_DAG": "16",
             "PYTHONUNBUFFERED": "1",
+            "AIRFLOW__OPENLINEAGE__TRANSPORT": _lineage_transport(*lineage),
+            "AIRFLOW__OPENLINEAGE__NAMESPACE": LINEAGE_NAMESPACE,
             "NO_PROXY": "*",
             "no_proxy": "*",
         }
@@ -369,7 +397,8 @@ def airflow_instance(home: Path, timeout: float = 120.0) -> Iterator[AirflowInst
     password_file = home / "simple_auth_manager_passwords.json"
     password_file.write_text(json.dumps({USERNAME: password}))
     jwt_secret = secrets.token_urlsafe(48)[:64]  # 64 bytes: no PyJWT key-length warning
-    env = _environment(home, port, password_file, jwt_secret)
+    lineage = (free_port(), secrets.token_urlsafe(24))
+    env = _environment(home, port, password_file, jwt_secret, lineage)
     migrate_seconds = _migrated_database(binary, env, home, timeout)
     instance = AirflowInstance(
         base_url=f"http://127.0.0.1:{port}",
@@ -378,6 +407,8 @@ def airflow_instance(home: Path, timeout: float = 120.0) -> Iterator[AirflowInst
         home=home,
         dags_folder=DAGS_FOLDER,
         jwt_secret=jwt_secret,
+        lineage_port=lineage[0],
+        lineage_token=lineage[1],
     )
     try:
         instance.processes["api-server"] = _start(

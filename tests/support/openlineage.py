@@ -35,6 +35,7 @@ def run_event(
     namespace: str = "airflow",
     conf: dict[str, Any] | None = None,
     run_id: str | None = None,
+    dag_run_id: str = "manual__2026-12-01T00:00:00+00:00",
     outputs: tuple[tuple[str, str], ...] = (),
     task: bool = False,
     error: str | None = None,
@@ -42,7 +43,7 @@ def run_event(
     dag_id = job.split(".", 1)[0]
     dag_run = {
         "dag_id": dag_id,
-        "run_id": "manual__2026-12-01T00:00:00+00:00",
+        "run_id": dag_run_id,
         "run_type": "manual",
         "conf": conf or {},
         "start_date": iso(at - 5),
