@@ -25,6 +25,7 @@ from feedguard.core.seatunnel import SeaTunnelClient
 from . import appkeys
 from .collectors.airflow import AirflowCollector
 from .collectors.base import Collector, Deadline
+from .collectors.consumers import ConsumerProbeCollector
 from .collectors.credentials import CredentialsCollector
 from .collectors.dbt import DbtCollector
 from .collectors.probes import ProbeCollector
@@ -144,6 +145,14 @@ def build_collectors(app: web.Application) -> list[Collector]:
         collectors.append(SeaTunnelCollector(app[appkeys.SEATUNNEL], catalog))
     if config.kubernetes.enabled:
         collectors.append(CredentialsCollector(app[appkeys.KUBERNETES], catalog))
+    consumers = ConsumerProbeCollector(
+        app[appkeys.HTTP],
+        catalog,
+        concurrency=config.probes.concurrency,
+        user_agent=config.probes.user_agent,
+    )
+    if not consumers.empty:  # none configured: no collector, no cost
+        collectors.append(consumers)
     return collectors
 
 

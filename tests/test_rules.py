@@ -29,7 +29,11 @@ CONTRACT_ALERTS = {
     "ExternalSourceFreshnessError",
 }
 # Alerts added by issues after the contract (docs/alerts.md).
-ADDED_ALERTS = {"ExternalStreamingJobDown", "ExternalProviderCredentialExpiring"}
+ADDED_ALERTS = {
+    "ExternalStreamingJobDown",
+    "ExternalProviderCredentialExpiring",
+    "ExternalConsumerDataStale",
+}
 ALERTS = CONTRACT_ALERTS | ADDED_ALERTS
 
 

@@ -90,6 +90,22 @@ def recording_rules() -> list[Rule]:
             "record": "external_quality_suite:last_run_age_seconds",
             "expr": "time() - max by (suite) (external_quality_suite_last_run_timestamp)",
         },
+        {
+            "record": "external_consumer:age_seconds",
+            "expr": (
+                "time() - max by (provider, endpoint) (external_consumer_data_timestamp)"
+            ),
+        },
+        {
+            # How far consumers lag behind ingestion: the newest load of the
+            # provider's datasets minus the newest data the endpoint serves.
+            "record": "external_consumer:lag_behind_ingestion_seconds",
+            "expr": (
+                "max by (provider) (external_data_last_success_timestamp)\n"
+                "  - on (provider) group_right ()\n"
+                "max by (provider, endpoint) (external_consumer_data_timestamp)\n"
+            ),
+        },
     ]
 
 
@@ -147,6 +163,7 @@ class Alerts:
             *self.source_freshness(),
             *self.streaming_job_down(),
             *self.credential_expiring(),
+            *self.consumer_stale(),
         ]
 
     def stale(self) -> list[Rule]:
@@ -331,6 +348,25 @@ class Alerts:
                     "{{ $labels.source }}.{{ $labels.table }} for "
                     f"{settings['for']}: the table is older than its error_after."
                 ),
+            )
+        ]
+
+    def consumer_stale(self) -> list[Rule]:
+        return [
+            self.rule(
+                "ExternalConsumerDataStale",
+                expr=(
+                    "external_consumer:age_seconds\n"
+                    "  > on (provider) group_left ()\n"
+                    "external_provider:freshness_sla_seconds\n"
+                ),
+                summary="{{ $labels.provider }} data at {{ $labels.endpoint }} is stale",
+                description=(
+                    "The newest {{ $labels.provider }} data that {{ $labels.endpoint }} serves "
+                    "is {{ $value | humanizeDuration }} old, beyond the downstream freshness "
+                    "SLA (freshness_sla_seconds in config/external_providers.yml)."
+                ),
+                per_provider=True,
             )
         ]
 
