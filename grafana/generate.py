@@ -229,6 +229,28 @@ def pipeline_freshness(params: Params) -> tuple[Json, list[Row]]:
                     height=7,
                     mappings=[RECORDED],
                 ),
+                Panel(
+                    "Consumers behind ingestion",
+                    "timeseries",
+                    [
+                        Query(
+                            f"external_consumer:lag_behind_ingestion_seconds{{{P}}}",
+                            "{{provider}} {{endpoint}} behind ingestion",
+                        ),
+                        Query(
+                            f"external_consumer:age_seconds{{{P}}}",
+                            "{{provider}} {{endpoint}} age",
+                        ),
+                    ],
+                    "How far each consumer endpoint (catalog consumer_probes, e.g. the scenario "
+                    "API) lags the newest load of its provider's datasets, and the age of the "
+                    "newest data it serves (ExternalConsumerDataStale over the SLA for 5m). "
+                    "A growing gap with fresh ingestion: the lake-to-API path is late.",
+                    width=24,
+                    height=8,
+                    unit="s",
+                    thresholds=AGE_THRESHOLDS,
+                ),
             ],
         ),
         Row(

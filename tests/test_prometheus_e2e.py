@@ -53,6 +53,15 @@ NOT_SERVED = re.compile(r"external_dag|feedguard_responder")
 
 class _Health(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
+        if self.path == "/consumer":
+            # A consumer API (the scenario API) serving data loaded 30 s ago.
+            body = json.dumps({"data": [{"updated_at": time.time() - 30}]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         status = 200 if self.path == "/healthy" else 503
         body = b"ok" if status == 200 else b"upstream unavailable"
         self.send_response(status)
@@ -87,6 +96,14 @@ def stack(
                 "datasets": [FRESH[1], STALE[1], UNRECORDED[1]],
                 "health_probe": {"url": f"{health_server}/healthy", "timeout_seconds": 1},
                 "freshness_sla_seconds": 900,
+                "consumer_probes": [
+                    {
+                        "endpoint": "/v2/scenarios/eia",
+                        "url": f"{health_server}/consumer",
+                        "timestamp_pointer": "/data/0/updated_at",
+                        "timeout_seconds": 1,
+                    }
+                ],
             },
             {
                 "name": "MISO",
