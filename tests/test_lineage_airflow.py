@@ -9,21 +9,17 @@ it (tests/support/airflow.py); this module serves that port with
 from __future__ import annotations
 
 import json
-import os
-import sys
 import urllib.request
 from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
-import yaml
 
 from .exporter_support import value
 from .support.airflow import LINEAGE_NAMESPACE, AirflowInstance
-from .support.prometheus import wait_for
+from .support.prometheus import exporter_command, wait_for
 from .support.services import Service, running
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
@@ -56,27 +52,15 @@ def exporter(
     }
     token_file = work / "lineage-token"
     token_file.write_text(airflow_instance.lineage_token)
-    config_file = work / "exporter.yml"
-    config_file.write_text(
-        yaml.safe_dump(
-            {
-                "catalog": catalog,
-                "redis": {"url": redis_url},
-                "probes": {"enabled": False},
-                "lineage": {"enabled": True, "bearer_token_file": str(token_file)},
-                "log": {"format": "json"},
-            }
-        )
-    )
+    config = {
+        "catalog": catalog,
+        "redis": {"url": redis_url},
+        "probes": {"enabled": False},
+        "lineage": {"enabled": True, "bearer_token_file": str(token_file)},
+        "log": {"format": "json"},
+    }
     port = airflow_instance.lineage_port
-    argv = [
-        str(Path(sys.executable).parent / "feedguard-exporter"),
-        "--config",
-        str(config_file),
-        "--listen",
-        f"127.0.0.1:{port}",
-    ]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDGUARD_")}
+    argv, env = exporter_command(work, config, port)
     client = redis.Redis.from_url(redis_url)
     client.flushdb()
     try:

@@ -14,7 +14,6 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -24,6 +23,7 @@ from prometheus_client.metrics_core import Metric
 from feedguard.core.catalog import Catalog, ConsumerProbe
 from feedguard.core.log import get_logger
 from feedguard.core.schema import read_secret
+from feedguard.core.times import iso_epoch
 
 from .base import Deadline
 
@@ -65,13 +65,7 @@ def data_timestamp(value: Any) -> float:
     if isinstance(value, int | float):
         stamp = float(value)
     elif isinstance(value, str):
-        try:
-            moment = datetime.fromisoformat(value)
-        except ValueError:
-            raise ValueError(f"not an ISO 8601 date-time: {value[:64]!r}") from None
-        if moment.tzinfo is None:
-            raise ValueError(f"ISO 8601 time without a UTC offset: {value[:64]!r}")
-        stamp = moment.timestamp()
+        stamp = iso_epoch(value)
     else:
         raise ValueError(f"expected epoch seconds or ISO 8601, got {type(value).__name__}")
     if not math.isfinite(stamp) or stamp <= 0:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
+
+from feedguard.core.times import iso_epoch
 
 from .spec import InvalidEvent
 
@@ -38,12 +39,9 @@ class LineageEvent:
 def parse_event_time(value: str) -> float:
     """Epoch seconds of an ISO 8601 time with a UTC offset; InvalidEvent otherwise."""
     try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise InvalidEvent(f"eventTime: not an ISO 8601 date-time: {value[:64]!r}") from None
-    if moment.tzinfo is None:
-        raise InvalidEvent(f"eventTime: needs a UTC offset (Z or +HH:MM): {value[:64]!r}")
-    return moment.timestamp()
+        return iso_epoch(value)
+    except ValueError as exc:
+        raise InvalidEvent(f"eventTime: {exc}") from None
 
 
 def _dag_run(facets: dict[str, Any]) -> dict[str, Any]:

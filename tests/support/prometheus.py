@@ -152,6 +152,24 @@ def _all_rules_evaluated(prometheus: PrometheusClient) -> bool:
     return bool(rules) and all(rule["health"] != "unknown" for rule in rules)
 
 
+def exporter_command(
+    work_dir: Path, exporter_config: Mapping[str, Any], port: int
+) -> tuple[list[str], dict[str, str]]:
+    """argv and environment of ``feedguard-exporter`` serving ``exporter_config`` (its YAML)."""
+    config_file = work_dir / "exporter.yml"
+    config_file.write_text(yaml.safe_dump(dict(exporter_config)))
+    argv = [
+        str(Path(sys.executable).parent / "feedguard-exporter"),
+        "--config",
+        str(config_file),
+        "--listen",
+        f"127.0.0.1:{port}",
+    ]
+    # The test's settings only, not whatever FEEDGUARD_* the shell has.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDGUARD_")}
+    return argv, env
+
+
 @contextlib.contextmanager
 def exporter_stack(
     work_dir: Path,
@@ -166,17 +184,7 @@ def exporter_stack(
     Yields once the target is up and every rule has been evaluated once.
     """
     port = free_port()
-    config_file = work_dir / "exporter.yml"
-    config_file.write_text(yaml.safe_dump(dict(exporter_config)))
-    argv = [
-        str(Path(sys.executable).parent / "feedguard-exporter"),
-        "--config",
-        str(config_file),
-        "--listen",
-        f"127.0.0.1:{port}",
-    ]
-    # The test's settings only, not whatever FEEDGUARD_* the shell has.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDGUARD_")}
+    argv, env = exporter_command(work_dir, exporter_config, port)
     with (
         running("feedguard-exporter", argv, port, work_dir, env=env) as exporter,
         prometheus_server(work_dir, {"feedguard-exporter": [f"127.0.0.1:{port}"]}, rule_files) as (
