@@ -92,9 +92,7 @@ def recording_rules() -> list[Rule]:
         },
         {
             "record": "external_consumer:age_seconds",
-            "expr": (
-                "time() - max by (provider, endpoint) (external_consumer_data_timestamp)"
-            ),
+            "expr": ("time() - max by (provider, endpoint) (external_consumer_data_timestamp)"),
         },
         {
             # How far consumers lag behind ingestion: the newest load of the
