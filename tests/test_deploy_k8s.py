@@ -20,6 +20,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from feedguard.core.catalog import load_catalog
 from feedguard.exporter.config import load_config as load_exporter_config
 from feedguard.responder.config import load_config as load_responder_config
 
@@ -70,6 +71,16 @@ PROBE_PATHS = {
 ALLOWED_GRANTS: dict[tuple[str, str, str], set[str]] = {
     # throttle_api (runbook 3.1): read and patch the API's rate limit.
     ("", "configmaps", "aurum-api-config"): {"get", "patch"},
+    # Evidence and credential metrics (runbook 4): the catalog's Secrets, metadata only.
+    **{
+        ("", "secrets", secret.name): {"get"}
+        for _, secret in load_catalog(REPO / "config" / "external_providers.yml").credentials()
+    },
+}
+# Rules that cannot name their objects (pod names change): the evidence's reads.
+ALLOWED_UNNAMED: dict[tuple[str, str], set[str]] = {
+    ("", "pods"): {"list"},
+    ("", "pods/log"): {"get"},
 }
 LOADERS = {
     "feedguard-exporter": load_exporter_config,
@@ -323,8 +334,14 @@ def test_rbac_grants_nothing_beyond_the_allowed_grants(docs: tuple[Doc, ...]) ->
     assert not of_kind(docs, "ClusterRoleBinding")
     for role in of_kind(docs, "Role"):
         for rule in role["rules"]:
-            # resourceNames cannot restrict list, watch or create: every rule names its objects.
-            assert rule.get("resourceNames"), rule
+            # resourceNames cannot restrict list, watch or create: every rule names its
+            # objects, except the evidence's reads of pods and their logs.
+            if not rule.get("resourceNames"):
+                for group in rule["apiGroups"]:
+                    for resource in rule["resources"]:
+                        allowed = ALLOWED_UNNAMED.get((group, resource), set())
+                        assert set(rule["verbs"]) <= allowed, (group, resource)
+                continue
             for group in rule["apiGroups"]:
                 for resource in rule["resources"]:
                     for name in rule["resourceNames"]:
