@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 
 from feedguard.core.kube import METADATA_ONLY
 
@@ -157,24 +158,25 @@ async def send(responder: Responder, alert: dict[str, Any]) -> None:
 
 
 async def test_incident_carries_the_evidence_and_the_note_quotes_it(
-    tmp_path: Path, slack: FakeSlack, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, slack: FakeSlack
 ) -> None:
     clock = FakeClock(T0)
     kube = cluster(clock)
-    async with running(tmp_path, slack, clock, kube) as (responder, seatunnel):
-        (job,) = seatunnel.jobs.values()
-        opened = await responder.incident("ISO-NE")
+    with structlog.testing.capture_logs() as logs:
+        async with running(tmp_path, slack, clock, kube) as (responder, seatunnel):
+            (job,) = seatunnel.jobs.values()
+            opened = await responder.incident("ISO-NE")
 
-        clock.advance(HOUR + 5)
-        kube.now = clock.now
-        kube.add_log(NS, "collector-7d9f-a", "main", clock.now - 30, "FATAL out of memory")
-        await responder.tick()
-        hourly = await responder.incident("ISO-NE")
+            clock.advance(HOUR + 5)
+            kube.now = clock.now
+            kube.add_log(NS, "collector-7d9f-a", "main", clock.now - 30, "FATAL out of memory")
+            await responder.tick()
+            hourly = await responder.incident("ISO-NE")
 
-        clock.advance(300)
-        await send(responder, resolved(DOWN, ends_at=clock.now - 10))
-        await responder.tick()
-        final = await responder.incident("ISO-NE")
+            clock.advance(300)
+            await send(responder, resolved(DOWN, ends_at=clock.now - 10))
+            await responder.tick()
+            final = await responder.incident("ISO-NE")
 
     # --- the evidence on the incident (what the incident page shows) -------------
     (snapshot,) = opened["evidence"]
@@ -231,9 +233,11 @@ async def test_incident_carries_the_evidence_and_the_note_quotes_it(
     assert kube.secret_reads()
     assert {accept for _, accept in kube.secret_reads()} == {METADATA_ONLY}
     everything = json.dumps([opened, hourly, final]) + "".join(m.text for m in slack.messages)
-    logged = capsys.readouterr()
     assert SECRET_VALUE not in everything
-    assert SECRET_VALUE not in logged.out + logged.err
+    gathered = [e for e in logs if e["event"] == "evidence gathered"]
+    assert len(gathered) == 2  # the log does see the evidence: at opening and the hour
+    assert any("rotated 12 min" in line for line in gathered[0]["summary"])
+    assert SECRET_VALUE not in repr(logs)
 
 
 async def test_dry_run_plans_the_evidence_and_reads_nothing(

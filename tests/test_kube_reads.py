@@ -187,3 +187,17 @@ async def test_credentials_collector_publishes_age_and_expiry() -> None:
     eia = {**labels, "secret": "external-provider-eia"}
     assert value(found, "external_provider_credential_metadata_readable", **eia) == 0
     assert value(found, "external_provider_credential_age_seconds", **eia) is None
+
+
+async def test_an_answer_that_is_not_metadata_only_is_refused_unread() -> None:
+    fake = fake_cluster()
+    fake.ignore_accept_params = True
+    async with fake.serve() as url:
+        reader = KubeReader(KubeConnection(host=url, token="sa"))
+        try:
+            with pytest.raises(KubeError, match="did not answer metadata only") as refused:
+                await reader.secret_metadata("aurum-dev", "external-provider-iso-ne")
+        finally:
+            await reader.close()
+    assert SECRET_VALUE not in str(refused.value)
+    assert "c2stbGl2ZS" not in str(refused.value)  # nor its base64

@@ -120,6 +120,9 @@ class EvidenceScheduler(Part):
                     log.warning("evidence gathering failed", error=error)
                     snapshot.update(dry_run=False, error=error, summary=[f"not gathered: {error}"])
 
+        if snapshot is not None:
+            log.info("evidence gathered", summary=snapshot.get("summary", []))
+
         def change(current: Doc | None) -> tuple[Doc | None, None]:
             if current is None:
                 return None, None

@@ -79,6 +79,8 @@ class KubernetesReads:
     now: float | None = None
     # Every read: (method, path with query, Accept header, None).
     reads: list[tuple[str, str, str, None]] = field(default_factory=list)
+    # A server that ignores the Accept parameters (before Kubernetes 1.15): the whole Secret.
+    ignore_accept_params: bool = False
 
     # -- the test's own kubectl --
 
@@ -309,6 +311,8 @@ class KubernetesReads:
         secret = self.secrets.get((namespace, name))
         if secret is None:
             return status(404, "NotFound", f'secrets "{name}" not found', name=name, kind="secrets")
+        if self.ignore_accept_params:
+            return web.json_response(secret)
         plain = False
         for media in wanted:
             kind, *rest = (p.strip() for p in media.split(";"))
