@@ -2,6 +2,6 @@
 
 import sys
 
-from . import quality, scrape, webhook
+from . import lineage, scrape, webhook
 
-sys.exit(max(scrape.main([]), webhook.main([]), quality.main([])))
+sys.exit(max(scrape.main([]), webhook.main([]), lineage.main([])))

@@ -50,6 +50,7 @@ from feedguard.core.log import configure_logging
 from feedguard.core.settings import RedisSettings
 from feedguard.exporter.app import create_app
 from feedguard.exporter.config import ExporterConfig, ProbeSettings
+from feedguard.exporter.lineage.settings import LineageSettings
 
 from .services import free_port, redis_server, wait_for_port
 
@@ -144,6 +145,11 @@ class Result:
     timestamps_only_ms: float
     exporter_series: int
     baseline_series: int
+    # The same exporter with the OpenLineage intake on (no event posted): what
+    # merely having the feature costs a scrape.  Off (the default), it adds no
+    # route, collector or series: ``features_off_clean`` checks the exposition.
+    lineage_on_ms: float
+    features_off_clean: bool
 
 
 async def measure(size: int, redis_url: str, runs: int) -> Result:
@@ -157,23 +163,35 @@ async def measure(size: int, redis_url: str, runs: int) -> Result:
         redis=RedisSettings(url=redis_url),
         probes=ProbeSettings(enabled=False),
     )
-    async with TestClient(TestServer(create_app(config))) as http:
+    lineage_on = dataclasses.replace(
+        config, lineage=LineageSettings(enabled=True, bearer_token="bench")
+    )
+    async with (
+        TestClient(TestServer(create_app(config))) as http,
+        TestClient(TestServer(create_app(lineage_on))) as http_on,
+    ):
 
-        async def scrape() -> bytes:
-            response = await http.get("/metrics")
+        async def scrape(client: TestClient[Any, Any] = http) -> bytes:
+            response = await client.get("/metrics")
             response.raise_for_status()
             return await response.read()
 
         body = await scrape()
+        clean = b"external_lineage" not in body and b"external_consumer" not in body
+        clean = clean and (await http.post("/api/v1/lineage")).status == 404
         exporter_series = series_count(body)
         baseline_series = series_count(generate_latest(full))
         exporter_times: list[float] = []
         baseline_times: list[float] = []
         alone_times: list[float] = []
+        on_times: list[float] = []
         for run in range(runs + 2):  # two warm-up rounds, then interleaved samples
             started = time.perf_counter()
             await scrape()
             exporter = time.perf_counter() - started
+            started = time.perf_counter()
+            await scrape(http_on)
+            on = time.perf_counter() - started
             started = time.perf_counter()
             generate_latest(full)
             baseline = time.perf_counter() - started
@@ -181,6 +199,7 @@ async def measure(size: int, redis_url: str, runs: int) -> Result:
             generate_latest(only)
             alone = time.perf_counter() - started
             if run >= 2:
+                on_times.append(on)
                 exporter_times.append(exporter)
                 baseline_times.append(baseline)
                 alone_times.append(alone)
@@ -191,6 +210,8 @@ async def measure(size: int, redis_url: str, runs: int) -> Result:
         statistics.median(alone_times) * 1000,
         exporter_series,
         baseline_series,
+        statistics.median(on_times) * 1000,
+        clean,
     )
 
 
@@ -264,6 +285,19 @@ def main(argv: list[str] | None = None) -> int:
             f"{r.datasets:>9} {r.exporter_series:>7} {r.exporter_ms:>12.1f} "
             f"{r.baseline_ms:>12.1f} {r.exporter_ms / r.baseline_ms:>5.2f}x "
             f"{r.timestamps_only_ms:>11.1f} {r.exporter_ms / r.timestamps_only_ms:>5.2f}x{same}"
+        )
+    print(
+        "\nlineage intake and consumer probes off (the default): "
+        + (
+            "no route (404), no collector, no external_lineage_*/external_consumer_* series"
+            if all(r.features_off_clean for r in results)
+            else "A LINEAGE ROUTE OR SERIES IS PRESENT"
+        )
+    )
+    for r in results:
+        print(
+            f"lineage intake on (idle) at {r.datasets} datasets: {r.lineage_on_ms:.1f} ms, "
+            f"{r.lineage_on_ms / r.exporter_ms:.2f}x the scrape with it off"
         )
     print(
         f"\nresident memory of feedguard-exporter at {max(args.sizes)} datasets: "
