@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
@@ -353,6 +355,35 @@ def test_stale_dataset_spans_merge_alerts_and_keep_open_ones_open() -> None:
         ("a", T0, T0 + 1800, 1800.0),
         ("b", T0 + 300, T0 + 3600, 3300.0),
     ]
+
+
+def test_notes_list_the_stale_consumer_endpoints(catalog: Catalog) -> None:
+    def consumer(endpoint: str, since: float, ends_at: float | None = None) -> Any:
+        view = alert(
+            "ExternalConsumerDataStale",
+            starts_at=since,
+            ends_at=ends_at,
+            labels={"endpoint": endpoint},
+        )
+        return dataclasses.replace(view, fingerprint=f"fp-{endpoint}")
+
+    view = incident(
+        alerts=[
+            alert("ExternalDataStale", dataset="natural_gas_weekly_storage", starts_at=T0),
+            consumer("/v2/scenarios/eia", T0 + 300),
+            consumer("/v2/scenarios/eia-hourly", T0 + 600, ends_at=T0 + 900),
+        ]
+    )
+    initial, _ = render(catalog, request("initial", view, T0 + 1200))
+    assert (
+        "*Stale consumer endpoints:* /v2/scenarios/eia (since 2026-11-26 01:05 UTC), "
+        "/v2/scenarios/eia-hourly (since 2026-11-26 01:10 UTC)"
+    ) in initial
+    update, _ = render(catalog, request("update", view, T0 + 3600))
+    assert "consumers stale: /v2/scenarios/eia (55m), /v2/scenarios/eia-hourly (5m)" in update
+    # Without such alerts there is no such line.
+    plain, _ = render(catalog, request("initial", incident(alerts=view.alerts[:1]), T0))
+    assert "consumer" not in plain
 
 
 @pytest.mark.parametrize(

@@ -79,21 +79,28 @@ def _action(record: ActionRecord) -> dict[str, Any]:
     }
 
 
-def stale_datasets(alerts: Sequence[AlertView], until_default: float) -> list[dict[str, Any]]:
-    """Datasets named by alerts, each with the span its alerts covered.
+# The exporter's consumer probes (docs/lineage.md): its ``endpoint`` label names
+# the consumer endpoint serving stale data, for "Scope the blast radius".
+CONSUMER_STALE = "ExternalConsumerDataStale"
+
+
+def stale_datasets(
+    alerts: Sequence[AlertView], until_default: float, label: str = "dataset"
+) -> list[dict[str, Any]]:
+    """Datasets (or other ``label`` values) named by alerts, each with the span its alerts covered.
 
     The span runs from the earliest ``starts_at`` to the latest end; an alert
     still firing ends at ``until_default`` (now, or the resolution time).
     """
     spans: dict[str, dict[str, Any]] = {}
     for alert in alerts:
-        dataset = alert.labels.get("dataset")
-        if not dataset:
+        name = alert.labels.get(label)
+        if not name:
             continue
         end = alert.ends_at if alert.status == "resolved" and alert.ends_at else None
         span = spans.setdefault(
-            dataset,
-            {"dataset": dataset, "since": alert.starts_at, "until": end, "firing": False},
+            name,
+            {label: name, "since": alert.starts_at, "until": end, "firing": False},
         )
         span["since"] = min(span["since"], alert.starts_at)
         if end is None:
@@ -104,7 +111,7 @@ def stale_datasets(alerts: Sequence[AlertView], until_default: float) -> list[di
     for span in spans.values():
         until = until_default if span["firing"] or span["until"] is None else span["until"]
         result.append({**span, "until": until, "duration": max(0.0, until - span["since"])})
-    return sorted(result, key=lambda s: (s["since"], s["dataset"]))
+    return sorted(result, key=lambda s: (s["since"], s[label]))
 
 
 def _causes(alerts: Sequence[AlertView]) -> list[str]:
@@ -210,6 +217,9 @@ def build_context(
         "resolved_alerts": [_alert(a) for a in alerts if a.status == "resolved"],
         "first_alert": _alert(alerts[0]) if alerts else None,
         "stale_datasets": stale_datasets(alerts, end),
+        "stale_consumers": stale_datasets(
+            [a for a in alerts if a.alertname == CONSUMER_STALE], end, label="endpoint"
+        ),
         "causes": _causes(alerts),
         "actions": [_action(a) for a in actions],
         "mitigations": [_action(a) for a in actions if a.phase == "firing"],
