@@ -18,7 +18,7 @@ import pytest
 import redis
 
 from .exporter_support import value
-from .support.airflow import LINEAGE_NAMESPACE, AirflowInstance
+from .support.airflow import LINEAGE_NAMESPACE, AirflowInstance, require_openlineage_provider
 from .support.prometheus import exporter_command, wait_for
 from .support.services import Service, running
 
@@ -28,6 +28,12 @@ REDIS_DB = 6  # apart from the per-test FLUSHDB of database 0
 INGEST = "external_data_ingest"
 FAILING = "external_failing"
 ISO_NE = ["lmp_realtime_5min", "lmp_day_ahead_hourly"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _provider_installed() -> None:
+    # Before the session's Airflow starts: a venv from before the provider fails at once.
+    require_openlineage_provider()
 
 
 @pytest.fixture(scope="module")

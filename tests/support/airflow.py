@@ -69,6 +69,16 @@ def airflow_binary() -> Path:
     return binary
 
 
+def require_openlineage_provider() -> None:
+    """Fail at once, saying what to run, when the Airflow venv predates the OpenLineage provider."""
+    found = any(airflow_venv().glob("lib/python3*/site-packages/airflow/providers/openlineage"))
+    if not found:
+        pytest.fail(
+            f"{airflow_venv()} has no apache-airflow-providers-openlineage: run "
+            "`make airflow-venv` (its stamp names the package list, so it installs the provider)"
+        )
+
+
 def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
