@@ -15,7 +15,7 @@ SYSTEM_DEPS := redis-server=redis-server prometheus=prometheus promtool=promethe
 	kubectl=kubernetes-client
 PY_PATHS := feedguard/__init__.py feedguard/core exporter responder tests bench rules/generator grafana/generate.py deploy/generate.py
 
-.PHONY: run test lint typecheck unit system-deps venv airflow-venv bench clean
+.PHONY: run test lint typecheck unit system-deps venv airflow-venv bench clean lock
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -65,8 +65,17 @@ unit: venv system-deps airflow-venv
 
 test: system-deps venv airflow-venv lint typecheck unit
 
+# requirements.lock pins every dependency of the image (Dockerfile installs from it).
+# Refresh it after changing pyproject.toml's dependencies (tests/test_deploy.py
+# fails while it lacks one), then rebuild the image.
+lock:
+	$(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/pip install --quiet pip-tools
+	.venv-lock/bin/pip-compile --quiet --extra all --strip-extras --unsafe-package feedguard \
+	  --no-emit-index-url --no-emit-find-links --output-file requirements.lock pyproject.toml
+
 bench: venv system-deps
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) $(AIRFLOW_VENV) .mypy_cache .ruff_cache .pytest_cache var
+	rm -rf $(VENV) $(AIRFLOW_VENV) .venv-lock .mypy_cache .ruff_cache .pytest_cache var
