@@ -17,9 +17,10 @@ from .services import require_binary
 
 REPO = Path(__file__).resolve().parents[2]
 OVERLAYS = ("single", "ha")
-# The oldest Kubernetes the manifests are checked against (policy/v1 PDBs, seccompProfile
-# and topologySpreadConstraints are all GA there).
-KUBERNETES_VERSION = "1.25"
+# The Kubernetes versions the manifests are checked against: the oldest they need
+# (policy/v1 PDBs, seccompProfile and topologySpreadConstraints are GA there) and the
+# newest kubernetes-validate knows (an API removed since would fail there).
+KUBERNETES_VERSIONS = ("1.25", kubernetes_validate.latest_version())
 Doc = dict[str, Any]
 
 
@@ -56,8 +57,9 @@ def one(docs: tuple[Doc, ...], kind: str, name: str) -> Doc:
 
 
 def validate_builtin(doc: Doc) -> None:
-    """The Kubernetes OpenAPI schema of the kind; strict: an unknown field is an error."""
-    kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+    """The Kubernetes OpenAPI schemas of the kind; strict: an unknown field is an error."""
+    for version in KUBERNETES_VERSIONS:
+        kubernetes_validate.validate(doc, version, strict=True)
 
 
 # --- Prometheus Operator CRDs -------------------------------------------------------
