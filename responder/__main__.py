@@ -99,9 +99,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "simulate":
         return asyncio.run(_simulate(config, args.payload))
 
-    from .app import create_app
+    from .app import create_app, server_options
 
-    return serve(config, lambda: create_app(config), __name__)
+    return serve(config, lambda: create_app(config), __name__, **server_options(config))
 
 
 if __name__ == "__main__":

@@ -9,12 +9,13 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from feedguard.core.auth import check_bearer
+from feedguard.core.intake import Refused, read_json, refusal_response, send_refusal
 from feedguard.core.log import get_logger
 
 from . import appkeys, flags
 from . import incidents as inc
 from .isotimes import with_iso_times
-from .payload import PayloadError, decode_json, storable
+from .payload import storable
 from .store import StoreUnavailable
 
 log = get_logger(__name__)
@@ -145,10 +146,11 @@ async def set_feature(request: web.Request) -> web.Response:
         return refused
     name = request.match_info["name"]
     app = request.app
+    hook = app[appkeys.CONFIG].webhook
     try:
-        body: Any = decode_json(await request.read())
-    except PayloadError as exc:
-        return web.json_response({"error": str(exc)}, status=400)
+        body: Any = await read_json(request, hook.max_body_bytes, hook.body_timeout_seconds)
+    except Refused as bad_body:
+        return await send_refusal(request, refusal_response(bad_body))
     try:
         value = flags.validate_body(body)
     except ValueError as exc:

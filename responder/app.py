@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
 
 import aiohttp
 import redis.asyncio as aioredis
@@ -126,6 +127,19 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
             loop_task.cancel()
             await asyncio.wait({loop_task}, timeout=5.0)
     await engine.close()
+
+
+def server_options(config: ResponderConfig) -> dict[str, Any]:
+    """aiohttp request-handler options: aiohttp's keep-alive timer runs from a
+    connection's start (and from each answer) until the next request's headers are
+    complete, so it is the header read timeout as well as the idle limit.  Handlers
+    are not cancelled when a client goes away (aiohttp's default for run_app): a
+    notification being written is written whole, and a body read that fails is
+    logged by read_body."""
+    return {
+        "keepalive_timeout": config.webhook.header_timeout_seconds,
+        "handler_cancellation": False,
+    }
 
 
 def create_app(

@@ -60,6 +60,11 @@ class WebhookSettings:
     basic_password: str | None = field(None, doc="prefer FEEDGUARD_WEBHOOK_BASIC_PASSWORD")
     basic_password_file: str | None = None
     max_body_bytes: int = field(MiB, check=check_positive)
+    # A sender slower than these is cut off (a byte every 10 s must not hold a handler):
+    # the request line and headers from the connection's start or the last answer
+    # (also how long an idle kept-alive connection stays open), then the whole body.
+    header_timeout_seconds: float = field(10.0, check=check_positive)
+    body_timeout_seconds: float = field(10.0, check=check_positive)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ class Metrics:
         self.notifications = Counter(
             "feedguard_responder_notifications_total",
             "Webhook notifications by result (accepted, unauthorized, too_large, "
-            "invalid, unavailable).",
+            "invalid, unavailable, timeout, disconnected).",
             ["result"],
             registry=r,
         )

@@ -2,7 +2,7 @@
 
 The answer is 2xx only once every new alert transition is in the store; the
 runbook then runs asynchronously (``Engine.kick``).  A refused request
-(401, 413, 400, 503) records nothing.
+(401, 408, 413, 400, 503) records nothing.
 """
 
 from __future__ import annotations
@@ -15,7 +15,13 @@ import structlog
 from aiohttp import web
 
 from feedguard.core.auth import check_basic, check_bearer
-from feedguard.core.intake import Refused, read_json, refusal_response, unauthorized
+from feedguard.core.intake import (
+    Refused,
+    read_json,
+    refusal_response,
+    send_refusal,
+    unauthorized,
+)
 from feedguard.core.log import get_logger
 
 from . import appkeys
@@ -70,13 +76,14 @@ async def _handle(request: web.Request) -> web.Response:
     try:
         if not app[WEBHOOK_AUTH].allows(request.headers.get("Authorization")):
             raise unauthorized()
-        data = await read_json(request, config.webhook.max_body_bytes)
+        hook = config.webhook
+        data = await read_json(request, hook.max_body_bytes, hook.body_timeout_seconds)
         try:
             notification = parse_notification(data)
         except PayloadError as exc:
             raise Refused(400, f"invalid payload: {exc}", "invalid") from None
     except Refused as refused:
-        return _refuse(refused, request)
+        return await send_refusal(request, _refuse(refused, request))
 
     tokens = structlog.contextvars.bind_contextvars(
         group_key=notification.group_key, receiver=notification.receiver

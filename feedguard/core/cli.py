@@ -76,12 +76,19 @@ def load_or_report(load: Callable[[], C], args: argparse.Namespace) -> C | None:
     return config
 
 
-def serve(config: ListenConfig, create_app: Callable[[], web.Application], logger_name: str) -> int:
-    """Configure logging, build the app and run it on ``config.listen`` until stopped."""
+def serve(
+    config: ListenConfig,
+    create_app: Callable[[], web.Application],
+    logger_name: str,
+    **server_options: Any,
+) -> int:
+    """Configure logging, build the app and run it on ``config.listen`` until stopped.
+
+    ``server_options`` go to aiohttp's request handler (e.g. ``keepalive_timeout``)."""
     from aiohttp import web
 
     configure_logging(config.log.level, config.log.format)
     host, port = parse_listen(config.listen)
     get_logger(logger_name).info("starting", listen=config.listen)
-    web.run_app(create_app(), host=host, port=port, print=None, access_log=None)
+    web.run_app(create_app(), host=host, port=port, print=None, access_log=None, **server_options)
     return 0

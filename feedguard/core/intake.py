@@ -7,10 +7,15 @@ same answers, what they cannot take: 401 (with ``WWW-Authenticate``), 413,
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
 from aiohttp import web
+
+from .log import get_logger
+
+log = get_logger(__name__)
 
 
 class InvalidJSON(ValueError):
@@ -45,21 +50,46 @@ def unauthorized() -> Refused:
     return Refused(401, "missing or wrong credentials", "unauthorized")
 
 
-async def read_json(request: web.Request, limit: int) -> Any:
-    """The decoded JSON body, or Refused (413 over ``limit`` bytes, 400 not JSON)."""
+async def read_json(request: web.Request, limit: int, within_seconds: float | None = None) -> Any:
+    """The decoded JSON body, or Refused: 413 over ``limit`` bytes, 408 not all received
+    ``within_seconds`` (answer it with ``send_refusal``, which closes the connection),
+    400 not JSON or the client gone mid-body (logged as one line, not a traceback)."""
     too_large = Refused(413, f"body larger than {limit} bytes", "too_large")
     if request.content_length is not None and request.content_length > limit:
         raise too_large
     try:
-        body = await request.read()
+        async with asyncio.timeout(within_seconds):
+            body = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise too_large from None
+    except TimeoutError:
+        message = f"body not received within {within_seconds:g} s"
+        raise Refused(408, message, "timeout") from None
+    except ConnectionError as exc:
+        # The client closed the connection mid-body: nobody reads an answer.
+        log.info(
+            "client disconnected", path=request.path, peer=request.remote, error=type(exc).__name__
+        )
+        raise Refused(400, "client disconnected", "disconnected") from None
     if len(body) > limit:
         raise too_large
     try:
         return decode_json(body)
     except InvalidJSON as exc:
         raise Refused(400, str(exc), "invalid") from None
+
+
+async def send_refusal(request: web.Request, response: web.Response) -> web.Response:
+    """Answer a refusal; after a 408 close the connection, so a slow sender is cut off
+    (aiohttp would otherwise keep reading the rest of the body for its lingering time)."""
+    if response.status != 408:
+        return response
+    response.force_close()
+    await response.prepare(request)
+    await response.write_eof()
+    if request.transport is not None:
+        request.transport.close()  # flushes the answer first
+    return response
 
 
 def refusal_response(refused: Refused) -> web.Response:

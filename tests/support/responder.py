@@ -36,7 +36,7 @@ from aiohttp.test_utils import TestServer
 from feedguard.core.catalog import Catalog
 from feedguard.core.schema import load_dataclass
 from feedguard.responder import appkeys
-from feedguard.responder.app import create_app
+from feedguard.responder.app import create_app, server_options
 from feedguard.responder.config import ResponderConfig
 from feedguard.responder.engine import Engine
 from feedguard.responder.plugins import (
@@ -310,6 +310,18 @@ class Responder:
             return await response.text()
 
 
+class _Server(TestServer):
+    """A TestServer with the request-handler options feedguard-responder serves with
+    (header timeout, no handler cancellation), over TestServer's own choices."""
+
+    def __init__(self, app: Any, options: Mapping[str, Any], **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self._options = options
+
+    async def _make_runner(self, **kwargs: Any) -> Any:
+        return await super()._make_runner(**{**kwargs, **self._options})
+
+
 @contextlib.asynccontextmanager
 async def start_responder(
     config: ResponderConfig,
@@ -323,7 +335,7 @@ async def start_responder(
     app = create_app(
         config, clock=clock or time.time, actions=actions, notifier=notifier, background=background
     )
-    server = TestServer(app, host="127.0.0.1", port=port or free_port())
+    server = _Server(app, server_options(config), host="127.0.0.1", port=port or free_port())
     await server.start_server()
     try:
         # A bounded wait: a hung responder fails the test with a traceback.
