@@ -15,7 +15,7 @@ SYSTEM_DEPS := redis-server=redis-server prometheus=prometheus promtool=promethe
 	kubectl=kubernetes-client
 PY_PATHS := feedguard/__init__.py feedguard/core exporter responder tests bench rules/generator grafana/generate.py deploy/generate.py
 
-.PHONY: run test lint typecheck unit system-deps venv airflow-venv bench clean lock
+.PHONY: run demo test lint typecheck unit system-deps venv airflow-venv bench clean lock
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,10 @@ system-deps:
 
 run: venv
 	./scripts/run-local
+
+# The whole loop on loopback, in dry run: see feedguard/demo/ and the README.
+demo: venv system-deps
+	$(PY) -m feedguard.demo
 
 lint: venv
 	$(VENV)/bin/ruff check $(PY_PATHS)

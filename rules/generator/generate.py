@@ -3,6 +3,7 @@
     python rules/generator/generate.py           # (re)write the rule files and PrometheusRule
     python rules/generator/generate.py --check   # exit 1 when they are out of date
     python rules/generator/generate.py --out DIR --runbook-base-url URL ...   # a variant in DIR
+    python rules/generator/generate.py --profile demo --out DIR   # thresholds.yml profiles.demo
 
 The rule files are generated so that every threshold, ``for`` duration and
 severity lives in one small YAML file; the generated files are committed (they
@@ -448,8 +449,26 @@ def prometheus_rule(groups: list[dict[str, Any]]) -> str:
     return HEADER + _dump(resource)
 
 
-def outputs(params: Params, thresholds: Path = THRESHOLDS) -> dict[Path, str]:
+def apply_profile(config: dict[str, Any], name: str) -> dict[str, Any]:
+    """``config`` with the overrides of ``profiles.<name>`` (e.g. every alert's ``for``)."""
+    profiles: dict[str, dict[str, Any]] = config.get("profiles") or {}
+    if name not in profiles:
+        known = ", ".join(sorted(profiles)) or "none"
+        raise ParamsError([f"thresholds.yml: profiles.{name}: no such profile (known: {known})"])
+    profile = profiles[name]
+    alerts = {
+        alert: {**settings, **({"for": profile["for"]} if "for" in profile else {})}
+        for alert, settings in config["alerts"].items()
+    }
+    return {**config, "alerts": alerts}
+
+
+def outputs(
+    params: Params, thresholds: Path = THRESHOLDS, profile: str | None = None
+) -> dict[Path, str]:
     config = yaml.safe_load(thresholds.read_text())
+    if profile is not None:
+        config = apply_profile(config, profile)
     recording = {"name": "feedguard-recording", "rules": recording_rules()}
     alerts = {"name": "feedguard-alerts", "rules": Alerts(config, params).all()}
     return {
@@ -463,16 +482,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail when files are out of date")
     parser.add_argument("--out", type=Path, help="write the files into this directory instead")
+    parser.add_argument(
+        "--profile", help="apply profiles.PROFILE of thresholds.yml (needs --out: never committed)"
+    )
     add_arguments(parser)
     args = parser.parse_args(argv)
+    if args.profile is not None and args.out is None:
+        parser.error("--profile needs --out: a profile never overwrites the committed files")
     try:
         params = load(args)
+        files = outputs(params, profile=args.profile)
     except ParamsError as exc:
         for line in exc.errors:
             print(line, file=sys.stderr)
         return 2
     stale = []
-    for path, text in outputs(params).items():
+    for path, text in files.items():
         target = args.out / path.name if args.out else path
         current = target.read_text() if target.exists() else None
         if current == text:
