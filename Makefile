@@ -12,7 +12,8 @@ PY := $(VENV)/bin/python
 # written for); a kubectl already installed (another package) is kept, not replaced.
 SYSTEM_DEPS := redis-server=redis-server prometheus=prometheus promtool=prometheus \
 	prometheus-alertmanager=prometheus-alertmanager amtool=prometheus-alertmanager \
-	kubectl=kubernetes-client
+	kubectl=kubernetes-client chromium=chromium
+# chromium: the incident pages' browser tests (Playwright drives it, headless).
 PY_PATHS := feedguard/__init__.py feedguard/core exporter responder tests bench rules/generator grafana/generate.py deploy/generate.py
 
 .PHONY: run demo test lint typecheck unit system-deps venv airflow-venv bench clean lock

@@ -23,6 +23,7 @@ from .evidence import open_evidence
 from .metrics import Metrics
 from .notes import open_notifier
 from .openapi import load_spec
+from .pages import setup_pages
 from .plugins import Action, Notifier
 from .store import StoreUnavailable, open_store
 from .webhook import WEBHOOK_AUTH, WebhookAuth, alertmanager_webhook
@@ -180,4 +181,5 @@ def create_app(
     app.router.add_get("/readyz", api.readyz)
     app.router.add_get("/metrics", api.metrics)
     app.router.add_get("/openapi.json", api.openapi)
+    setup_pages(app, app[api.FEATURES_TOKEN])
     return app

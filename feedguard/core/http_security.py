@@ -20,8 +20,9 @@ SECURITY_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    # Links to Slack or Grafana leave without the incident's URL.
-    "Referrer-Policy": "no-referrer",
+    # Links to Slack or Grafana leave without the incident's URL. (Not no-referrer:
+    # browsers then send "Origin: null" on the pages' own form posts.)
+    "Referrer-Policy": "same-origin",
 }
 
 
