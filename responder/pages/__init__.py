@@ -122,7 +122,6 @@ async def static(request: web.Request) -> web.Response:
     )
 
 
-
 def setup_pages(app: web.Application, features_token: str | None) -> None:
     app[PAGES] = environment()
     app[STATIC] = {
