@@ -21,7 +21,7 @@ import yaml
 
 from feedguard.core.keys import last_success_key
 
-from .processes import DemoError, Processes, free_port
+from .processes import DemoError, Interrupted, Processes, free_port, request_stop
 from .stack import Urls, start_stack
 from .standin import StandIn
 from .watch import Watcher
@@ -194,13 +194,14 @@ async def _until_stopped(args: argparse.Namespace, workdir: Path) -> int:
 
     def stop(name: str) -> None:
         received.append(name)
+        request_stop(name)
         task.cancel()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop, sig.name)
     try:
         return await scenario(args, workdir)
-    except asyncio.CancelledError:
+    except (asyncio.CancelledError, Interrupted):
         if not received:
             raise
         print(

@@ -20,6 +20,25 @@ class DemoError(Exception):
     """Something the demo needs is missing or did not start; the message says what."""
 
 
+class Interrupted(Exception):  # it is a signal, not an error
+    """SIGINT or SIGTERM arrived: the demo stops what it started and exits."""
+
+
+# Set by the signal handler, checked by every wait loop: cancelling the task alone is
+# not enough, since a cancel landing in aiohttp's request timeout can surface as a
+# TimeoutError that a poll treats as "not answering yet".
+_STOP: list[str] = []
+
+
+def request_stop(signal_name: str) -> None:
+    _STOP.append(signal_name)
+
+
+def check_stop() -> None:
+    if _STOP:
+        raise Interrupted(_STOP[0])
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -93,6 +112,7 @@ class Processes:
         self.running.append(item)
         deadline = time.monotonic() + within
         while not await ready():
+            check_stop()
             if process.returncode is not None:
                 raise DemoError(f"{name} exited with {process.returncode}; log: {log_path}")
             if time.monotonic() > deadline:

@@ -221,18 +221,20 @@ async def start_stack(
             ],
             http_ok(session, f"{urls.alertmanager}/-/ready"),
         ),
-        processes.start(
-            "prometheus",
-            [
-                tools["prometheus"],
-                f"--config.file={prometheus_yml}",
-                f"--storage.tsdb.path={workdir / 'prometheus'}",
-                "--storage.tsdb.retention.time=1h",
-                f"--web.listen-address=127.0.0.1:{ports['prom']}",
-                f"--web.console.templates={workdir}",
-                f"--web.console.libraries={workdir}",
-            ],
-            http_ok(session, f"{urls.prometheus}/-/ready"),
-        ),
+    )
+    # Prometheus last: scraping an exporter that is not up yet would start the
+    # ExternalDataFreshnessMetricMissing clock for nothing.
+    await processes.start(
+        "prometheus",
+        [
+            tools["prometheus"],
+            f"--config.file={prometheus_yml}",
+            f"--storage.tsdb.path={workdir / 'prometheus'}",
+            "--storage.tsdb.retention.time=1h",
+            f"--web.listen-address=127.0.0.1:{ports['prom']}",
+            f"--web.console.templates={workdir}",
+            f"--web.console.libraries={workdir}",
+        ],
+        http_ok(session, f"{urls.prometheus}/-/ready"),
     )
     return urls, keys

@@ -12,6 +12,7 @@ from typing import Any, TextIO
 
 import aiohttp
 
+from .processes import check_stop
 from .standin import StandIn
 
 _ACCEPTED = re.compile(
@@ -177,6 +178,7 @@ class Watcher:
     ) -> None:
         deadline = time.monotonic() + within
         while True:
+            check_stop()
             await self.poll()
             if done():
                 return
