@@ -10,10 +10,10 @@ PY := $(VENV)/bin/python
 # TOOL=DEBIAN_PACKAGE: a tool missing from the PATH brings its package. Debian ships
 # kubectl as kubernetes-client (1.20, kustomize v2.0.3 inside, which deploy/ is
 # written for); a kubectl already installed (another package) is kept, not replaced.
+# chromium: the incident pages' browser tests (Playwright drives it, headless).
 SYSTEM_DEPS := redis-server=redis-server prometheus=prometheus promtool=prometheus \
 	prometheus-alertmanager=prometheus-alertmanager amtool=prometheus-alertmanager \
 	kubectl=kubernetes-client chromium=chromium
-# chromium: the incident pages' browser tests (Playwright drives it, headless).
 PY_PATHS := feedguard/__init__.py feedguard/core exporter responder tests bench rules/generator grafana/generate.py deploy/generate.py
 
 .PHONY: run demo test lint typecheck unit system-deps venv airflow-venv bench clean lock
