@@ -67,7 +67,7 @@ def _check(config: ResponderConfig, source: str) -> int:
 async def _simulate(config: ResponderConfig, path: str) -> int:
     from .actions import open_actions
     from .payload import PayloadError, parse_notification
-    from .plan import plan
+    from .plan import plan, rendered_notes
 
     try:
         text = sys.stdin.read() if path == "-" else open(path, encoding="utf-8").read()  # noqa: ASYNC230, SIM115  # a CLI read before any serving
@@ -82,9 +82,22 @@ async def _simulate(config: ResponderConfig, path: str) -> int:
     except PayloadError as exc:
         print(f"{path}: {exc}", file=sys.stderr)
         return 2
+    if not config.playbooks:
+        # Embedded defaults have no playbooks: everything would be "ignored".
+        print(
+            "warning: no playbooks configured, so nothing is planned; "
+            "pass --config config/responder.yml for the runbook's playbooks",
+            file=sys.stderr,
+        )
+    now = time.time()
     async with open_actions(config.actions, config.providers) as actions:
-        result = plan(config, notification, actions, time.time())
-    print(json.dumps({"dry_run": True, "alerts": result}, indent=2))
+        result = plan(config, notification, actions, now)
+    notes = rendered_notes(config, notification, result, now) if config.notes.enabled else []
+    print(
+        json.dumps(
+            {"dry_run": True, "alerts": result, "notes": notes}, indent=2, ensure_ascii=False
+        )
+    )
     return 0
 
 

@@ -7,8 +7,9 @@ from typing import Any
 
 from . import incidents as inc
 from .config import ResponderConfig
-from .payload import Notification
-from .plugins import Action, StepContext
+from .notes.render import NoteRenderer
+from .payload import Alert, Notification
+from .plugins import Action, NoteRequest, StepContext
 from .routing import check_provider
 from .steps import action_params
 
@@ -38,15 +39,7 @@ def plan(
         provider = config.providers.require(alert.labels["provider"])
         entry["playbook"] = playbook.name
         doc = inc.new_incident("simulated", provider.name, now, None)
-        doc["alerts"][alert.fingerprint] = {
-            "fingerprint": alert.fingerprint,
-            "alertname": alert.alertname,
-            "status": alert.status,
-            "labels": dict(alert.labels),
-            "annotations": dict(alert.annotations),
-            "starts_at": alert.starts_at,
-            "ends_at": alert.ends_at,
-        }
+        doc["alerts"][alert.fingerprint] = _alert_doc(alert)
         view = inc.view(doc)
         steps = []
         phase_steps = playbook.firing if alert.status == "firing" else playbook.resolved
@@ -77,3 +70,81 @@ def plan(
         entry["steps"] = steps
         result.append(entry)
     return result
+
+
+def _alert_doc(alert: Alert) -> dict[str, Any]:
+    return {
+        "fingerprint": alert.fingerprint,
+        "alertname": alert.alertname,
+        "status": alert.status,
+        "labels": dict(alert.labels),
+        "annotations": dict(alert.annotations),
+        "starts_at": alert.starts_at,
+        "ends_at": alert.ends_at,
+    }
+
+
+def _planned_records(entries: list[dict[str, Any]], now: float) -> list[dict[str, Any]]:
+    """The plan's targets as the dry-run action records an incident would hold."""
+    records = []
+    for entry in entries:
+        for step in entry.get("steps", []):
+            for target in step.get("targets", []):
+                records.append(
+                    {
+                        "action": step["action"],
+                        "target": target["description"],
+                        "resource": target["resource"],
+                        "phase": entry["phase"],
+                        "result": "dry_run",
+                        "at": now,
+                        "previous": None,
+                        "detail": {"why": "simulate"},
+                        "error": None,
+                    }
+                )
+    return records
+
+
+def rendered_notes(
+    config: ResponderConfig,
+    notification: Notification,
+    entries: list[dict[str, Any]],
+    now: float,
+) -> list[dict[str, Any]]:
+    """The Slack note each provider's incident would post for this payload, rendered with
+    the configured templates: ``initial`` while an alert fires, else ``resolution``."""
+    renderer = NoteRenderer(config.notes, config.providers)
+    planned = {e["fingerprint"] for e in entries if "ignored" not in e}
+    providers: dict[str, list[Alert]] = {}
+    for alert in notification.alerts:
+        if alert.fingerprint in planned:
+            providers.setdefault(alert.labels["provider"], []).append(alert)
+    notes = []
+    for provider, alerts in providers.items():
+        doc = inc.new_incident("simulated", provider, now, None)
+        for alert in alerts:
+            doc["alerts"][alert.fingerprint] = _alert_doc(alert)
+        mine = [e for e in entries if e.get("provider") == provider and "ignored" not in e]
+        doc["actions"] = _planned_records(mine, now)
+        firing = any(a.status == "firing" for a in alerts)
+        if not firing:
+            doc.update(state=inc.RESOLVED, resolved_at=now, recovered_at=now)
+        interval = config.notes.update_interval_seconds
+        request = NoteRequest(
+            kind="initial" if firing else "resolution",
+            slot=0,
+            incident=inc.view(doc),
+            now=now,
+            next_update_at=now + interval if firing else None,
+        )
+        text, _ = renderer.render(request)
+        notes.append(
+            {
+                "provider": provider,
+                "kind": request.kind,
+                "channel": config.notes.channel,
+                "lines": text.splitlines(),
+            }
+        )
+    return notes

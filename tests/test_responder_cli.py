@@ -123,3 +123,39 @@ notes: {{enabled: true, templates_dir: {templates}}}
     assert main(["check-config", "--config", str(config)]) == 2
     err = capsys.readouterr().err
     assert "initial.j2" in err
+
+
+def test_simulate_as_the_readme_shows_it_plans_and_renders_the_note(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    command = "feedguard-responder simulate --config config/responder.yml "
+    command += "examples/alertmanager-webhook.json"
+    assert command in (REPO / "README.md").read_text().replace("\n  ", " ")
+    monkeypatch.chdir(REPO)
+    assert main(command.split()[1:]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [a["playbook"] for a in out["alerts"]] == ["provider-down", "stale-data"]
+    firing = [s["action"] for s in out["alerts"][0]["steps"]]
+    assert {"throttle_api", "pause_dags", "read_cache", "trigger_fallback"} <= set(firing)
+    (note,) = out["notes"]
+    assert (note["provider"], note["kind"], note["channel"]) == (
+        "ISO-NE",
+        "initial",
+        "#data-platform",
+    )
+    text = "\n".join(note["lines"])
+    assert "ISO-NE: external data incident" in text
+    assert "*First alert:* ExternalProviderDown" in text
+    assert "*Affected datasets:* lmp_realtime_5min" in text
+
+
+def test_simulate_without_playbooks_says_why_nothing_is_planned(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(REPO)
+    assert main(["simulate", "examples/alertmanager-webhook.json"]) == 0
+    captured = capsys.readouterr()
+    assert "no playbooks configured" in captured.err
+    out = json.loads(captured.out)
+    assert {a["ignored"] for a in out["alerts"]} == {"no playbook matches the alert"}
+    assert out["notes"] == []
