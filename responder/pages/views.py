@@ -6,6 +6,7 @@ links are safe, what a record means in words) is made here, where it is tested.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -34,14 +35,15 @@ def relative(at: float, now: float) -> str:
     return "just now"
 
 
+def utc(at: float) -> str:
+    """``2026-09-21 14:13:20 UTC``: seconds are enough to read (the ISO twin keeps more)."""
+    return dt.datetime.fromtimestamp(at, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def moment(at: float | None, now: float) -> dict[str, str] | None:
     if at is None:
         return None
-    return {
-        "utc": iso_utc(at).replace("T", " ").replace("Z", " UTC"),
-        "iso": iso_utc(at),
-        "relative": relative(at, now),
-    }
+    return {"utc": utc(at), "iso": iso_utc(at), "relative": relative(at, now)}
 
 
 def safe_link(url: Any) -> str | None:
@@ -89,11 +91,21 @@ def truncated_alerts(doc: Doc) -> int:
     return max((int(e.get("truncated") or 0) for e in doc["timeline"]), default=0)
 
 
+def _detail(key: str, value: Any) -> str:
+    # Epoch fields of an event (last_success_before, next_probe_at, ...) read as times.
+    epoch = key == "last_success_before" or key.endswith("_at")
+    if epoch and isinstance(value, int | float) and not isinstance(value, bool):
+        return utc(float(value))
+    return show(value)
+
+
 def _timeline(doc: Doc, now: float) -> list[dict[str, Any]]:
     rows = []
     for entry in doc["timeline"]:
         extra = [
-            (k, show(v)) for k, v in entry.items() if k not in _TIMELINE_OWN and v not in (None, 0)
+            (k, _detail(k, v))
+            for k, v in entry.items()
+            if k not in _TIMELINE_OWN and v not in (None, 0)
         ]
         rows.append(
             {
