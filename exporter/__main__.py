@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from feedguard.core.cli import add_version, common_options, load_or_report, serve
+from feedguard.core.log import redact_text
 from feedguard.core.record import (
     CONFIG_ENV,
     RecordConfig,
@@ -51,10 +52,12 @@ def _record_success(config: RecordConfig, args: argparse.Namespace) -> int:
     try:
         changed = record_success(client, config.providers, args.provider, args.dataset, args.at)
     except ValueError as exc:
-        print(f"feedguard-exporter: record-success: {exc}", file=sys.stderr)
+        print(f"feedguard-exporter: record-success: {redact_text(str(exc))}", file=sys.stderr)
         return 2
     except redis.RedisError as exc:
-        print(f"feedguard-exporter: record-success: redis: {exc}", file=sys.stderr)
+        print(
+            f"feedguard-exporter: record-success: redis: {redact_text(str(exc))}", file=sys.stderr
+        )
         return 1
     finally:
         client.close()

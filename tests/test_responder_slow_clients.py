@@ -11,6 +11,7 @@ import pytest
 import structlog
 
 from .conftest import make_catalog
+from .support.raw_http import client_gone_mid_body
 from .support.responder import (
     BEARER,
     FLAGS_TOKEN,
@@ -104,11 +105,7 @@ async def test_client_gone_mid_body_is_one_log_line(
     r = slow
     caplog.set_level(logging.DEBUG)
     with structlog.testing.capture_logs() as logs:
-        _, writer = await asyncio.open_connection("127.0.0.1", r.server.port)
-        writer.write(head("/webhook/alertmanager", BEARER, 1000) + b'{"version": ')
-        await writer.drain()
-        writer.close()
-        await writer.wait_closed()
+        await client_gone_mid_body(r.server.port or 0, BEARER)
 
         async def logged() -> bool:
             return any(e["event"] == "client disconnected" for e in logs)

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 from .build import version_text
-from .log import LogFormat, configure_logging, get_logger
+from .log import LogFormat, configure_logging, get_logger, redact_text
 from .schema import ConfigError, parse_listen
 
 if TYPE_CHECKING:  # aiohttp is the services' dependency, not record-success's
@@ -71,7 +71,8 @@ def load_or_report(load: Callable[[], C], args: argparse.Namespace) -> C | None:
             config = dataclasses.replace(config, listen=listen)
     except ConfigError as exc:
         for line in exc.errors:
-            print(line, file=sys.stderr)
+            # A value echoed back (a URL with its password) is masked here too.
+            print(redact_text(line), file=sys.stderr)
         return None
     return config
 

@@ -35,6 +35,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from .log import redact_text, register_secret
+
 T = TypeVar("T")
 
 ENV_PREFIX = "FEEDGUARD_"
@@ -144,7 +146,7 @@ def _port_problem(value: str) -> str | None:
     try:
         urlsplit(value).port  # noqa: B018 (the property validates the port)
     except ValueError as exc:
-        return f"{exc}: {value!r}"
+        return f"{exc}: {redact_text(value)!r}"
     return None
 
 
@@ -152,9 +154,9 @@ def check_http_url(value: Any) -> str | None:
     text = str(value)
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        return f"expected an http(s) URL with a host, got {value!r}"
+        return f"expected an http(s) URL with a host, got {redact_text(text)!r}"
     if any(c.isspace() for c in text):
-        return f"URL contains whitespace: {value!r}"
+        return f"URL contains whitespace: {redact_text(text)!r}"
     return _port_problem(text)
 
 
@@ -162,11 +164,11 @@ def check_redis_url(value: Any) -> str | None:
     text = str(value)
     parts = urlsplit(text)
     if parts.scheme not in ("redis", "rediss", "unix"):
-        return f"expected a redis://, rediss:// or unix:// URL, got {value!r}"
+        return f"expected a redis://, rediss:// or unix:// URL, got {redact_text(text)!r}"
     if parts.scheme == "unix" and not parts.path:
-        return f"a unix:// URL needs a socket path, got {value!r}"
+        return f"a unix:// URL needs a socket path, got {redact_text(text)!r}"
     if any(c.isspace() for c in text):
-        return f"URL contains whitespace: {value!r}"
+        return f"URL contains whitespace: {redact_text(text)!r}"
     return _port_problem(text)
 
 
@@ -550,10 +552,13 @@ def _deep_copy(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_secret(value: str | None, file: str | None, what: str) -> str | None:
-    """A secret given inline (from the environment) or through a ``*_file`` setting."""
+    """A secret given inline (from the environment) or through a ``*_file`` setting.
+
+    Whatever is read is registered with the log set-up, which masks it in every line."""
     if file:
         try:
-            return Path(file).read_text(encoding="utf-8").strip()
+            value = Path(file).read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise ConfigError([f"{file}: <file>: cannot read {what}: {exc.strerror}"]) from exc
+    register_secret(value)
     return value

@@ -94,3 +94,25 @@ async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
             return b"".join(parts)
         parts.append(await reader.readexactly(size))
         await reader.readexactly(2)
+
+
+async def client_gone_mid_body(port: int, token: str, path: str = "/webhook/alertmanager") -> None:
+    """Send headers and part of a body, then close, while the handler reads the body.
+
+    ``Expect: 100-continue``: aiohttp answers 100 once the request is dispatched to
+    its handler, so the close is seen by a running handler (a close before that
+    would drop the request before any handler ran)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(
+            f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+            "Content-Type: application/json\r\nContent-Length: 1000\r\n"
+            "Expect: 100-continue\r\n\r\n".encode()
+        )
+        await writer.drain()
+        async with asyncio.timeout(30):
+            assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 100")
+        writer.write(b'{"version": ')
+        await writer.drain()
+    finally:
+        writer.close()
