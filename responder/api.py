@@ -169,11 +169,17 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
+    app = request.app
     try:
-        await request.app[appkeys.STORE].ping()
+        await app[appkeys.STORE].ping()
+        backlog = await app[appkeys.INBOX].read()
     except StoreUnavailable as exc:
         return web.json_response({"status": "unavailable", "store": str(exc)}, status=503)
-    return web.json_response({"status": "ok", "store": "ok"})
+    inbox = {"depth": backlog.depth, "oldest_age_seconds": round(backlog.oldest_age_seconds, 3)}
+    if backlog.oldest_age_seconds > app[appkeys.CONFIG].inbox.ready_max_age_seconds:
+        # Alert transitions wait longer than allowed: the runbook is not being run.
+        return web.json_response({"status": "backlog", "store": "ok", "inbox": inbox}, status=503)
+    return web.json_response({"status": "ok", "store": "ok", "inbox": inbox})
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -181,6 +187,7 @@ async def metrics(request: web.Request) -> web.Response:
     registry = app[appkeys.METRICS]
     try:
         live = await app[appkeys.STORE].list("incident", live_only=True)
+        await app[appkeys.INBOX].read()  # sets the inbox gauges
     except StoreUnavailable:
         live = None  # keep the last known values
     if live is not None:

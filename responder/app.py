@@ -17,6 +17,7 @@ from feedguard.core.log import get_logger
 
 from . import api, appkeys
 from .actions import open_actions
+from .backlog import InboxMonitor
 from .config import ResponderConfig
 from .engine import Engine
 from .evidence import open_evidence
@@ -39,6 +40,7 @@ async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         # Keep serving: /readyz says why and the webhook answers 503 until it is back.
         log.error("state store unavailable at start-up", error=str(exc))
     app[appkeys.STORE] = store
+    app[appkeys.INBOX] = InboxMonitor(store, app[appkeys.CLOCK], app[appkeys.METRICS])
     yield
     await store.close()
 

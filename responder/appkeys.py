@@ -9,6 +9,7 @@ import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from .backlog import InboxMonitor
 from .config import ResponderConfig
 from .engine import Engine
 from .evidence import EvidenceGatherer
@@ -17,6 +18,7 @@ from .plugins import Action, Notifier
 from .store import Store
 
 CONFIG = web.AppKey("config", ResponderConfig)
+INBOX = web.AppKey("inbox", InboxMonitor)
 METRICS = web.AppKey("metrics", Metrics)
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
 STORE = web.AppKey("store", Store)

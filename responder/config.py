@@ -104,6 +104,16 @@ class RecoverySettings:
 
 
 @dataclass(frozen=True)
+class InboxSettings:
+    # Beyond either limit the webhook answers 503 (Alertmanager retries 5xx later), so
+    # a storm waits in Alertmanager rather than growing the inbox without bound.
+    max_depth: int = field(20_000, check=_check_at_least_one)
+    max_age_seconds: float = field(600.0, check=check_positive)
+    # /readyz answers 503 while the oldest waiting transition is older than this.
+    ready_max_age_seconds: float = field(300.0, check=check_positive)
+
+
+@dataclass(frozen=True)
 class SchedulerSettings:
     # How often due work (hourly notes, recovery probes, unfinished steps) is looked for.
     tick_seconds: float = field(5.0, check=check_positive)
@@ -172,6 +182,7 @@ class ResponderConfig:
     executor: ExecutorSettings = ExecutorSettings()
     recovery: RecoverySettings = RecoverySettings()
     scheduler: SchedulerSettings = SchedulerSettings()
+    inbox: InboxSettings = InboxSettings()
     playbooks: tuple[Playbook, ...] = field((), env=False)
     action_options: Mapping[str, ActionOptions] = field(default_factory=dict, env=False)
     actions: ActionsSettings = field(default_factory=ActionsSettings)

@@ -27,7 +27,7 @@ class Metrics:
         self.notifications = Counter(
             "feedguard_responder_notifications_total",
             "Webhook notifications by result (accepted, unauthorized, too_large, "
-            "invalid, unavailable, timeout, disconnected).",
+            "invalid, unavailable, backlog, timeout, disconnected).",
             ["result"],
             registry=r,
         )
@@ -58,6 +58,16 @@ class Metrics:
             "feedguard_responder_circuit_breaker_open",
             "1 while the circuit breaker of an external system is open (half-open counts open).",
             ["circuit"],
+            registry=r,
+        )
+        self.inbox_depth = Gauge(
+            "feedguard_responder_inbox_depth",
+            "Notifications (alert transitions) recorded and not yet applied.",
+            registry=r,
+        )
+        self.inbox_oldest_age = Gauge(
+            "feedguard_responder_inbox_oldest_age_seconds",
+            "Age of the oldest transition waiting in the inbox (0 when it is empty).",
             registry=r,
         )
         self.webhook_duration = Histogram(

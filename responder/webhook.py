@@ -95,6 +95,19 @@ async def _handle(request: web.Request) -> web.Response:
         structlog.contextvars.reset_contextvars(**tokens)
 
 
+async def _backlog_refusal(request: web.Request) -> Refused | None:
+    """A 503 while the inbox is over its depth or age limit; None to go on."""
+    limits = request.app[appkeys.CONFIG].inbox
+    backlog = await request.app[appkeys.INBOX].current()
+    if backlog.depth < limits.max_depth and backlog.oldest_age_seconds <= limits.max_age_seconds:
+        return None
+    message = (
+        f"inbox backlog: {backlog.depth} transitions waiting, the oldest for "
+        f"{backlog.oldest_age_seconds:.0f} s; retry later"
+    )
+    return Refused(503, message, "backlog")
+
+
 async def _record(request: web.Request, notification: Notification) -> web.Response:
     app = request.app
     if notification.truncated_alerts:
@@ -114,6 +127,9 @@ async def _record(request: web.Request, notification: Notification) -> web.Respo
             },
         )
     try:
+        backlog = await _backlog_refusal(request)
+        if backlog is not None:
+            return _refuse(backlog, request)
         fresh = await app[appkeys.STORE].record_transitions(list(items.items()))
     except StoreUnavailable as exc:
         log.error("store unavailable: notification not recorded", error=str(exc))

@@ -113,3 +113,12 @@ async def test_sqlite_forgets_transitions_after_the_dedupe_window(tmp_path: Path
     await reopened.open()  # prunes at start
     assert await reopened.record_transitions([("old", {"n": 1})]) == [True]
     await reopened.close()
+
+
+async def test_inbox_stats_give_depth_and_oldest_received_at(store: Store) -> None:
+    assert await store.inbox_stats() == (0, None)
+    await store.record_transitions([("a", {"received_at": 100.5}), ("b", {"received_at": 101})])
+    await store.record_transitions([("c", {"received_at": 102.0})])
+    assert await store.inbox_stats() == (3, 100.5)
+    await store.inbox_ack(2)
+    assert await store.inbox_stats() == (1, 102.0)

@@ -33,6 +33,7 @@ ADDED_ALERTS = {
     "ExternalStreamingJobDown",
     "ExternalProviderCredentialExpiring",
     "ExternalConsumerDataStale",
+    "ResponderInboxBacklog",
 }
 ALERTS = CONTRACT_ALERTS | ADDED_ALERTS
 

@@ -45,6 +45,10 @@ class Store(abc.ABC):
         """The oldest inbox entries, in order (only the inbox lease holder calls this)."""
 
     @abc.abstractmethod
+    async def inbox_stats(self) -> tuple[int, float | None]:
+        """How many entries wait in the inbox, and the oldest one's ``received_at``."""
+
+    @abc.abstractmethod
     async def inbox_ack(self, count: int) -> None:
         """Drop the ``count`` oldest inbox entries."""
 

@@ -192,6 +192,17 @@ class RedisStore(Store):
             raise StoreUnavailable(f"redis: {exc}") from exc
         return [_loads(item) for item in raw]
 
+    async def inbox_stats(self) -> tuple[int, float | None]:
+        try:
+            async with self.client.pipeline(transaction=False) as pipe:
+                pipe.llen(self._key("inbox"))
+                pipe.lindex(self._key("inbox"), 0)
+                depth, first = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"redis: {exc}") from exc
+        received = None if first is None else _loads(first).get("received_at")
+        return int(depth), float(received) if isinstance(received, int | float) else None
+
     async def inbox_ack(self, count: int) -> None:
         try:
             await self.client.ltrim(self._key("inbox"), count, -1)

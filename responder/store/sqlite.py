@@ -126,6 +126,14 @@ class SqliteStore(Store):
 
         return await self._run(run)
 
+    async def inbox_stats(self) -> tuple[int, float | None]:
+        def run(db: sqlite3.Connection) -> tuple[int, float | None]:
+            depth = db.execute("SELECT COUNT(*) FROM inbox").fetchone()[0]
+            row = db.execute("SELECT body FROM inbox ORDER BY seq LIMIT 1").fetchone()
+            return int(depth), _received_at(row[0] if row else None)
+
+        return await self._run(run)
+
     async def inbox_ack(self, count: int) -> None:
         def run(db: sqlite3.Connection) -> None:
             db.execute(
@@ -205,6 +213,13 @@ class SqliteStore(Store):
         await self._run(
             lambda db: db.execute("DELETE FROM leases WHERE name = ? AND owner = ?", (name, owner))
         )
+
+
+def _received_at(raw: str | bytes | None) -> float | None:
+    if raw is None:
+        return None
+    value = json.loads(raw).get("received_at")
+    return float(value) if isinstance(value, int | float) else None
 
 
 def _loads(text: str) -> Doc:

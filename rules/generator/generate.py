@@ -163,6 +163,7 @@ class Alerts:
             *self.streaming_job_down(),
             *self.credential_expiring(),
             *self.consumer_stale(),
+            *self.responder_backlog(),
         ]
 
     def stale(self) -> list[Rule]:
@@ -420,6 +421,31 @@ class Alerts:
                     "provider starts refusing the pipeline."
                 ),
                 per_provider=True,
+            )
+        ]
+
+
+    def responder_backlog(self) -> list[Rule]:
+        name = "ResponderInboxBacklog"
+        settings = self.alerts[name]
+        age = settings["max_age_seconds"]
+        job = self.params.responder_job
+        return [
+            self.rule(
+                name,
+                expr=(
+                    f'max by (job) (feedguard_responder_inbox_oldest_age_seconds{{job="{job}"}})\n'
+                    f"  > {age}\n"
+                ),
+                summary="feedguard-responder is not applying alert transitions",
+                description=(
+                    "The oldest alert transition waiting in the responder's inbox is "
+                    "{{ $value | humanizeDuration }} old (more than "
+                    f"{age} s, for {settings['for']}): the runbook is not being run for new "
+                    "alerts. Check the responder's log and /readyz; beyond inbox.max_depth "
+                    "or inbox.max_age_seconds it answers Alertmanager 503 and Alertmanager "
+                    "retries later."
+                ),
             )
         ]
 
