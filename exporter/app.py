@@ -18,6 +18,7 @@ from prometheus_client import (
 
 from feedguard.core.airflow import AirflowClient
 from feedguard.core.build import register_build_info
+from feedguard.core.http_hardening import install_http_hardening
 from feedguard.core.kube import KubeReader
 from feedguard.core.log import get_logger
 from feedguard.core.seatunnel import SeaTunnelClient
@@ -228,6 +229,7 @@ def create_app(config: ExporterConfig) -> web.Application:
     app = web.Application()
     app[appkeys.CONFIG] = config
     app[appkeys.PROCESS_REGISTRY] = process_registry()
+    install_http_hardening(app, config.http)
     app.cleanup_ctx.extend(
         [
             redis_ctx,

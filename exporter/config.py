@@ -8,6 +8,7 @@ from pathlib import Path
 
 from feedguard.core.airflow import AirflowSettings
 from feedguard.core.catalog import Catalog
+from feedguard.core.http_hardening import HttpSettings
 from feedguard.core.kube import KubeReadSettings
 from feedguard.core.schema import (
     ConfigError,
@@ -54,6 +55,8 @@ class ExporterConfig:
     redis: RedisSettings = RedisSettings()
     scrape: ScrapeSettings = ScrapeSettings()
     probes: ProbeSettings = ProbeSettings()
+    # Rate limit and gzip of this service's own HTTP (docs/exporter.md#http-hardening).
+    http: HttpSettings = field(default_factory=HttpSettings)
     # Off by default (enabled: false); docs/collectors.md.
     airflow: AirflowSettings = field(default_factory=AirflowSettings)
     dbt: DbtSettings = field(default_factory=DbtSettings)

@@ -12,7 +12,7 @@ import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from feedguard.core.http_security import install_security_headers
+from feedguard.core.http_hardening import install_http_hardening
 from feedguard.core.log import get_logger
 
 from . import api, appkeys
@@ -169,7 +169,7 @@ def create_app(
     )
     app[api.FEATURES_TOKEN] = config.features_token()
     app[appkeys.OPENAPI] = load_spec()
-    install_security_headers(app)
+    install_http_hardening(app, config.http)
     app.cleanup_ctx.extend([store_ctx, redis_ctx, http_ctx, plugins_ctx, engine_ctx])
     app.router.add_get("/", api.index)
     app.router.add_post("/webhook/alertmanager", alertmanager_webhook)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from feedguard.core.catalog import Catalog
+from feedguard.core.http_hardening import HttpSettings
 from feedguard.core.schema import (
     ConfigError,
     check_listen,
@@ -179,6 +180,8 @@ class ResponderConfig:
     redis: RedisSettings | None = None
     webhook: WebhookSettings = WebhookSettings()
     features: FeatureSettings = FeatureSettings()
+    # Rate limit and gzip of this service's own HTTP (docs/responder.md#http-hardening).
+    http: HttpSettings = field(default_factory=HttpSettings)
     executor: ExecutorSettings = ExecutorSettings()
     recovery: RecoverySettings = RecoverySettings()
     scheduler: SchedulerSettings = SchedulerSettings()
