@@ -107,3 +107,19 @@ def test_relative_times_and_truncation() -> None:
     assert truncated_alerts(doc) == 0
     add_event(doc, T0, "alert firing: B", truncated=7)
     assert truncated_alerts(doc) == 7
+
+
+def test_notes_link_to_the_slack_thread_when_the_channel_id_is_known() -> None:
+    doc = new_incident("x", "ISO-NE", T0, None)
+    add_event(doc, T0 + 1, "note posted: initial:0")
+    add_event(doc, T0 + 5, "note failed: update:1", error="HTTP 429")
+    page = incident_page(doc, T0 + 10)
+    assert page["notes"]["link"] is None  # webhook delivery: no channel ID, no link
+    assert [(n["slot"], n["ok"], n["error"]) for n in page["notes"]["posted"]] == [
+        ("initial:0", True, None),
+        ("update:1", False, "HTTP 429"),
+    ]
+    doc["notes"] = {"slack_channel": "C024BE91L", "slack_ts": "1790000001.000200"}
+    notes = incident_page(doc, T0)["notes"]
+    assert notes["link"] == "https://slack.com/app_redirect?channel=C024BE91L"
+    assert notes["thread_ts"] == "1790000001.000200"

@@ -168,10 +168,11 @@ def _notes(doc: Doc, now: float) -> dict[str, Any]:
     notes = doc.get("notes") or {}
     channel = notes.get("slack_channel")
     ts = notes.get("slack_ts")
-    thread = None
+    link = None
     if isinstance(channel, str) and isinstance(ts, str) and channel.isalnum():
-        # Slack's permalink shape: /archives/<channel id>/p<ts without the dot>.
-        thread = f"https://slack.com/archives/{quote(channel)}/p{ts.replace('.', '')}"
+        # Slack's documented deep link into a channel by its ID (api.slack.com/docs/
+        # deep-linking); a message permalink needs the workspace's domain, unknown here.
+        link = f"https://slack.com/app_redirect?channel={quote(channel)}"
     posted = []
     for entry in doc["timeline"]:
         event = str(entry["event"])
@@ -184,7 +185,7 @@ def _notes(doc: Doc, now: float) -> dict[str, Any]:
                     "error": entry.get("error"),
                 }
             )
-    return {"posted": posted, "channel": channel, "thread": thread}
+    return {"posted": posted, "channel": channel, "link": link, "thread_ts": ts}
 
 
 def incident_page(doc: Doc, now: float) -> dict[str, Any]:
