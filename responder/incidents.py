@@ -183,6 +183,7 @@ def record_view(record: Mapping[str, Any]) -> ActionRecord:
         previous=record.get("previous"),
         detail=record.get("detail") or {},
         error=record.get("error"),
+        reverts=record.get("reverts"),
     )
 
 

@@ -55,6 +55,7 @@ class ActionRecord:
     previous: JSON = None
     detail: Mapping[str, JSON] = field(default_factory=dict)
     error: str | None = None
+    reverts: str | None = None  # set on an undo: the key of the record it undoes
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,9 @@ class Outcome:
     previous: JSON = None  # the value replaced, handed back to revert
     detail: Mapping[str, JSON] = field(default_factory=dict)  # e.g. captured run ids
     changed: bool = True  # False when the target already was in the wanted state
+    # A revert that kept the current value because someone else changed it
+    # since (or it was so before feedguard): why, in a few words.
+    left_alone: str | None = None
 
 
 class ActionError(Exception):

@@ -58,7 +58,8 @@ async def _revert_one(
         )
         if not last:
             detail: dict[str, Any] = {
-                "why": f"still held by {', '.join(holders)}",
+                "why": f"deferred: stays in place, still held by incident {', '.join(holders)}"
+                " (undone when the last holder recovers)",
                 "still_held_by": holders,
             }
             await record("skipped", "revert deferred to last holder", detail=detail)
@@ -76,12 +77,16 @@ async def _revert_one(
         return False
     if target.resource is not None:
         await kit.store.update("resource", target.resource, resources.reverted)
-    detail = {
-        **outcome.detail,
-        "restored": previous,
-        "changed": outcome.changed,
-        "attempts": attempts,
-    }
+    detail = {**outcome.detail, "changed": outcome.changed, "attempts": attempts}
+    if outcome.left_alone is not None:
+        # Not an undo: the value that is there now was kept (``previous``).
+        detail["why"] = f"left alone: {outcome.left_alone}"
+        await record(
+            "skipped", "revert left the value alone", previous=outcome.previous, detail=detail
+        )
+        return True
+    # ``restored``: the value in place now, the one from before the incident.
+    detail["restored"] = previous
     await record("success", "step reverted", previous=outcome.previous, detail=detail)
     return True
 

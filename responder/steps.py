@@ -52,7 +52,9 @@ class StepKit(Part):
                 async with asyncio.timeout(settings.timeout_seconds):
                     outcome = await fn()
             except ActionError as exc:
-                error = f"{exc}" + (f" (HTTP {exc.status})" if exc.status else "")
+                error = str(exc)
+                if exc.status and f"HTTP {exc.status}" not in error:
+                    error += f" (HTTP {exc.status})"
                 if not exc.retryable:
                     # The system answered: a refusal says nothing about its health.
                     self.breakers.success(action.circuit)

@@ -334,7 +334,15 @@ async def test_provider_outage_end_to_end(world: World) -> None:
         "read_cache",
         "throttle_api",
     ]
-    assert all(result == "success" for _, _, result in recovery)
+    # The DAG the operator had paused is left paused, and the record says so:
+    # not a "success" of an undo that did not happen.
+    assert {(t, r) for _, t, r in recovery if r != "success"} == {
+        (f"pause DAG {BACKFILL}", "skipped")
+    }
+    (kept,) = [a for a in doc["actions"] if a["phase"] == "recovery" and a["result"] == "skipped"]
+    assert kept["detail"]["why"] == "left alone: was paused before feedguard; kept paused"
+    assert "restored" not in kept["detail"]
+    assert kept["reverts"] is not None
 
 
 def firing_start(body: Any) -> float:
@@ -380,6 +388,11 @@ async def test_concurrent_incidents_share_and_restore_once(world: World) -> None
             r for r in iso["actions"] if r["phase"] == "recovery" and r["result"] == "skipped"
         ]
         assert {r["action"] for r in deferred} >= {"throttle_api", "read_cache", "pause_dags"}
+        for record in deferred:
+            # It says which incident still holds the change, for the resolution note.
+            assert record["detail"]["still_held_by"] == [miso["id"]]
+            assert f"still held by incident {miso['id']}" in record["detail"]["why"]
+            assert "restored" not in record["detail"]
 
         # MISO recovers last: the value from before the first incident comes back.
         clock.advance(300)
@@ -493,6 +506,6 @@ async def test_retryable_and_final_errors_through_the_executor(world: World) -> 
     cache = by_action["read_cache"]
     assert cache["result"] == "failure"
     assert cache["detail"]["attempts"] == 1
-    assert "HTTP 401" in cache["error"]
+    assert cache["error"].count("HTTP 401") == 1  # the status is said once
     assert "feature external_read_cache" in cache["error"]
     assert world.runtime.features[FEATURE]["enabled"] is False

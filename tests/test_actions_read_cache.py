@@ -202,3 +202,19 @@ async def test_retry_after_a_timed_out_post_keeps_the_state_from_before(
     # Another incident meeting the cache on was not the one that switched it.
     other = await action.apply(context(incident_id="inc-2"), target)
     assert other.previous == {"enabled": True, "configuration": {"ttl_seconds": 900}}
+
+
+async def test_an_operators_later_change_is_left_alone_and_said_so(
+    fake: FakeRuntimeConfig, url: str, session: aiohttp.ClientSession
+) -> None:
+    action = make_action(session, url)
+    ctx = context()
+    (target,) = action.targets(ctx)
+    outcome = await action.apply(ctx, target)
+    # While the incident is open an operator shortens the TTL by hand.
+    fake.features[FEATURE] = {"enabled": True, "configuration": {"ttl_seconds": 60}}
+    back = await action.revert(ctx, target, outcome.previous)
+    assert back.left_alone == f"feature {FEATURE} was changed by someone else since; kept"
+    assert back.changed is False
+    assert fake.posts(FEATURE) == [ON]  # nothing posted over the operator's choice
+    assert fake.features[FEATURE] == {"enabled": True, "configuration": {"ttl_seconds": 60}}

@@ -126,7 +126,7 @@ async def test_operator_change_during_the_incident_is_not_clobbered(
     obj["data"][KEY] = "20"  # an operator's kubectl edit while the incident is open
     back = await action.revert(ctx, target, outcome.previous)
     assert fake.data(NS, CM)[KEY] == "20"
-    assert "left" in str(back.detail["note"])
+    assert back.left_alone == f"{KEY}='20' was changed by someone else since; kept"
     assert "annotations" not in fake.configmaps[(NS, CM)]["metadata"]
 
 

@@ -453,3 +453,55 @@ def test_validate_reads_secret_files_and_compiles_overrides(tmp_path: Path) -> N
     with pytest.raises(ConfigError, match="cannot read Slack bot token"):
         missing.validate()
     NotesSettings(enabled=False, slack_token_file=str(tmp_path / "absent")).validate()
+
+
+def test_every_undo_reads_undo_and_says_why_it_was_skipped(catalog: Catalog) -> None:
+    """Deferred and left-alone undos are not successes, and the channel learns which
+    incident still holds a shared change; a DAG unpause reads "undo:" like the rest."""
+    view = incident(
+        state="resolved",
+        resolved_at=T0 + HOUR,
+        actions=[
+            action(
+                "pause_dags",
+                "pause DAG external_data_ingest",
+                T0 + HOUR - 60,
+                phase="recovery",
+                detail={"dag_id": "external_data_ingest", "changed": True},
+                reverts="k1",
+            ),
+            action(
+                "pause_dags",
+                "pause DAG external_backfill",
+                T0 + HOUR - 60,
+                phase="recovery",
+                result="skipped",
+                detail={"why": "left alone: was paused before feedguard; kept paused"},
+                reverts="k2",
+            ),
+            action(
+                "throttle_api",
+                "set AURUM_API_RATE_LIMIT_RPS=50",
+                T0 + HOUR - 60,
+                phase="recovery",
+                result="skipped",
+                detail={
+                    "why": "deferred: stays in place, still held by incident MISO-1"
+                    " (undone when the last holder recovers)",
+                    "still_held_by": ["MISO-1"],
+                },
+                reverts="k3",
+            ),
+        ],
+    )
+    for kind in ("update", "resolution"):
+        text, _ = render(catalog, request(kind, view, T0 + HOUR))
+        assert "• undo: pause DAG external_data_ingest: success" in text
+        assert (
+            "• undo: pause DAG external_backfill: skipped"
+            " (left alone: was paused before feedguard; kept paused)"
+        ) in text
+        assert (
+            "• undo: set AURUM_API_RATE_LIMIT_RPS=50: skipped (deferred: stays in place,"
+            " still held by incident MISO-1 (undone when the last holder recovers))"
+        ) in text

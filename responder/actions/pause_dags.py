@@ -90,8 +90,9 @@ class PauseDags:
         if previous is True:
             return Outcome(
                 previous=True,
-                detail={"dag_id": dag_id, "note": "was paused before feedguard: left paused"},
+                detail={"dag_id": dag_id},
                 changed=False,
+                left_alone="was paused before feedguard; kept paused",
             )
         what = f"unpause DAG {dag_id}"
         try:

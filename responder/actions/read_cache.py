@@ -86,6 +86,17 @@ class ReadCache:
         if current is not None and _exactly(current, restore):
             detail["note"] = "already in the state to restore"
             return Outcome(previous=current, detail=detail, changed=False)
+        ours = {"enabled": True, "configuration": {"ttl_seconds": target.params["ttl_seconds"]}}
+        if current is not None and not _same(current, ours):
+            # Neither what this responder set nor what was there before: an
+            # operator's newer choice, kept.
+            detail["state"] = current
+            return Outcome(
+                previous=current,
+                detail=detail,
+                changed=False,
+                left_alone=f"feature {feature} was changed by someone else since; kept",
+            )
         await self._client.set(feature, restore)
         return Outcome(previous=current, detail=detail, changed=True)
 

@@ -127,16 +127,22 @@ class ThrottleApi:
         body: dict[str, Any] = {
             "metadata": {"resourceVersion": state.resource_version, "annotations": {marker: None}}
         }
+        left_alone = None
         if current == wanted:
             body["data"] = {key: previous}  # None deletes a key that was absent before
         elif current != previous:
             # Someone changed the limit after feedguard throttled it: their
             # value is newer than ours, so only our annotation goes.
-            detail["note"] = f"left {key}={current!r} alone: changed by someone else since"
+            left_alone = f"{key}={current!r} was changed by someone else since; kept"
             detail["value"] = current
         after = await self._client.merge_patch(namespace, name, body)
         detail["resource_version"] = after.resource_version
-        return Outcome(previous=current, detail=detail, changed=current != after.data.get(key))
+        return Outcome(
+            previous=current,
+            detail=detail,
+            changed=current != after.data.get(key),
+            left_alone=left_alone,
+        )
 
 
 def _where(target: Target) -> tuple[str, str, str, str]:

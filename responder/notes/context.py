@@ -60,15 +60,17 @@ def _alert(alert: AlertView) -> dict[str, Any]:
 
 
 # What the core adds to every step's detail; not news for a reader of the note.
-BOOKKEEPING_DETAIL = frozenset({"changed", "attempts", "restored"})
+BOOKKEEPING_DETAIL = frozenset({"changed", "attempts", "restored", "why", "still_held_by"})
 
 
 def _action(record: ActionRecord) -> dict[str, Any]:
     return {
         "action": record.action,
         "target": record.target,
-        # The core records an undo in the recovery phase with what it restored.
-        "undo": record.phase == "recovery" and "restored" in record.detail,
+        # Every undo names the record it undoes, whatever its result.
+        "undo": record.reverts is not None,
+        # Why a step did not do its thing (skipped, left alone, deferred), if it says.
+        "why": str(record.detail.get("why") or ""),
         "facts": {k: v for k, v in record.detail.items() if k not in BOOKKEEPING_DETAIL},
         "phase": record.phase,
         "result": record.result,

@@ -50,8 +50,10 @@ def action(
     phase: str = "firing",
     error: str | None = None,
     detail: Mapping[str, Any] | None = None,
+    reverts: str | None = None,
 ) -> ActionRecord:
     return ActionRecord(
+        reverts=reverts,
         action=name,
         target=target,
         resource=None,
