@@ -22,7 +22,7 @@ from feedguard.core.settings import LogSettings, RedisSettings
 
 from .actions.settings import ActionsSettings
 from .evidence.settings import EvidenceSettings
-from .matchers import Matcher, parse_matcher
+from .matchers import Matcher, parse_matchers
 from .notes.settings import NotesSettings
 
 DEFAULT_LISTEN = "127.0.0.1:9817"
@@ -31,7 +31,7 @@ MiB = 1024 * 1024
 
 def _check_matcher(value: Any) -> str | None:
     try:
-        parse_matcher(str(value))
+        parse_matchers(str(value))
     except ValueError as exc:
         return str(exc)
     return None
@@ -161,7 +161,7 @@ class Playbook:
 
     @property
     def parsed_matchers(self) -> tuple[Matcher, ...]:
-        return tuple(parse_matcher(m) for m in self.matchers)
+        return tuple(m for entry in self.matchers for m in parse_matchers(entry))
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         return all(m.matches(labels) for m in self.parsed_matchers)

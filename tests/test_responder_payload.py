@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from feedguard.responder.matchers import parse_matcher
+from feedguard.responder.matchers import parse_matcher, parse_matchers
 from feedguard.responder.payload import PayloadError, parse_timestamp
 
 
@@ -53,3 +53,29 @@ def test_matchers(matcher: str, labels: dict[str, str], expected: bool) -> None:
 def test_bad_matchers(text: str) -> None:
     with pytest.raises(ValueError, match=r"expected|invalid regex"):
         parse_matcher(text)
+
+
+def test_values_unescape_as_alertmanager_does() -> None:
+    assert parse_matcher(r'a="x\"y\\z\n\q"').value == 'x"y\\z\n\\q'
+    assert parse_matcher("a = x y ").value == "x y"
+    assert parse_matcher('team:ops=~"a|b"').name == "team:ops"
+    first, second = parse_matchers('{alertname=~"External.*", note="a, \\"b\\""}')
+    assert (first.op, second.value) == ("=~", 'a, "b"')
+
+
+# Checked against the real amtool (tests/test_matchers_amtool.py): each rejected there.
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ('alertname="a"b"', "unescaped double quote"),
+        ('alertname="x', "unescaped double quote"),
+        ('alertname=x"', "unescaped double quote"),
+        ('alert.name="x"', "bad matcher format"),
+        ('alertname=~"(?=x)y"', "lookahead"),
+        ('alertname=~"(a)\\1"', "backreference"),
+        ('alertname=~"a++"', "possessive"),
+    ],
+)
+def test_what_alertmanager_rejects_is_rejected(text: str, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        parse_matchers(text)
