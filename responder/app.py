@@ -94,6 +94,28 @@ async def plugins_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def _log_ready_when_store_answers(app: web.Application, every: float = 1.0) -> None:
+    config = app[appkeys.CONFIG]
+    waiting = False
+    while True:
+        try:
+            await app[appkeys.STORE].ping()
+            break
+        except StoreUnavailable as exc:
+            if not waiting:
+                log.warning("responder not ready: state store unavailable", error=str(exc))
+                waiting = True
+            await asyncio.sleep(every)
+    log.info(
+        "responder ready",
+        store=config.store.backend,
+        dry_run=config.dry_run,
+        playbooks=[p.name for p in config.playbooks],
+        actions=sorted(app[appkeys.ACTIONS].keys()),
+        notes=app[appkeys.NOTIFIER] is not None,
+    )
+
+
 async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[appkeys.CONFIG]
     engine = Engine(
@@ -111,15 +133,10 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
     loop_task = asyncio.create_task(engine.run_forever()) if app[appkeys.BACKGROUND] else None
     if not app[WEBHOOK_AUTH].required:
         log.warning("webhook authentication is off: set webhook.bearer_token or basic auth")
-    log.info(
-        "responder ready",
-        store=config.store.backend,
-        dry_run=config.dry_run,
-        playbooks=[p.name for p in config.playbooks],
-        actions=sorted(app[appkeys.ACTIONS].keys()),
-        notes=app[appkeys.NOTIFIER] is not None,
-    )
+    # "ready" only once the store answers (what /readyz says too).
+    ready_task = asyncio.create_task(_log_ready_when_store_answers(app))
     yield
+    ready_task.cancel()
     engine.stop()
     if loop_task is not None:
         # The loop ends at its next wake-up; cancelling is the fallback, and the wait is

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import socket
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
@@ -77,19 +78,51 @@ def load_or_report(load: Callable[[], C], args: argparse.Namespace) -> C | None:
     return config
 
 
+class StartupError(Exception):
+    """What keeps a service from starting (a port in use, a store it cannot open);
+    ``serve`` prints it as one line and exits 2."""
+
+
+def bind(listen: str) -> socket.socket:
+    """A listening socket on ``listen``; StartupError when the address cannot be had."""
+    host, port = parse_listen(listen)
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM)
+        family, kind, proto, _, address = infos[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise StartupError(f"cannot listen on {listen}: {exc.strerror or exc}") from exc
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise StartupError(f"cannot listen on {listen}: {exc.strerror or exc}") from exc
+    return sock
+
+
 def serve(
     config: ListenConfig,
     create_app: Callable[[], web.Application],
     logger_name: str,
     **server_options: Any,
 ) -> int:
-    """Configure logging, build the app and run it on ``config.listen`` until stopped.
+    """Configure logging, bind ``config.listen``, build the app and run it until stopped.
 
+    The port is bound before anything starts, so a port in use is one line on
+    stderr and exit 2, not a traceback after start-up logged its progress.
     ``server_options`` go to aiohttp's request handler (e.g. ``keepalive_timeout``)."""
     from aiohttp import web
 
     configure_logging(config.log.level, config.log.format)
-    host, port = parse_listen(config.listen)
-    get_logger(logger_name).info("starting", listen=config.listen)
-    web.run_app(create_app(), host=host, port=port, print=None, access_log=None, **server_options)
+    try:
+        sock = bind(config.listen)
+        get_logger(logger_name).info("starting", listen=config.listen)
+        web.run_app(create_app(), sock=sock, print=None, access_log=None, **server_options)
+    except StartupError as exc:
+        # feedguard.exporter.__main__ -> feedguard-exporter
+        service = "-".join(logger_name.split(".")[:2])
+        print(f"{service}: {exc}", file=sys.stderr)
+        return 2
     return 0

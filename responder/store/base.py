@@ -6,6 +6,8 @@ import abc
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from feedguard.core.cli import StartupError
+
 R = TypeVar("R")
 Doc = dict[str, Any]
 # An updater gets the current document (None when absent) and returns the new
@@ -16,6 +18,11 @@ Updater = Callable[[Doc | None], tuple[Doc | None, R]]
 
 class StoreUnavailable(Exception):
     """The store cannot be reached or refused a write; callers answer 503 / retry later."""
+
+
+class StoreUnusable(StartupError):
+    """The store can never work as configured (an SQLite file that cannot be opened,
+    one another responder already uses): the service does not start."""
 
 
 class InvalidValue(ValueError):

@@ -7,7 +7,9 @@ operation is one transaction, so a read-modify-write is atomic.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -15,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .base import Doc, InvalidValue, Store, StoreUnavailable, Updater
+from .base import Doc, InvalidValue, Store, StoreUnavailable, StoreUnusable, Updater
 
 T = TypeVar("T")
 PRUNE_EVERY = 1000  # notifications between two prunings of old transition keys
@@ -42,6 +44,7 @@ class SqliteStore(Store):
         self._records = 0
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
         self._db: sqlite3.Connection | None = None
+        self._lock_fd: int | None = None
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         def call() -> T:
@@ -62,10 +65,27 @@ class SqliteStore(Store):
 
         return await asyncio.get_running_loop().run_in_executor(self._thread, call)
 
+    def _lock(self) -> None:
+        """Hold ``<path>.lock`` for as long as the store is open: one responder per
+        file (leases of a previous run are deleted at open, which is only right
+        when no other process is running on the same file)."""
+        path = f"{self.path}.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise StoreUnusable(
+                f"sqlite {self.path}: another feedguard-responder is using this file"
+                f" (it holds {path}); one responder per SQLite file"
+            ) from None
+        self._lock_fd = fd
+
     async def open(self) -> None:
         def connect() -> None:
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+                self._lock()
             db = sqlite3.connect(self.path, isolation_level=None, timeout=10.0)
             db.execute("PRAGMA journal_mode=WAL")
             # FULL: a 2xx to Alertmanager means the transition survives a power cut.
@@ -78,14 +98,23 @@ class SqliteStore(Store):
 
         try:
             await asyncio.get_running_loop().run_in_executor(self._thread, connect)
-        except sqlite3.Error as exc:
-            raise StoreUnavailable(f"sqlite {self.path}: {exc}") from exc
+        except (sqlite3.Error, OSError) as exc:
+            self._unlock()
+            # A local file that cannot be opened will not heal by waiting.
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise StoreUnusable(f"sqlite {self.path}: cannot open: {reason}") from exc
+
+    def _unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing releases the flock
+            self._lock_fd = None
 
     async def close(self) -> None:
         def disconnect() -> None:
             if self._db is not None:
                 self._db.close()
                 self._db = None
+            self._unlock()
 
         await asyncio.get_running_loop().run_in_executor(self._thread, disconnect)
         # Joining the thread blocks: not on the event loop either.
