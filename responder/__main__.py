@@ -24,8 +24,17 @@ def _parser() -> argparse.ArgumentParser:
     add_version(parser)
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("serve", parents=[common], help="serve the webhook and API (the default)")
-    sub.add_parser(
+    check = sub.add_parser(
         "check-config", parents=[common], help="validate settings, catalog, playbooks; exit 2"
+    )
+    check.add_argument(
+        "--online",
+        action="store_true",
+        help="also ask Airflow, Kubernetes, runtime-config, Slack and Alertmanager"
+        " whether the targets exist (changes nothing); exit 2 on a problem",
+    )
+    check.add_argument(
+        "--alertmanager-url", default=None, help="Alertmanager to check with --online"
     )
     simulate = sub.add_parser(
         "simulate", parents=[common], help="print the plan a webhook payload causes; runs nothing"
@@ -62,6 +71,15 @@ def _check(config: ResponderConfig, source: str) -> int:
         f"dry_run={'on' if config.dry_run else 'off'}, store={config.store.backend}"
     )
     return 0
+
+
+def _check_online(config: ResponderConfig, alertmanager_url: str | None) -> int:
+    from .online import run_online_checks
+
+    checks = asyncio.run(run_online_checks(config, alertmanager_url))
+    for check in checks:
+        print(check.line())
+    return 2 if any(c.status == "problem" for c in checks) else 0
 
 
 async def _simulate(config: ResponderConfig, path: str) -> int:
@@ -108,7 +126,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if config is None:
         return 2
     if command == "check-config":
-        return _check(config, getattr(args, "config", None) or "<defaults>")
+        status = _check(config, getattr(args, "config", None) or "<defaults>")
+        if status == 0 and args.online:
+            status = _check_online(config, args.alertmanager_url)
+        return status
     if command == "simulate":
         return asyncio.run(_simulate(config, args.payload))
 

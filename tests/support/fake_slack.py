@@ -11,6 +11,8 @@ It follows Slack's documented behaviour rather than our client's:
   ``conversations.replies`` uses), so a reply sent to the wrong place fails.
   Success is ``{"ok": true, "channel": ID, "ts": TS, "message": {...}}``.
   Rate limiting is HTTP 429 with a ``Retry-After`` header (seconds).
+- ``POST /api/auth.test``: the same token rules; ``{"ok": true, "url", "team",
+  "user", "team_id", "user_id", "bot_id"}`` for the bot token.
 - ``POST /services/...`` (the configured webhook path): plain-text ``ok``, or
   ``400 invalid_payload`` / ``400 no_text``, ``403 action_prohibited``,
   ``404 no_service`` for any other path, ``410 channel_is_archived``.
@@ -115,6 +117,7 @@ class FakeSlack:
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/api/chat.postMessage", self._post_message)
+        app.router.add_post("/api/auth.test", self._auth_test)
         app.router.add_post("/services/{rest:.*}", self._webhook)
         return app
 
@@ -212,6 +215,31 @@ class FakeSlack:
         if message.thread_ts:
             answer["thread_ts"] = message.thread_ts
         return web.json_response({"ok": True, "channel": channel, "ts": ts, "message": answer})
+
+    async def _auth_test(self, request: web.Request) -> web.Response:
+        """Slack's auth.test: who the token is, or not_authed / invalid_auth."""
+        path = request.path
+        header = request.headers.get("Authorization", "")
+        token = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else None
+        if not token:
+            form = await request.post() if request.content_type != "application/json" else {}
+            token = str(form.get("token") or "") or None
+        if not token:
+            return self._error(path, "not_authed")
+        if token != self.token:
+            return self._error(path, "invalid_auth")
+        self._record(path, 200)
+        return web.json_response(
+            {
+                "ok": True,
+                "url": "https://feedguard-test.slack.com/",
+                "team": "Feedguard Test",
+                "user": "feedguard",
+                "team_id": "T0FEEDGRD",
+                "user_id": "U0FEEDGRD",
+                "bot_id": "B0FEEDGRD",
+            }
+        )
 
     def _error(self, path: str, error: str) -> web.Response:
         self._record(path, 200, error)

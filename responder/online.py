@@ -1,0 +1,144 @@
+"""``check-config --online``: ask each target the runbook will touch whether it is there.
+
+One line per check, ``ok`` or ``problem`` (or ``skipped`` when the setting that
+would make it possible is not set): the DAGs the playbooks pause and trigger
+exist in Airflow, the throttle's ConfigMap exists and a dry-run merge patch of
+its key is accepted (so the RBAC allows the real one), the read-cache flag
+exists in the runtime-config API, Slack's ``auth.test`` accepts the bot token,
+and Alertmanager answers ``/-/ready``. Nothing is changed anywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from feedguard.core.airflow import AirflowClient, AirflowError
+from feedguard.core.schema import read_secret
+
+from .actions.kube import ConfigMapClient
+from .actions.runtime_config import RuntimeConfigClient
+from .config import ResponderConfig
+from .plugins import ActionError
+
+
+@dataclass(frozen=True)
+class Check:
+    target: str
+    status: str  # ok, problem, skipped
+    detail: str
+
+    def line(self) -> str:
+        return f"{self.status}: {self.target}: {self.detail}"
+
+
+def _dags(config: ResponderConfig) -> list[str]:
+    dags = [dag for p in config.providers.enabled for dag in p.dags]
+    dags += [config.actions.fallback_dag, config.actions.backfill_dag]
+    return list(dict.fromkeys(dags))
+
+
+async def check_airflow(config: ResponderConfig, session: aiohttp.ClientSession) -> Check:
+    target = f"airflow {config.actions.airflow.base_url}"
+    wanted = _dags(config)
+    try:
+        password = config.actions.airflow.read_password()
+        client = AirflowClient(session, config.actions.airflow, password=password)
+        found = await client.list_dags(wanted)
+    except AirflowError as exc:
+        return Check(target, "problem", str(exc))
+    missing = [d for d in wanted if d not in found]
+    if missing:
+        return Check(target, "problem", f"DAGs not found: {', '.join(missing)}")
+    return Check(target, "ok", f"{len(wanted)} DAGs found: {', '.join(wanted)}")
+
+
+async def check_configmap(config: ResponderConfig) -> Check:
+    kube = config.actions.kubernetes
+    target = f"configmap {kube.namespace}/{kube.configmap}"
+    client = ConfigMapClient(kube)
+    try:
+        state = await client.read(kube.namespace, kube.configmap)
+        current = state.data.get(kube.key)
+        body = {
+            "metadata": {"resourceVersion": state.resource_version},
+            "data": {kube.key: current},
+        }
+        await client.merge_patch(kube.namespace, kube.configmap, body, dry_run=True)
+    except ActionError as exc:
+        return Check(target, "problem", str(exc))
+    finally:
+        await client.close()
+    return Check(target, "ok", f"exists, {kube.key}={current!r}, a dry-run patch was accepted")
+
+
+async def check_runtime_flag(config: ResponderConfig, session: aiohttp.ClientSession) -> Check:
+    settings = config.actions.runtime_config
+    target = f"runtime-config feature {settings.feature}"
+    if not settings.base_url:
+        return Check(target, "skipped", "actions.runtime_config.base_url is not set")
+    token = read_secret(settings.token, settings.token_file, "runtime-config token")
+    client = RuntimeConfigClient(session, settings.base_url, token, settings.timeout_seconds)
+    try:
+        status, body = await client.get(settings.feature)
+    except ActionError as exc:
+        return Check(target, "problem", str(exc))
+    if status == 200:
+        return Check(target, "ok", f"exists: {body}")
+    if status in (405, 501):
+        return Check(target, "skipped", f"the API does not serve GET (HTTP {status})")
+    return Check(target, "problem", f"HTTP {status}: {body}")
+
+
+async def check_slack(config: ResponderConfig, session: aiohttp.ClientSession) -> Check:
+    notes = config.notes
+    target = f"slack {notes.base_url}"
+    token = notes.token()
+    if not token:
+        return Check(target, "skipped", "no Slack bot token (notes.slack_token[_file])")
+    client = AsyncWebClient(token=token, base_url=notes.base_url, session=session, timeout=10)
+    try:
+        answer = await client.auth_test()
+    except SlackApiError as exc:
+        data = getattr(exc.response, "data", None)
+        code = data.get("error") if isinstance(data, dict) else None
+        return Check(target, "problem", f"auth.test failed: {code or exc}")
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        return Check(target, "problem", f"auth.test failed: {type(exc).__name__}: {exc}")
+    return Check(target, "ok", f"auth.test ok as {answer.get('user')} in {answer.get('team')}")
+
+
+async def check_alertmanager(url: str | None, session: aiohttp.ClientSession) -> Check:
+    target = f"alertmanager {url or ''}".rstrip()
+    if not url:
+        return Check(target, "skipped", "no --alertmanager-url given")
+    try:
+        timeout = aiohttp.ClientTimeout(total=10)
+        async with session.get(url.rstrip("/") + "/-/ready", timeout=timeout) as response:
+            if response.status == 200:
+                return Check(target, "ok", "/-/ready answered 200")
+            return Check(target, "problem", f"/-/ready answered HTTP {response.status}")
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        return Check(target, "problem", f"not reachable: {type(exc).__name__}: {exc}")
+
+
+async def run_online_checks(config: ResponderConfig, alertmanager_url: str | None) -> list[Check]:
+    async with aiohttp.ClientSession() as session:
+        checks: list[Callable[[], Awaitable[Check]]] = [
+            lambda: check_airflow(config, session),
+            lambda: check_configmap(config),
+            lambda: check_runtime_flag(config, session),
+            lambda: check_slack(config, session),
+            lambda: check_alertmanager(alertmanager_url, session),
+        ]
+        results = []
+        for check in checks:
+            try:
+                results.append(await check())
+            except Exception as exc:  # one broken target must not hide the others
+                results.append(Check("check", "problem", f"{type(exc).__name__}: {exc}"))
+        return results
