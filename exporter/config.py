@@ -78,6 +78,32 @@ class ExporterConfig:
         return self.redis.read_password()
 
 
+def check_artifact_paths(config: ExporterConfig, source: str) -> None:
+    """The dbt and GX paths of enabled collectors exist and are of the right kind
+    (a missing one was accepted here and left the collector down for good)."""
+    wanted: list[tuple[str, str | None, str]] = []
+    if config.dbt.enabled:
+        wanted += [
+            ("dbt.sources_json", config.dbt.sources_json, "file"),
+            ("dbt.manifest_json", config.dbt.manifest_json, "file"),
+        ]
+    if config.quality.enabled:
+        wanted.append(("quality.validations_dir", config.quality.validations_dir, "dir"))
+    errors = []
+    for key, value, kind in wanted:
+        if value is None:
+            continue
+        target = Path(value)
+        if not target.exists():
+            errors.append(f"{source}: {key}: {value} does not exist")
+        elif kind == "file" and not target.is_file():
+            errors.append(f"{source}: {key}: {value} is not a file")
+        elif kind == "dir" and not target.is_dir():
+            errors.append(f"{source}: {key}: {value} is not a directory")
+    if errors:
+        raise ConfigError(errors)
+
+
 def load_config(
     path: str | Path | None = None, environ: Mapping[str, str] | None = None
 ) -> ExporterConfig:
@@ -91,6 +117,7 @@ def load_config(
         path,
         environ,
         lambda config: [
+            lambda: check_artifact_paths(config, str(path) if path else "<defaults>"),
             config.redis_password,
             config.seatunnel.read_password,
             config.kubernetes.check,

@@ -256,12 +256,22 @@ def load_config(
 def _startup_checks(config: ResponderConfig) -> list[Callable[[], object]]:
     # Secrets named by *_file must be readable now, not at the first request;
     # note templates must compile and the Slack secret files be readable.
+    actions = config.actions
     return [
         config.redis_password,
         config.webhook_bearer_token,
         config.webhook_basic_password,
         config.features_token,
         config.notes.validate,
+        # What open_actions reads at start: a missing file was a traceback then.
+        actions.airflow.read_password,
+        actions.seatunnel.read_password,
+        lambda: read_secret(
+            actions.runtime_config.token, actions.runtime_config.token_file, "runtime-config token"
+        ),
+        lambda: read_secret(
+            actions.kubernetes.token, actions.kubernetes.token_file, "Kubernetes token"
+        ),
     ]
 
 

@@ -24,7 +24,6 @@ from .support.responder import responder_config
 from .support.services import free_port, running
 
 BIN = Path(sys.executable).parent
-REPO = Path(__file__).resolve().parent.parent
 CATALOG = make_catalog({"EIA": {"datasets": ["rto"]}})
 
 
@@ -34,7 +33,7 @@ def run(argv: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProc
         capture_output=True,
         text=True,
         timeout=60,
-        cwd=REPO,  # the embedded defaults name config/external_providers.yml
+        cwd=tmp_path,  # the embedded defaults work from any working directory
         env={"PATH": "/usr/bin:/bin", "FEEDGUARD_LOG_FORMAT": "json", **env},
         check=False,
     )
@@ -84,7 +83,7 @@ def test_a_second_responder_on_the_same_sqlite_file_refuses(tmp_path: Path) -> N
         "FEEDGUARD_STORE_SQLITE_PATH": str(db),
     }
     argv = [str(BIN / "feedguard-responder"), "--listen", f"127.0.0.1:{first_port}"]
-    with running("first", argv, first_port, tmp_path, env=env, cwd=REPO):
+    with running("first", argv, first_port, tmp_path, env=env, cwd=tmp_path):
         second = run(
             [str(BIN / "feedguard-responder"), "--listen", f"127.0.0.1:{second_port}"],
             tmp_path,
@@ -139,7 +138,15 @@ def test_ready_is_logged_by_a_started_responder(tmp_path: Path) -> None:
         log = (tmp_path / "resp.log").read_text() if (tmp_path / "resp.log").exists() else ""
         return '"responder ready"' in log
 
-    with running("resp", argv, port, tmp_path, env=env, cwd=REPO, ready=ready) as service:
+    with running("resp", argv, port, tmp_path, env=env, cwd=tmp_path, ready=ready) as service:
         lines = [json.loads(x) for x in service.log().splitlines() if x.startswith("{")]
     assert [e["event"] for e in lines].count("responder ready") == 1
     assert os.path.exists(tmp_path / "r.db.lock")
+
+
+@pytest.mark.parametrize("command", ["feedguard-exporter", "feedguard-responder"])
+def test_embedded_defaults_work_from_any_directory(command: str, tmp_path: Path) -> None:
+    result = run([str(BIN / command), "check-config"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("ok: ")
+    assert "4 providers" in result.stdout  # the shipped catalog, installed with the package

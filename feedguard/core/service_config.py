@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from .catalog import Catalog, load_catalog
+from .paths import resolve_paths
 from .schema import ConfigError, apply_env, env_origins, load_dataclass, read_yaml_all
 
 
@@ -54,13 +55,15 @@ def load_service_config(
         config = load_dataclass(cls, merged, source, env_origins(cls, applied))
     except ConfigError as exc:
         errors.extend(exc.errors)
+    if config is not None and path:
+        config = resolve_paths(config, Path(path).parent)
     catalog: Catalog | None = config.catalog if config else None
     inline = config.catalog is not None if config else "catalog" in merged
     default_file = cls.__dataclass_fields__["catalog_file"].default
     catalog_file = config.catalog_file if config else merged.get("catalog_file", default_file)
     if not inline and isinstance(catalog_file, str):
         try:
-            catalog = load_catalog(catalog_path(catalog_file, path))
+            catalog = load_catalog(catalog_path(catalog_file, path, default_file))
         except ConfigError as exc:
             errors.extend(exc.errors)
     if config is not None:
@@ -74,12 +77,23 @@ def load_service_config(
     return dataclasses.replace(config, catalog=catalog)
 
 
-def catalog_path(catalog_file: str, config_path: str | Path | None) -> Path:
+# The shipped catalog, installed with the package (a link to
+# config/external_providers.yml in the repository), so the embedded defaults
+# work from any working directory.
+PACKAGED_CATALOG = Path(__file__).with_name("external_providers.yml")
+
+
+def catalog_path(
+    catalog_file: str, config_path: str | Path | None, default_file: object = None
+) -> Path:
+    """One rule: a relative path is relative to the config file's folder. Without
+    a config file the default names the packaged catalog; another relative path
+    (from the environment) is relative to the working directory."""
     path = Path(catalog_file)
-    if config_path and not path.is_absolute():
-        # Relative to the config file, so a config directory can move as a whole;
-        # a path relative to the working directory is accepted when that is none.
-        candidate = Path(config_path).parent / path
-        if candidate.exists() or not path.exists():
-            return candidate
+    if path.is_absolute():
+        return path
+    if config_path:
+        return Path(config_path).parent / path
+    if catalog_file == default_file:
+        return PACKAGED_CATALOG
     return path
