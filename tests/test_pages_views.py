@@ -54,6 +54,10 @@ def test_outcome_says_what_became_of_each_target() -> None:
         outcome(record("skipped", reverts="k", detail={"why": "nothing applied to undo"}))
         == "left alone: nothing applied to undo"
     )
+    kept = {"why": "left alone: was paused before feedguard; kept paused", "changed": False}
+    assert outcome(record("skipped", reverts="k", detail=kept)) == (
+        "left alone: was paused before feedguard; kept paused"
+    )
     held = {"already_held_by": "ISO-NE-1", "why": "already held by incident ISO-NE-1"}
     assert outcome(record("success", detail=held)) == (
         "not applied again: already held by incident ISO-NE-1"

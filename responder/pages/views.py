@@ -132,7 +132,9 @@ def outcome(record: Doc) -> str:
         holders = detail.get("still_held_by")
         if holders:
             return f"left alone: still held by {', '.join(holders)}"
-        return f"left alone: {detail.get('why', 'skipped')}"
+        why = str(detail.get("why", "skipped"))
+        # An undo that kept someone else's value already says "left alone: …".
+        return why if why.startswith("left alone") else f"left alone: {why}"
     if reverts and "restored" in detail:
         return f"restored {show(detail['restored'])}"
     if detail.get("already_held_by"):
