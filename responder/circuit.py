@@ -10,7 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from feedguard.core.log import get_logger
+
 from .metrics import Metrics
+
+log = get_logger(__name__)
 
 
 @dataclass
@@ -53,9 +57,12 @@ class Breakers:
                 f"(next trial in {wait:.0f}s)"
             )
         state.trial_running = True
+        log.warning("circuit breaker half-open: one trial call", circuit=circuit)
 
     def success(self, circuit: str) -> None:
         state = self._state(circuit)
+        if state.opened_at is not None:
+            log.warning("circuit breaker closed", circuit=circuit)
         state.failures = 0
         state.opened_at = None
         state.trial_running = False
@@ -68,6 +75,12 @@ class Breakers:
         if state.opened_at is not None or state.failures >= self.threshold:
             state.opened_at = self.clock()
             self.metrics.circuit_open.labels(circuit).set(1)
+            log.error(
+                "circuit breaker open",
+                circuit=circuit,
+                failures=state.failures,
+                retry_in_seconds=self.reset_seconds,
+            )
 
     def snapshot(self) -> dict[str, dict[str, object]]:
         return {

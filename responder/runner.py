@@ -112,13 +112,20 @@ class IncidentRunner(Part):
     async def _settle(self, incident_id: str) -> Doc | None:
         notes = self.notes.notifier is not None
 
-        def change(doc: Doc | None) -> tuple[Doc | None, Doc | None]:
+        def change(doc: Doc | None) -> tuple[Doc | None, tuple[str | None, Doc | None]]:
             if doc is None:
-                return None, None
+                return None, (None, None)
+            before = doc["state"]
             changed = tr.settle(doc, self.clock(), notes=notes)
-            return (doc if changed else None), doc
+            return (doc if changed else None), (before, doc)
 
-        settled: Doc | None = await self.store.update("incident", incident_id, change)
+        before, settled = await self.store.update("incident", incident_id, change)
+        if settled is not None and before != inc.NEEDS_ATTENTION == settled["state"]:
+            log.error(
+                "incident needs attention",
+                incident_id=incident_id,
+                provider=settled.get("provider"),
+            )
         return settled
 
     async def _set_state(self, incident_id: str, state: str, why: str) -> Doc:

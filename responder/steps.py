@@ -97,6 +97,14 @@ class StepKit(Part):
 
         await self.store.update("incident", doc["id"], change)
         self.metrics.actions.labels(record["action"], record["result"]).inc()
+        if record["result"] == "failure":
+            log.error(
+                "action step failed",
+                incident_id=doc["id"],
+                action=record["action"],
+                target=record.get("target"),
+                error=record.get("error"),
+            )
 
     async def modes(self, action: str) -> flags.Modes:
         return await flags.modes(self.config, self.store, action)
