@@ -7,6 +7,7 @@ from typing import Any
 
 from . import incidents as inc
 from .config import ResponderConfig
+from .evidence.gather import would_read
 from .notes.render import NoteRenderer
 from .payload import Alert, Notification
 from .plugins import Action, NoteRequest, StepContext
@@ -68,6 +69,8 @@ def plan(
             steps.append(item)
         entry["phase"] = "firing" if alert.status == "firing" else "recovery"
         entry["steps"] = steps
+        if alert.status == "firing" and config.evidence.enabled:
+            entry["evidence"] = would_read(config.evidence, provider)
         result.append(entry)
     return result
 

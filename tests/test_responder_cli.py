@@ -92,6 +92,12 @@ def test_simulate_prints_the_plan_and_runs_nothing(
         "read_cache",
         "trigger_fallback",
     ]
+    # The shipped catalog names ISO-NE's workload and credential Secret (docs/evidence.md).
+    assert iso["evidence"] == [
+        "list pods -n aurum-dev -l app=external-collector; logs of each container "
+        "(sinceSeconds=1800, tailLines=2000, limitBytes=262144), error lines kept (at most 50)",
+        "secret aurum-dev/external-provider-iso-ne: metadata only (PartialObjectMetadata)",
+    ]
     assert noaa["phase"] == "recovery"
     assert noaa["steps"][-1] == {"revert": "all"}
     assert nope["ignored"] == "provider 'NOPE' is not in the catalog"

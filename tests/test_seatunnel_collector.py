@@ -6,6 +6,7 @@ import dataclasses
 
 import aiohttp
 import pytest
+import structlog
 from aiohttp.test_utils import TestClient
 
 from feedguard.core.seatunnel import (
@@ -122,9 +123,13 @@ async def test_unreachable_or_refusing_engine_marks_the_collector_down() -> None
     fake.add("isone-lmp-to-kafka")
     async with fake.serve() as url, aiohttp.ClientSession() as session:
         wrong = SeaTunnelSettings(enabled=True, base_url=url, username="feedguard", password="x")
-        families = await gather(
-            [SeaTunnelCollector(SeaTunnelClient(session, wrong), CATALOG)], Deadline.in_seconds(5)
-        )
+        with structlog.testing.capture_logs() as logs:
+            families = await gather(
+                [SeaTunnelCollector(SeaTunnelClient(session, wrong), CATALOG)],
+                Deadline.in_seconds(5),
+            )
+        (failed,) = [e for e in logs if e["event"] == "collector failed"]
+        assert failed["error"].startswith("SeaTunnelRefused: HTTP 401")
         text = render(families).decode()
         assert 'external_exporter_collector_up{collector="seatunnel"} 0.0' in text
         assert "external_streaming_job_status" not in text

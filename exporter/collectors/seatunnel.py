@@ -64,6 +64,13 @@ class SeaTunnelCollector:
         self._last_id: dict[str, str] = {}
 
     async def collect(self, deadline: Deadline) -> Sequence[Metric]:
+        try:
+            return await self._collect()
+        except ExceptionGroup as failed:
+            # The first failure says what is wrong (the scrape logs it); the rest repeat it.
+            raise failed.exceptions[0] from None
+
+    async def _collect(self) -> Sequence[Metric]:
         async with asyncio.TaskGroup() as group:
             overview_task = group.create_task(self._client.overview())
             running_task = group.create_task(self._client.running_jobs())

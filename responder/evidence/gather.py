@@ -75,6 +75,23 @@ def pod_summary(pod: PodState) -> JSON:
     }
 
 
+def would_read(settings: EvidenceSettings, provider: Provider) -> list[str]:
+    """What gathering would read for the provider (dry run, simulate)."""
+    s = settings
+    reads = [
+        f"list pods -n {w.namespace} -l {w.selector}; logs of each container "
+        f"(sinceSeconds={s.since_seconds}, tailLines={s.tail_lines}, "
+        f"limitBytes={s.limit_bytes}), error lines kept (at most {s.max_error_lines})"
+        for w in provider.workloads
+    ]
+    reads += [
+        f"secret {c.namespace}/{c.name}: metadata only (PartialObjectMetadata)"
+        + (f", expiry annotation {c.expiry_annotation}" if c.expiry_annotation else "")
+        for c in provider.credentials
+    ]
+    return reads
+
+
 class EvidenceGatherer:
     def __init__(
         self, settings: EvidenceSettings, reader: Callable[[], Awaitable[KubeReader]]
@@ -87,19 +104,7 @@ class EvidenceGatherer:
         return bool(provider.workloads or provider.credentials)
 
     def plan(self, provider: Provider) -> JSON:
-        s = self._settings
-        reads = [
-            f"list pods -n {w.namespace} -l {w.selector}; logs of each container "
-            f"(sinceSeconds={s.since_seconds}, tailLines={s.tail_lines}, "
-            f"limitBytes={s.limit_bytes}), error lines kept (at most {s.max_error_lines})"
-            for w in provider.workloads
-        ]
-        reads += [
-            f"secret {c.namespace}/{c.name}: metadata only (PartialObjectMetadata)"
-            + (f", expiry annotation {c.expiry_annotation}" if c.expiry_annotation else "")
-            for c in provider.credentials
-        ]
-        return {"would_read": reads}
+        return {"would_read": would_read(self._settings, provider)}
 
     async def gather(self, provider: Provider, incident: IncidentView, now: float) -> JSON:
         reader = await self._reader()

@@ -96,7 +96,8 @@ class EvidenceScheduler(Part):
             except StoreUnavailable as exc:
                 log.warning("store unavailable while gathering evidence", error=str(exc))
             finally:
-                self._event(incident_id, slot).set()
+                # The slot is recorded on the incident by now: later notes read it there.
+                self._done.pop((incident_id, slot), asyncio.Event()).set()
 
     async def _gather_once(self, incident_id: str, slot: int) -> None:
         settings = self.config.evidence
