@@ -201,3 +201,25 @@ async def test_an_answer_that_is_not_metadata_only_is_refused_unread() -> None:
             await reader.close()
     assert SECRET_VALUE not in str(refused.value)
     assert "c2stbGl2ZS" not in str(refused.value)  # nor its base64
+
+
+def test_exporter_settings_errors_name_the_key() -> None:
+    from feedguard.core.schema import ConfigError
+    from feedguard.exporter.config import load_config
+
+    from .conftest import REPO
+
+    path = REPO / "config" / "exporter.yml"
+    with pytest.raises(ConfigError) as bad:
+        load_config(
+            path,
+            {
+                "FEEDGUARD_KUBERNETES_ENABLED": "true",
+                "FEEDGUARD_SEATUNNEL_CONTEXT_PATH": "seatunnel/",
+            },
+        )
+    assert sorted(bad.value.errors) == [
+        f"{path}: kubernetes.host: Kubernetes is enabled but neither host nor in_cluster is set",
+        "env FEEDGUARD_SEATUNNEL_CONTEXT_PATH: seatunnel.context_path: must be empty or a path "
+        "such as /seatunnel (no trailing '/'), got 'seatunnel/'",
+    ]
