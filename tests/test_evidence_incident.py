@@ -166,6 +166,9 @@ async def test_incident_carries_the_evidence_and_the_note_quotes_it(
         async with running(tmp_path, slack, clock, kube) as (responder, seatunnel):
             (job,) = seatunnel.jobs.values()
             opened = await responder.incident("ISO-NE")
+            async with responder.session.get(f"{responder.url}/incidents/{opened['id']}") as page:
+                assert page.status == 200
+                html = await page.text()
 
             clock.advance(HOUR + 5)
             kube.now = clock.now
@@ -202,6 +205,14 @@ async def test_incident_carries_the_evidence_and_the_note_quotes_it(
     assert credential["note"] == "rotated 12 min before the first alert"
     assert any("rotated 12 min before the first alert" in s for s in snapshot["summary"])
     assert any("not ready: collector-7d9f-b" in s for s in snapshot["summary"])
+
+    # --- the incident page shows it (HTML, escaped) ------------------------------
+    assert "<h2>Evidence (runbook 4)</h2>" in html
+    assert "rotated 12 min before the first alert" in html
+    assert "main: CrashLoopBackOff, main last ended Error" in html
+    assert "lmp?api_key=*** -&gt; 401 Unauthorized (attempt 1)" in html
+    assert "5 of 5 error line(s), newest first" in html
+    assert SECRET_VALUE not in html
 
     # --- the hourly update gathered again ----------------------------------------
     assert [s["slot"] for s in hourly["evidence"]] == [0, 1]

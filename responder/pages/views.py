@@ -13,6 +13,7 @@ from urllib.parse import quote, urlsplit
 
 from ..incidents import pending_work
 from ..isotimes import iso_utc
+from .evidence import evidence_section
 
 Doc = dict[str, Any]
 
@@ -216,6 +217,7 @@ def incident_page(doc: Doc, now: float) -> dict[str, Any]:
             {"id": s["id"], "what": s.get("action") or f"revert {s.get('revert')}"} for s in failed
         ],
         "recovery": doc.get("recovery"),
+        "evidence": evidence_section(doc, now, moment),
     }
 
 
