@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from feedguard.core.catalog import Catalog, HealthProbe, Provider
@@ -97,3 +99,24 @@ def test_streaming_jobs_workloads_and_credentials_are_checked() -> None:
     assert "providers[0].workloads[0].namespace: must be a Kubernetes object name" in text
     assert "providers[0].workloads[0].selector: must be an equality label selector" in text
     assert "providers[0].credentials[0].name: must be a Kubernetes object name" in text
+
+
+def test_a_streaming_jobs_config_file_is_relative_to_the_catalogs_folder(tmp_path: Path) -> None:
+    from feedguard.core.catalog import load_catalog
+
+    folder = tmp_path / "config"
+    folder.mkdir()
+    (folder / "providers.yml").write_text(
+        "providers:\n"
+        "  - name: ISO-NE\n"
+        "    streaming_jobs:\n"
+        "      - {name: a, config_file: ../seatunnel/a.conf.tmpl}\n"
+        "      - {name: b, config_file: /etc/b.conf}\n"
+        "      - {name: c}\n"
+    )
+    (provider,) = load_catalog(folder / "providers.yml").providers
+    assert [j.config_file for j in provider.streaming_jobs] == [
+        str(folder / "../seatunnel/a.conf.tmpl"),
+        "/etc/b.conf",
+        None,
+    ]

@@ -7,11 +7,13 @@ the responder never acts on a provider label that is not in it.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from .kube_names import check_k8s_name, check_label_selector
+from .paths import resolve_paths
 from .schema import (
     ConfigError,
     check_http_url,
@@ -107,8 +109,8 @@ class StreamingJob:
 
     name: str = field(check=check_name, doc="the job's name in SeaTunnel (env job.name)")
     # The job's config for resubmission after a savepoint stop: HOCON (.conf,
-    # .conf.tmpl) or JSON, relative to the working directory. Default:
-    # <seatunnel.job_templates_dir>/<name>.conf.tmpl (responder.yml).
+    # .conf.tmpl) or JSON, relative to the catalog file's folder. Default:
+    # <streaming.job_templates_dir>/<name>.conf.tmpl (responder.yml).
     config_file: str | None = None
 
 
@@ -284,7 +286,19 @@ def load_catalog(path: str | Path) -> Catalog:
         raise ConfigError([*errors, *exc.errors]) from None
     if errors:
         raise ConfigError(errors)
-    return catalog
+    return _relative_to(catalog, Path(path).parent)
+
+
+def _relative_to(catalog: Catalog, base: Path) -> Catalog:
+    """Relative paths in the catalog (streaming jobs' config_file) joined to its folder,
+    the rule of every config file (feedguard/core/paths.py)."""
+    providers = tuple(
+        dataclasses.replace(
+            p, streaming_jobs=tuple(resolve_paths(job, base) for job in p.streaming_jobs)
+        )
+        for p in catalog.providers
+    )
+    return Catalog(providers)
 
 
 def parse_catalog(data: object, source: str) -> Catalog:
