@@ -148,3 +148,19 @@ def test_parameters_are_checked() -> None:
     with pytest.raises(ActionError, match="not in streaming_jobs of ISO-NE"):
         action.targets(context(iso_ne(), params={"jobs": ["nope"]}))
     assert action.targets(context(provider())) == []
+
+
+async def test_an_engine_error_quoting_the_config_is_redacted(
+    seatunnel: tuple[FakeSeaTunnel, SeaTunnelClient], tmp_path: Path
+) -> None:
+    fake, client = seatunnel
+    fake.add(JOB)
+    folder = templates(tmp_path, 'source { Http { url = "x", password = "kafka-pw-42" } }\n')
+    action, ctx, target = prepared(client, folder)
+    outcome = await action.apply(ctx, target)
+    fake.reject_submit = "ConfigRuntimeException: bad config"
+    with pytest.raises(ActionError, match="bad config") as caught:
+        await action.revert(ctx, target, outcome.previous)
+    assert 'password = "kafka-pw-42"' in fake.posts("/submit-job")[0][1]  # it was quoted
+    assert "kafka-pw-42" not in str(caught.value)
+    assert 'password = "***"' in str(caught.value)

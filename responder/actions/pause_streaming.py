@@ -36,6 +36,7 @@ from feedguard.core.seatunnel import (
     SeaTunnelRefused,
 )
 
+from ..evidence.lines import redact
 from ..plugins import JSON, ActionError, Outcome, StepContext, Target
 
 _STOPPING = "DOING_SAVEPOINT"
@@ -53,7 +54,10 @@ class JobConfig:
 def seatunnel_error(exc: SeaTunnelError, what: str) -> ActionError:
     # 4xx (bad request, credentials, wrong context path) will not change on a retry.
     retryable = not isinstance(exc, SeaTunnelRefused) or exc.status == 429
-    return ActionError(f"{what}: {exc}", retryable=retryable, status=exc.status or None)
+    # The engine's message may quote the submitted config, credentials included.
+    return ActionError(
+        f"{what}: {redact(str(exc))}", retryable=retryable, status=exc.status or None
+    )
 
 
 class PauseStreaming:

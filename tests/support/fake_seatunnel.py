@@ -98,6 +98,9 @@ class FakeSeaTunnel:
     settle_reads: int = 1
     workers: int = 1
     fail_next: list[int] = field(default_factory=list)
+    # Refuse every submission with this message followed by the config, as an
+    # engine exception quoting its input does (500).
+    reject_submit: str | None = None
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(900_000_000_001))
 
     def add(self, name: str, status: str = "RUNNING", job_id: str | None = None) -> FakeJob:
@@ -228,6 +231,8 @@ class FakeSeaTunnel:
             return fail(400, "Please provide jobId when start with save point.")
         config_format = query.get("format", "json").lower()
         raw = await request.text()
+        if self.reject_submit is not None:
+            return fail(500, f"{self.reject_submit}: {raw.strip()}")
         if not raw.strip():
             return fail(400, "Request body is empty.")
         name = query.get("jobName") or ""
