@@ -119,6 +119,7 @@ def load_config(
         lambda config: [
             lambda: check_artifact_paths(config, str(path) if path else "<defaults>"),
             config.redis_password,
+            config.airflow.read_password,
             config.seatunnel.read_password,
             config.kubernetes.check,
             config.lineage.read_token,

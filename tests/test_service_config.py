@@ -108,3 +108,17 @@ def test_responder_paths_follow_the_same_rule(tmp_path: Path) -> None:
     loaded = load_config(config, environ={})
     assert loaded.store.sqlite_path == str(tmp_path / "etc" / "data" / "responder.db")
     assert loaded.webhook_bearer_token() == "s3cret"
+
+
+def test_exporter_check_config_reads_the_airflow_password_file(tmp_path: Path) -> None:
+    catalog = Path(__file__).resolve().parents[1] / "config" / "external_providers.yml"
+    config = tmp_path / "exporter.yml"
+    config.write_text(
+        f"catalog_file: {catalog}\n"
+        "airflow: {enabled: true, base_url: 'http://airflow:8080', password_file: airflow}\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_exporter(config, environ={})
+    assert info.value.errors == [
+        f"{tmp_path / 'airflow'}: <file>: cannot read airflow password: No such file or directory"
+    ]
