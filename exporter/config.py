@@ -21,6 +21,7 @@ from feedguard.core.seatunnel import SeaTunnelSettings
 from feedguard.core.service_config import load_service_config
 from feedguard.core.settings import LogSettings, RedisSettings
 
+from .collectors.consumers import read_tokens
 from .collectors.dbt import DbtSettings
 from .collectors.quality import QualitySettings
 from .lineage.settings import LineageSettings
@@ -112,7 +113,7 @@ def load_config(
     The catalog is checked even when the settings have errors, so one run of
     ``check-config`` reports the mistakes of both files.
     """
-    return load_service_config(
+    config = load_service_config(
         ExporterConfig,
         path,
         environ,
@@ -125,6 +126,9 @@ def load_config(
             config.lineage.read_token,
         ],
     )
+    # The catalog's secret files (consumer probe tokens), now that it is loaded.
+    read_tokens(config.providers)
+    return config
 
 
 __all__ = ["ConfigError", "ExporterConfig", "load_config"]

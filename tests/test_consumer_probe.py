@@ -10,11 +10,14 @@ from typing import Any
 
 import aiohttp
 import pytest
+import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from feedguard.core.schema import ConfigError
 from feedguard.exporter.app import create_app
 from feedguard.exporter.collectors.consumers import data_timestamp, resolve_pointer
+from feedguard.exporter.config import load_config
 
 from .exporter_support import config_for, make_catalog, value
 
@@ -173,3 +176,24 @@ def test_pointer_and_timestamp(document: Any, pointer: str, expected: float) -> 
 def test_unreadable_timestamps(document: Any, pointer: str, error: type[Exception]) -> None:
     with pytest.raises(error):
         data_timestamp(resolve_pointer(document, pointer))
+
+
+def test_an_unreadable_or_empty_token_file_is_a_config_error(tmp_path: Path) -> None:
+    empty = tmp_path / "empty-token"
+    empty.write_text("\n")
+    missing = tmp_path / "missing-token"
+    probes = [
+        {"endpoint": name, "url": "http://127.0.0.1:1/x", "timestamp_pointer": "/t"}
+        | {"token_file": str(token)}
+        for name, token in (("/a", empty), ("/b", missing))
+    ]
+    settings = tmp_path / "exporter.yml"
+    settings.write_text(
+        yaml.safe_dump({"catalog": {"providers": [{"name": "EIA", "consumer_probes": probes}]}})
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(settings, environ={})
+    assert caught.value.errors == [
+        f"{empty}: <file>: the consumer probe token is empty",
+        f"{missing}: <file>: cannot read consumer probe token: No such file or directory",
+    ]

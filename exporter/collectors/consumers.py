@@ -22,7 +22,7 @@ from prometheus_client.metrics_core import Metric
 
 from feedguard.core.catalog import Catalog, ConsumerProbe
 from feedguard.core.log import get_logger
-from feedguard.core.schema import read_secret
+from feedguard.core.schema import ConfigError, read_secret
 from feedguard.core.times import iso_epoch
 
 from .base import Deadline
@@ -109,6 +109,25 @@ async def probe_consumer(
     return ConsumerResult(stamp, duration, status)
 
 
+def read_tokens(catalog: Catalog) -> dict[tuple[str, str], str | None]:
+    """Every enabled consumer probe's token by (provider, endpoint); ConfigError lists bad files."""
+    tokens: dict[tuple[str, str], str | None] = {}
+    errors: list[str] = []
+    for provider in catalog.enabled:
+        for spec in provider.consumer_probes:
+            try:
+                token = read_secret(None, spec.token_file, "consumer probe token")
+            except ConfigError as exc:
+                errors.extend(exc.errors)
+                continue
+            if spec.token_file and not token:
+                errors.append(f"{spec.token_file}: <file>: the consumer probe token is empty")
+            tokens[(provider.name, spec.endpoint)] = token
+    if errors:
+        raise ConfigError(errors)
+    return tokens
+
+
 class ConsumerProbeCollector:
     name = "consumers"
 
@@ -121,11 +140,8 @@ class ConsumerProbeCollector:
     ) -> None:
         self._session = session
         self._probes = [(p.name, c) for p in catalog.enabled for c in p.consumer_probes]
-        # Read once at start-up: an unreadable token file stops the exporter with its name.
-        self._tokens = {
-            (provider, c.endpoint): read_secret(None, c.token_file, "consumer probe token")
-            for provider, c in self._probes
-        }
+        # Read once at start-up (load_config has checked the files).
+        self._tokens = read_tokens(catalog)
         self._semaphore = asyncio.Semaphore(concurrency)
         self._user_agent = user_agent
         self._last_error: dict[tuple[str, str], str | None] = {}
