@@ -424,7 +424,6 @@ class Alerts:
             )
         ]
 
-
     def responder_backlog(self) -> list[Rule]:
         name = "ResponderInboxBacklog"
         settings = self.alerts[name]
