@@ -14,9 +14,9 @@ PY := $(VENV)/bin/python
 SYSTEM_DEPS := redis-server=redis-server prometheus=prometheus promtool=prometheus \
 	prometheus-alertmanager=prometheus-alertmanager amtool=prometheus-alertmanager \
 	kubectl=kubernetes-client chromium=chromium
-PY_PATHS := feedguard/__init__.py feedguard/core exporter responder tests bench rules/generator grafana/generate.py deploy/generate.py
+PY_PATHS := feedguard/__init__.py feedguard/core exporter responder tests bench rules/generator grafana/generate.py deploy/generate.py config/schema/generate.py
 
-.PHONY: run demo test lint typecheck unit system-deps venv airflow-venv bench clean lock
+.PHONY: run demo test lint typecheck unit system-deps venv airflow-venv bench schemas clean lock
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,11 @@ typecheck: venv
 	$(VENV)/bin/mypy --strict rules/generator/generate.py
 	$(VENV)/bin/mypy --strict grafana/generate.py
 	$(VENV)/bin/mypy --strict deploy/generate.py
+	$(VENV)/bin/mypy --strict config/schema/generate.py
+
+# The JSON Schemas of the config files, from the pydantic models (committed; a test checks them).
+schemas: venv
+	$(PY) config/schema/generate.py
 
 unit: venv system-deps airflow-venv
 	FEEDGUARD_AIRFLOW_VENV=$(AIRFLOW_VENV) $(VENV)/bin/pytest -q

@@ -158,13 +158,11 @@ async def measure(size: int, redis_url: str, runs: int) -> Result:
     stamps = populate(client, catalog)
     client.close()
     full, only = baseline_registries(catalog, stamps)
-    config = dataclasses.replace(
-        ExporterConfig(catalog=catalog),
-        redis=RedisSettings(url=redis_url),
-        probes=ProbeSettings(enabled=False),
+    config = ExporterConfig(catalog=catalog).model_copy(
+        update={"redis": RedisSettings(url=redis_url), "probes": ProbeSettings(enabled=False)}
     )
-    lineage_on = dataclasses.replace(
-        config, lineage=LineageSettings(enabled=True, bearer_token="bench")
+    lineage_on = config.model_copy(
+        update={"lineage": LineageSettings(enabled=True, bearer_token="bench")}
     )
     async with (
         TestClient(TestServer(create_app(config))) as http,

@@ -81,13 +81,12 @@ def serve_bare(port: int) -> None:
 
 
 def serve_responder(port: int, redis_url: str, workdir: Path) -> None:
-    import dataclasses
 
     from aiohttp import web
 
     from feedguard.core.catalog import parse_catalog
     from feedguard.core.log import configure_logging
-    from feedguard.core.schema import load_dataclass
+    from feedguard.core.schema import load_model
     from feedguard.responder.app import create_app
     from feedguard.responder.config import ResponderConfig
 
@@ -95,7 +94,7 @@ def serve_responder(port: int, redis_url: str, workdir: Path) -> None:
     catalog = parse_catalog(
         {"providers": [{"name": f"P{n}", "datasets": ["d"]} for n in range(10)]}, "<bench>"
     )
-    config = load_dataclass(
+    config = load_model(
         ResponderConfig,
         {
             "dry_run": True,  # the runbook's steps are planned and recorded, not executed
@@ -112,7 +111,7 @@ def serve_responder(port: int, redis_url: str, workdir: Path) -> None:
         },
         "<bench>",
     )
-    config = dataclasses.replace(config, catalog=catalog)
+    config = config.model_copy(update={"catalog": catalog})
     app = create_app(config, actions={})
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
 

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field
 
 from feedguard.core.airflow import AirflowSettings
 from feedguard.core.catalog import Catalog
 from feedguard.core.http_hardening import HttpSettings
 from feedguard.core.kube import KubeReadSettings
 from feedguard.core.schema import (
+    NO_ENV,
     ConfigError,
-    check_listen,
-    check_non_negative,
-    check_positive,
-    field,
+    ConfigModel,
+    Listen,
+    NonNegativeFloat,
+    PositiveFloat,
+    PositiveInt,
+    ServiceSettings,
 )
 from feedguard.core.seatunnel import SeaTunnelSettings
 from feedguard.core.service_config import load_service_config
@@ -30,44 +35,41 @@ DEFAULT_LISTEN = "127.0.0.1:9816"
 _CATALOG_FILE = "config/external_providers.yml"
 
 
-@dataclass(frozen=True)
-class ScrapeSettings:
+class ScrapeSettings(ConfigModel):
     # Used when a request carries no X-Prometheus-Scrape-Timeout-Seconds header
     # (curl, a browser): Prometheus' own default scrape timeout.
-    default_timeout_seconds: float = field(10.0, check=check_positive)
+    default_timeout_seconds: PositiveFloat = 10.0
     # Kept back from Prometheus' timeout for rendering and the network.
-    deadline_margin_seconds: float = field(0.5, check=check_non_negative)
-    max_timeout_seconds: float = field(60.0, check=check_positive)
+    deadline_margin_seconds: NonNegativeFloat = 0.5
+    max_timeout_seconds: PositiveFloat = 60.0
 
 
-@dataclass(frozen=True)
-class ProbeSettings:
+class ProbeSettings(ConfigModel):
     enabled: bool = True
-    concurrency: int = field(32, check=check_positive)
+    concurrency: PositiveInt = 32
     user_agent: str = "feedguard-exporter/0.1 (+health probe)"
 
 
-@dataclass(frozen=True)
-class ExporterConfig:
-    listen: str = field(DEFAULT_LISTEN, check=check_listen)
+class ExporterConfig(ServiceSettings):
+    listen: Listen = DEFAULT_LISTEN
     catalog_file: str = _CATALOG_FILE
     # An inline catalog wins over catalog_file (handy for tests and one-file set-ups).
-    catalog: Catalog | None = field(None, env=False)
-    redis: RedisSettings = RedisSettings()
-    scrape: ScrapeSettings = ScrapeSettings()
-    probes: ProbeSettings = ProbeSettings()
+    catalog: Annotated[Catalog | None, NO_ENV] = None
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    scrape: ScrapeSettings = Field(default_factory=ScrapeSettings)
+    probes: ProbeSettings = Field(default_factory=ProbeSettings)
     # Rate limit and gzip of this service's own HTTP (docs/exporter.md#http-hardening).
-    http: HttpSettings = field(default_factory=HttpSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
     # Off by default (enabled: false); docs/collectors.md.
-    airflow: AirflowSettings = field(default_factory=AirflowSettings)
-    dbt: DbtSettings = field(default_factory=DbtSettings)
-    quality: QualitySettings = field(default_factory=QualitySettings)
-    seatunnel: SeaTunnelSettings = field(default_factory=SeaTunnelSettings)
+    airflow: AirflowSettings = Field(default_factory=AirflowSettings)
+    dbt: DbtSettings = Field(default_factory=DbtSettings)
+    quality: QualitySettings = Field(default_factory=QualitySettings)
+    seatunnel: SeaTunnelSettings = Field(default_factory=SeaTunnelSettings)
     # Credential Secrets' metadata (catalog credentials); off by default.
-    kubernetes: KubeReadSettings = field(default_factory=KubeReadSettings)
+    kubernetes: KubeReadSettings = Field(default_factory=KubeReadSettings)
     # POST /api/v1/lineage, off by default; docs/lineage.md.
-    lineage: LineageSettings = field(default_factory=LineageSettings)
-    log: LogSettings = LogSettings()
+    lineage: LineageSettings = Field(default_factory=LineageSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
 
     @property
     def providers(self) -> Catalog:

@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, model_validator
 
 from feedguard.core.catalog import Catalog
 from feedguard.core.http_hardening import HttpSettings
 from feedguard.core.schema import (
+    NO_ENV,
+    AtLeastOne,
     ConfigError,
-    check_listen,
-    check_non_negative,
-    check_positive,
-    field,
+    ConfigModel,
+    Items,
+    Listen,
+    NonNegativeFloat,
+    PositiveFloat,
+    PositiveInt,
+    Secret,
+    ServiceSettings,
+    check,
     read_secret,
 )
 from feedguard.core.service_config import load_service_config
@@ -29,64 +37,58 @@ DEFAULT_LISTEN = "127.0.0.1:9817"
 MiB = 1024 * 1024
 
 
-def _check_matcher(value: Any) -> str | None:
-    try:
-        parse_matchers(str(value))
-    except ValueError as exc:
-        return str(exc)
+def _check_matchers(values: Any) -> str | None:
+    for index, value in enumerate(values):
+        try:
+            parse_matchers(str(value))
+        except ValueError as exc:
+            return f"item {index}: {exc}"
     return None
 
 
-def _check_at_least_one(value: Any) -> str | None:
-    return None if value >= 1 else f"must be at least 1, got {value!r}"
-
-
-@dataclass(frozen=True)
-class StoreSettings:
+class StoreSettings(ConfigModel):
     # sqlite: one replica, a file; redis: several replicas sharing ``redis``.
     backend: Literal["sqlite", "redis"] = "sqlite"
     sqlite_path: str = "var/responder.db"
     key_prefix: str = "feedguard:"
     # How long a delivered alert transition is remembered to suppress re-sends.
-    dedupe_ttl_seconds: float = field(30 * 86400.0, check=check_positive)
+    dedupe_ttl_seconds: PositiveFloat = 30 * 86400.0
 
 
-@dataclass(frozen=True)
-class WebhookSettings:
+class WebhookSettings(ConfigModel):
     # Alertmanager's http_config sends one Authorization header: Bearer or Basic.
     # With none of these set the webhook is open (logged loudly at start-up).
-    bearer_token: str | None = field(None, doc="prefer FEEDGUARD_WEBHOOK_BEARER_TOKEN")
+    bearer_token: Secret = Field(None, description="prefer FEEDGUARD_WEBHOOK_BEARER_TOKEN")
     bearer_token_file: str | None = None
     basic_username: str | None = None
-    basic_password: str | None = field(None, doc="prefer FEEDGUARD_WEBHOOK_BASIC_PASSWORD")
+    basic_password: Secret = Field(None, description="prefer FEEDGUARD_WEBHOOK_BASIC_PASSWORD")
     basic_password_file: str | None = None
-    max_body_bytes: int = field(MiB, check=check_positive)
+    max_body_bytes: PositiveInt = MiB
     # A sender slower than these is cut off (a byte every 10 s must not hold a handler):
     # the request line and headers from the connection's start or the last answer
     # (also how long an idle kept-alive connection stays open), then the whole body.
-    header_timeout_seconds: float = field(10.0, check=check_positive)
-    body_timeout_seconds: float = field(10.0, check=check_positive)
+    header_timeout_seconds: PositiveFloat = 10.0
+    body_timeout_seconds: PositiveFloat = 10.0
 
 
-@dataclass(frozen=True)
-class FeatureSettings:
+class FeatureSettings(ConfigModel):
     # Bearer token for /runtime-config/v1/features/*; unset = the API answers 503.
-    token: str | None = field(None, doc="prefer FEEDGUARD_FEATURES_TOKEN")
+    token: Secret = Field(None, description="prefer FEEDGUARD_FEATURES_TOKEN")
     token_file: str | None = None
 
 
-@dataclass(frozen=True)
-class ExecutorSettings:
-    timeout_seconds: float = field(30.0, check=check_positive)
-    attempts: int = field(3, check=_check_at_least_one)
-    backoff_initial_seconds: float = field(1.0, check=check_non_negative)
-    backoff_factor: float = field(2.0, check=check_positive)
-    circuit_failure_threshold: int = field(5, check=_check_at_least_one)
-    circuit_reset_seconds: float = field(300.0, check=check_positive)
+class ExecutorSettings(ConfigModel):
+    timeout_seconds: PositiveFloat = 30.0
+    attempts: AtLeastOne = 3
+    backoff_initial_seconds: NonNegativeFloat = 1.0
+    backoff_factor: PositiveFloat = 2.0
+    circuit_failure_threshold: AtLeastOne = 5
+    circuit_reset_seconds: PositiveFloat = 300.0
     # A replica running an incident's steps holds a lease this long (renewed per step).
-    lease_seconds: float = field(120.0, check=check_positive)
+    lease_seconds: PositiveFloat = 120.0
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _lease_outlasts_a_call(self) -> ExecutorSettings:
         worst = self.timeout_seconds * self.attempts + sum(
             self.backoff_initial_seconds * self.backoff_factor**n for n in range(self.attempts - 1)
         )
@@ -95,69 +97,58 @@ class ExecutorSettings:
                 f"lease_seconds: must exceed the longest call with retries ({worst:g}s), "
                 f"or another replica may take over a step still running"
             )
+        return self
 
 
-@dataclass(frozen=True)
-class RecoverySettings:
-    probes_required: int = field(2, check=_check_at_least_one)
-    probe_interval_seconds: float = field(30.0, check=check_non_negative)
+class RecoverySettings(ConfigModel):
+    probes_required: AtLeastOne = 2
+    probe_interval_seconds: NonNegativeFloat = 30.0
     user_agent: str = "feedguard-responder/0.1 (+recovery probe)"
 
 
-@dataclass(frozen=True)
-class InboxSettings:
+class InboxSettings(ConfigModel):
     # Beyond either limit the webhook answers 503 (Alertmanager retries 5xx later), so
     # a storm waits in Alertmanager rather than growing the inbox without bound.
-    max_depth: int = field(20_000, check=_check_at_least_one)
-    max_age_seconds: float = field(600.0, check=check_positive)
+    max_depth: AtLeastOne = 20_000
+    max_age_seconds: PositiveFloat = 600.0
     # /readyz answers 503 while the oldest waiting transition is older than this.
-    ready_max_age_seconds: float = field(300.0, check=check_positive)
+    ready_max_age_seconds: PositiveFloat = 300.0
 
 
-@dataclass(frozen=True)
-class SchedulerSettings:
+class SchedulerSettings(ConfigModel):
     # How often due work (hourly notes, recovery probes, unfinished steps) is looked for.
-    tick_seconds: float = field(5.0, check=check_positive)
+    tick_seconds: PositiveFloat = 5.0
 
 
-@dataclass(frozen=True)
-class ActionOptions:
+class ActionOptions(ConfigModel):
     enabled: bool = True
     dry_run: bool = False
     # Defaults under every playbook step's params for this action.
-    params: Mapping[str, Any] = field(default_factory=dict, env=False)
+    params: Mapping[str, Any] = Field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class Step:
+class Step(ConfigModel):
     """``{action: NAME, params: {...}}`` runs an action; ``{revert: all|NAME}`` undoes them."""
 
     action: str | None = None
     revert: str | None = None
-    params: Mapping[str, Any] = field(default_factory=dict)
+    params: Mapping[str, Any] = Field(default_factory=dict)
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _one_of_action_or_revert(self) -> Step:
         if (self.action is None) == (self.revert is None):
             raise ValueError("action: a step has exactly one of 'action' or 'revert'")
         if self.revert is not None and self.params:
             raise ValueError("params: a revert step takes no params")
+        return self
 
 
-def _check_matchers(values: Any) -> str | None:
-    for index, value in enumerate(values):
-        message = _check_matcher(value)
-        if message:
-            return f"item {index}: {message}"
-    return None
-
-
-@dataclass(frozen=True)
-class Playbook:
+class Playbook(ConfigModel):
     name: str
     # Alertmanager-style matchers, all must match: 'alertname=~"ExternalData.*"', 'severity="page"'.
-    matchers: tuple[str, ...] = field((), check=lambda v: _check_matchers(v))
-    firing: tuple[Step, ...] = ()
-    resolved: tuple[Step, ...] = ()
+    matchers: Annotated[Items[str], check(_check_matchers)] = ()
+    firing: Items[Step] = ()
+    resolved: Items[Step] = ()
 
     @property
     def parsed_matchers(self) -> tuple[Matcher, ...]:
@@ -167,34 +158,34 @@ class Playbook:
         return all(m.matches(labels) for m in self.parsed_matchers)
 
 
-@dataclass(frozen=True)
-class ResponderConfig:
-    listen: str = field(DEFAULT_LISTEN, check=check_listen)
+class ResponderConfig(ServiceSettings):
+    listen: Listen = DEFAULT_LISTEN
     catalog_file: str = "config/external_providers.yml"
-    catalog: Catalog | None = field(None, env=False)
+    catalog: Annotated[Catalog | None, NO_ENV] = None
     # Global dry run: record and show the plan, change nothing.
     dry_run: bool = False
-    store: StoreSettings = StoreSettings()
+    store: StoreSettings = Field(default_factory=StoreSettings)
     # Redis for the redis store and for reading external:last_success:* (both optional
     # in sqlite mode: without it last_success_before stays unknown).
     redis: RedisSettings | None = None
-    webhook: WebhookSettings = WebhookSettings()
-    features: FeatureSettings = FeatureSettings()
+    webhook: WebhookSettings = Field(default_factory=WebhookSettings)
+    features: FeatureSettings = Field(default_factory=FeatureSettings)
     # Rate limit and gzip of this service's own HTTP (docs/responder.md#http-hardening).
-    http: HttpSettings = field(default_factory=HttpSettings)
-    executor: ExecutorSettings = ExecutorSettings()
-    recovery: RecoverySettings = RecoverySettings()
-    scheduler: SchedulerSettings = SchedulerSettings()
-    inbox: InboxSettings = InboxSettings()
-    playbooks: tuple[Playbook, ...] = field((), env=False)
-    action_options: Mapping[str, ActionOptions] = field(default_factory=dict, env=False)
-    actions: ActionsSettings = field(default_factory=ActionsSettings)
-    notes: NotesSettings = field(default_factory=NotesSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
+    recovery: RecoverySettings = Field(default_factory=RecoverySettings)
+    scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
+    inbox: InboxSettings = Field(default_factory=InboxSettings)
+    playbooks: Items[Playbook] = ()
+    action_options: Mapping[str, ActionOptions] = Field(default_factory=dict)
+    actions: ActionsSettings = Field(default_factory=ActionsSettings)
+    notes: NotesSettings = Field(default_factory=NotesSettings)
     # Workload logs and credential metadata on every incident (docs/evidence.md).
-    evidence: EvidenceSettings = field(default_factory=EvidenceSettings)
-    log: LogSettings = field(default_factory=LogSettings)
+    evidence: EvidenceSettings = Field(default_factory=EvidenceSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _consistent(self) -> ResponderConfig:
         if self.store.backend == "redis" and self.redis is None:
             raise ValueError("store.backend: 'redis' needs the redis section")
         names: dict[str, int] = {}
@@ -205,6 +196,7 @@ class ResponderConfig:
                     f"(first at playbooks[{names[playbook.name]}])"
                 )
             names[playbook.name] = index
+        return self
 
     @property
     def providers(self) -> Catalog:
@@ -262,7 +254,7 @@ def _startup_checks(config: ResponderConfig) -> list[Callable[[], object]]:
         config.webhook_bearer_token,
         config.webhook_basic_password,
         config.features_token,
-        config.notes.validate,
+        config.notes.check_startup,
         # What open_actions reads at start: a missing file was a traceback then.
         actions.airflow.read_password,
         actions.seatunnel.read_password,

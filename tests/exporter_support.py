@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -44,11 +43,12 @@ def config_for(
     catalog: Catalog, redis_url: str, *, probes: bool = True, **scrape: float
 ) -> ExporterConfig:
     config = ExporterConfig(catalog=catalog)
-    return dataclasses.replace(
-        config,
-        redis=RedisSettings(url=redis_url, socket_timeout_seconds=1.0),
-        probes=ProbeSettings(enabled=probes),
-        scrape=dataclasses.replace(config.scrape, **scrape),
+    return config.model_copy(
+        update={
+            "redis": RedisSettings(url=redis_url, socket_timeout_seconds=1.0),
+            "probes": ProbeSettings(enabled=probes),
+            "scrape": config.scrape.model_copy(update=scrape),
+        }
     )
 
 

@@ -22,7 +22,7 @@ import redis
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from feedguard.core.schema import load_dataclass
+from feedguard.core.schema import load_model
 from feedguard.responder import appkeys
 from feedguard.responder.app import create_app
 from feedguard.responder.config import ResponderConfig
@@ -155,7 +155,7 @@ async def world(
                 ]
             },
         }
-        config = load_dataclass(ResponderConfig, data, "<test>")
+        config = load_model(ResponderConfig, data, "<test>")
         yield World(kube, runtime, providers, airflow_instance, config, Clock(), redis_client)
     await health.close()
 
@@ -469,7 +469,7 @@ async def test_restart_during_recovery_ends_in_the_right_state(world: World) -> 
 
 
 async def test_dry_run_and_switched_off_action_change_nothing(world: World) -> None:
-    world.config = dataclasses.replace(world.config, dry_run=True)
+    world.config = world.config.model_copy(update={"dry_run": True})
     async with responder(world) as (client, engine):
         await post(client, engine, notification("ISO-NE", "firing", world.clock.now - 60))
         await tick(engine)

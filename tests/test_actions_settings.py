@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from feedguard.core.catalog import Catalog
-from feedguard.core.schema import ConfigError, load_dataclass
+from feedguard.core.schema import ConfigError, load_model
 from feedguard.responder.actions import ACTION_NAMES, open_actions
 from feedguard.responder.actions.settings import ActionsSettings
 
@@ -14,7 +14,7 @@ from .support.fake_runtime_config import FakeRuntimeConfig
 
 
 def test_defaults_are_the_runbooks() -> None:
-    settings = load_dataclass(ActionsSettings, {}, "responder.yml")
+    settings = load_model(ActionsSettings, {}, "responder.yml")
     assert settings.kubernetes.namespace == "aurum-dev"
     assert settings.kubernetes.configmap == "aurum-api-config"
     assert settings.kubernetes.key == "AURUM_API_RATE_LIMIT_RPS"
@@ -27,7 +27,7 @@ def test_defaults_are_the_runbooks() -> None:
 
 def test_every_bad_setting_is_named() -> None:
     with pytest.raises(ConfigError) as raised:
-        load_dataclass(
+        load_model(
             ActionsSettings,
             {
                 "kubernetes": {"namespace": "Aurum Dev", "key": "a b", "host": "ftp://x"},
@@ -51,7 +51,7 @@ def test_every_bad_setting_is_named() -> None:
 async def test_open_actions_yields_the_six_actions() -> None:
     fake = FakeRuntimeConfig.with_features(["external_read_cache"], token="t")
     async with fake.serve() as url:
-        settings = load_dataclass(
+        settings = load_model(
             ActionsSettings,
             {"runtime_config": {"base_url": url, "token": "t"}},
             "responder.yml",
@@ -75,7 +75,7 @@ async def test_open_actions_yields_the_six_actions() -> None:
 
 
 async def test_missing_token_file_fails_at_start(tmp_path: object) -> None:
-    settings = load_dataclass(
+    settings = load_model(
         ActionsSettings, {"runtime_config": {"token_file": "/nonexistent/token"}}, "x.yml"
     )
     with pytest.raises(ConfigError, match="runtime-config token"):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 from pathlib import Path
 from typing import Any
@@ -41,7 +40,17 @@ def up_lines(text: str) -> dict[str, str]:
 
 def base_config(redis_url: str) -> ExporterConfig:
     config = ExporterConfig(catalog=make_catalog(CATALOG))
-    return dataclasses.replace(config, redis=RedisSettings(url=redis_url))
+    return config.model_copy(
+        update={
+            "redis": RedisSettings(url=redis_url),
+        }
+    )
+
+
+def airflow_at(server: Any, password: str) -> AirflowSettings:
+    """The DAG collector on, against the fake Airflow ``server``, as user admin."""
+    base_url = str(server.make_url("")).rstrip("/")
+    return AirflowSettings(enabled=True, base_url=base_url, username="admin", password=password)
 
 
 async def test_off_by_default(aiohttp_client: Any, redis_url: str) -> None:
@@ -59,20 +68,16 @@ async def test_all_three_on_and_healthy(
     server = await aiohttp_server(fake.app())
     shutil.copytree(DBT_DATA / "dbt_1_12", tmp_path / "target")
     write_result(tmp_path / "validations", "external_dbt_outputs", "__none__", T0, success=True)
-    config = dataclasses.replace(
-        base_config(redis_url),
-        airflow=AirflowSettings(
-            enabled=True,
-            base_url=str(server.make_url("")).rstrip("/"),
-            username="admin",
-            password="s3cret",
-        ),
-        dbt=DbtSettings(
-            enabled=True,
-            sources_json=str(tmp_path / "target" / "sources.json"),
-            checked_sources=("*",),
-        ),
-        quality=QualitySettings(enabled=True, validations_dir=str(tmp_path / "validations")),
+    config = base_config(redis_url).model_copy(
+        update={
+            "airflow": airflow_at(server, "s3cret"),
+            "dbt": DbtSettings(
+                enabled=True,
+                sources_json=str(tmp_path / "target" / "sources.json"),
+                checked_sources=("*",),
+            ),
+            "quality": QualitySettings(enabled=True, validations_dir=str(tmp_path / "validations")),
+        }
     )
     client: TestClient[Any, Any] = await aiohttp_client(create_app(config))
     text = await (await client.get("/metrics")).text()
@@ -96,14 +101,17 @@ async def test_broken_sources_do_not_break_the_others(
     aiohttp_client: Any, redis_url: str, tmp_path: Path
 ) -> None:
     write_result(tmp_path / "validations", "external_dbt_outputs", "__none__", T0, success=False)
-    config = dataclasses.replace(
-        base_config(redis_url),
-        # Nothing listens there; the dbt artifact does not exist.
-        airflow=AirflowSettings(
-            enabled=True, base_url=f"http://127.0.0.1:{free_port()}", password="x"
-        ),
-        dbt=DbtSettings(enabled=True, sources_json=str(tmp_path / "target" / "sources.json")),
-        quality=QualitySettings(enabled=True, validations_dir=str(tmp_path / "validations")),
+    # Nothing listens there; the dbt artifact does not exist.
+    config = base_config(redis_url).model_copy(
+        update={
+            "airflow": AirflowSettings(
+                enabled=True, base_url=f"http://127.0.0.1:{free_port()}", password="x"
+            ),
+            "dbt": DbtSettings(
+                enabled=True, sources_json=str(tmp_path / "target" / "sources.json")
+            ),
+            "quality": QualitySettings(enabled=True, validations_dir=str(tmp_path / "validations")),
+        }
     )
     client: TestClient[Any, Any] = await aiohttp_client(create_app(config))
     with capture_logs() as logs:
@@ -129,15 +137,7 @@ async def test_airflow_401_is_collector_down_not_a_failed_scrape(
     fake = FakeAirflow2(username="admin", password="s3cret")
     fake.add_dag("external_data_ingest")
     server = await aiohttp_server(fake.app())
-    config = dataclasses.replace(
-        base_config(redis_url),
-        airflow=AirflowSettings(
-            enabled=True,
-            base_url=str(server.make_url("")).rstrip("/"),
-            username="admin",
-            password="wrong",
-        ),
-    )
+    config = base_config(redis_url).model_copy(update={"airflow": airflow_at(server, "wrong")})
     client: TestClient[Any, Any] = await aiohttp_client(create_app(config))
     with capture_logs() as logs:
         response = await client.get("/metrics")

@@ -40,7 +40,7 @@ def test_require_explains_what_is_wrong() -> None:
 def test_catalog_built_in_code_is_checked_too() -> None:
     with pytest.raises(ValueError, match="duplicate provider 'eia'"):
         Catalog(providers=(Provider(name="EIA"), Provider(name="eia")))
-    with pytest.raises(ValueError, match="datasets: \\[1\\] 'a' is listed twice"):
+    with pytest.raises(ValueError, match="datasets\n  \\[1\\] 'a' is listed twice"):
         Provider(name="EIA", datasets=("a", "a"))
     with pytest.raises(ValueError, match="expected_status: must list at least one"):
         HealthProbe(url="http://h/", expected_status=())

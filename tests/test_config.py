@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from feedguard.core.catalog import load_catalog
-from feedguard.core.schema import ConfigError, env_names
+from feedguard.core.env import env_names
+from feedguard.core.schema import ConfigError
 from feedguard.exporter.config import load_config
 
 from .conftest import REPO
@@ -316,11 +317,9 @@ def test_check_config_lists_every_error_and_exits_2(tmp_path: Path) -> None:
 
 
 def _exporter_keys() -> list[str]:
-    import dataclasses
-
     from feedguard.exporter.config import ExporterConfig
 
-    return [f.name for f in dataclasses.fields(ExporterConfig)]
+    return list(ExporterConfig.model_fields)
 
 
 def test_python_dash_m_and_config_from_environment(tmp_path: Path) -> None:

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import dataclasses
-
 import redis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
@@ -33,8 +31,8 @@ async def test_scrape_serves_freshness_and_probe(
     )
     redis_client.set("external:last_success:EIA:a", "1700000000.5")
     redis_client.set("external:provider_status:EIA", '{"status": "degraded", "checked_at": 17}')
-    config = dataclasses.replace(
-        ExporterConfig(catalog=catalog), redis=RedisSettings(url=redis_url)
+    config = ExporterConfig(catalog=catalog).model_copy(
+        update={"redis": RedisSettings(url=redis_url)}
     )
     client: TestClient = await aiohttp_client(create_app(config))
     response = await client.get("/metrics")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import gzip
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -115,14 +114,11 @@ async def exporter_with(redis_url: str) -> AsyncIterator[Start]:
     servers: list[TestServer] = []
 
     async def start(http: HttpSettings) -> str:
-        config = dataclasses.replace(
-            config_for(
-                make_catalog({"EIA": {"datasets": [f"d{n}" for n in range(40)]}}),
-                redis_url,
-                probes=False,
-            ),
-            http=http,
-        )
+        config = config_for(
+            make_catalog({"EIA": {"datasets": [f"d{n}" for n in range(40)]}}),
+            redis_url,
+            probes=False,
+        ).model_copy(update={"http": http})
         server = TestServer(create_app(config), host="127.0.0.1", port=free_port())
         await server.start_server()
         servers.append(server)
@@ -151,7 +147,7 @@ async def test_exporter_limits_a_client_with_429_and_retry_after(exporter_with: 
 
 
 async def test_exempt_cidrs_are_never_limited(exporter_with: Start) -> None:
-    exempt = dataclasses.replace(STRICT, exempt_cidrs=("127.0.0.0/8",))
+    exempt = STRICT.model_copy(update={"exempt_cidrs": ("127.0.0.0/8",)})
     url = await exporter_with(HttpSettings(rate_limit=exempt))
     async with aiohttp.ClientSession() as session:
         for _ in range(10):
@@ -200,7 +196,7 @@ async def test_exporter_sends_the_security_headers_on_errors_too(exporter_with: 
 
 async def test_responder_limits_gzips_and_documents_the_429(tmp_path: Path) -> None:
     config = responder_config(tmp_path, catalog=make_catalog({"ISO-NE": {}}))
-    config = dataclasses.replace(config, http=HttpSettings(rate_limit=STRICT))
+    config = config.model_copy(update={"http": HttpSettings(rate_limit=STRICT)})
     async with start_responder(config, actions={}) as r:
         async with aiohttp.ClientSession(auto_decompress=False) as raw:
             async with raw.get(r.url + "/openapi.json", headers={"Accept-Encoding": "gzip"}) as doc:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -56,7 +55,7 @@ MakeClient = Callable[..., Awaitable[Client]]
 def lineage_config(redis_url: str, **settings: Any) -> ExporterConfig:
     config = config_for(make_catalog(CATALOG), redis_url, probes=False)
     values: dict[str, Any] = {"enabled": True, "bearer_token": TOKEN, **settings}
-    return dataclasses.replace(config, lineage=LineageSettings(**values))
+    return config.model_copy(update={"lineage": LineageSettings(**values)})
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from feedguard.core.catalog import Catalog
-from feedguard.core.schema import ConfigError, load_dataclass
+from feedguard.core.schema import ConfigError, load_model
 from feedguard.responder.notes.context import stale_datasets
 from feedguard.responder.notes.render import MAX_TEXT, NoteRenderer
 from feedguard.responder.notes.settings import NotesSettings
@@ -423,7 +423,7 @@ def test_duration_format(seconds: float, text: str) -> None:
 )
 def test_settings_errors_name_the_key(data: dict[str, object], error: str) -> None:
     with pytest.raises(ConfigError) as info:
-        load_dataclass(NotesSettings, data, "responder.yml")
+        load_model(NotesSettings, data, "responder.yml")
     assert any(e.startswith(error) for e in info.value.errors), info.value.errors
     assert "SECRET" not in str(info.value)
 
@@ -448,11 +448,11 @@ def test_validate_reads_secret_files_and_compiles_overrides(tmp_path: Path) -> N
     (tmp_path / "initial.j2").write_text("{{ incident.id ", encoding="utf-8")
     settings = NotesSettings(slack_token="xoxb-1", templates_dir=str(tmp_path))
     with pytest.raises(ConfigError, match=r"initial\.j2: line 1: "):
-        settings.validate()
+        settings.check_startup()
     missing = NotesSettings(slack_token_file=str(tmp_path / "absent"))
     with pytest.raises(ConfigError, match="cannot read Slack bot token"):
-        missing.validate()
-    NotesSettings(enabled=False, slack_token_file=str(tmp_path / "absent")).validate()
+        missing.check_startup()
+    NotesSettings(enabled=False, slack_token_file=str(tmp_path / "absent")).check_startup()
 
 
 def test_every_undo_reads_undo_and_says_why_it_was_skipped(catalog: Catalog) -> None:

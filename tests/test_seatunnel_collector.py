@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import aiohttp
 import pytest
 import structlog
@@ -133,7 +131,7 @@ async def test_unreachable_or_refusing_engine_marks_the_collector_down() -> None
         text = render(families).decode()
         assert 'external_exporter_collector_up{collector="seatunnel"} 0.0' in text
         assert "external_streaming_job_status" not in text
-        right = dataclasses.replace(wrong, password="s3cret")
+        right = wrong.model_copy(update={"password": "s3cret"})
         families = await gather(
             [SeaTunnelCollector(SeaTunnelClient(session, right), CATALOG)], Deadline.in_seconds(5)
         )

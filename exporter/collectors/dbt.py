@@ -31,9 +31,10 @@ from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
+from pydantic import Field
 
 from feedguard.core.log import get_logger
-from feedguard.core.schema import field
+from feedguard.core.schema import ConfigModel, Items
 
 from .base import Deadline
 
@@ -44,17 +45,16 @@ STATUSES = ("pass", "warn", "error", "runtime error")
 LABELS = ["source", "table", "package", "unique_id"]
 
 
-@dataclass(frozen=True)
-class DbtSettings:
+class DbtSettings(ConfigModel):
     enabled: bool = False
-    sources_json: str = field("target/sources.json", doc="dbt source freshness output")
+    sources_json: str = Field("target/sources.json", description="dbt source freshness output")
     # Default: manifest.json next to sources.json, when there is one.
     manifest_json: str | None = None
     # What `dbt source freshness` is run on (its --select), as patterns over
     # `source_name.table` or `package.source_name.table` ("*" for every source).
     # Empty: not known, so dbt 1.8+ runtime errors cannot be told from sources
     # that run did not check.
-    checked_sources: tuple[str, ...] = ()
+    checked_sources: Items[str] = ()
 
 
 class ArtifactError(Exception):

@@ -24,9 +24,10 @@ from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
+from pydantic import Field
 
 from feedguard.core.log import get_logger
-from feedguard.core.schema import field
+from feedguard.core.schema import ConfigModel, Items
 
 from .base import Deadline
 
@@ -38,14 +39,13 @@ RUN_TIME = re.compile(r"^\d{8}T\d{6}(\.\d{1,6})?Z$")
 COLD_PER_SCAN = 64
 
 
-@dataclass(frozen=True)
-class QualitySettings:
+class QualitySettings(ConfigModel):
     enabled: bool = False
-    validations_dir: str = field(
-        "gx/uncommitted/validations", doc="a file-mode GX context's validations store"
+    validations_dir: str = Field(
+        "gx/uncommitted/validations", description="a file-mode GX context's validations store"
     )
     # Empty: every suite found in the store.
-    suites: tuple[str, ...] = ()
+    suites: Items[str] = ()
 
 
 class ValidationStoreError(Exception):

@@ -2,28 +2,40 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Annotated
 
-from feedguard.core.schema import ConfigError, check_positive, field, invalid, read_secret
+from pydantic import Field, model_validator
+
+from feedguard.core.schema import (
+    ConfigError,
+    ConfigModel,
+    PositiveInt,
+    Secret,
+    check,
+    invalid,
+    read_secret,
+)
 
 MiB = 1024 * 1024
 
 
-@dataclass(frozen=True)
-class LineageSettings:
+def _not_empty(value: str) -> str | None:
+    return None if value.strip() else "must not be empty"
+
+
+class LineageSettings(ConfigModel):
     enabled: bool = False
     # Required when enabled: a forged COMPLETE would hide a real outage.
-    bearer_token: str | None = field(None, doc="prefer FEEDGUARD_LINEAGE_BEARER_TOKEN")
+    bearer_token: Secret = Field(None, description="prefer FEEDGUARD_LINEAGE_BEARER_TOKEN")
     bearer_token_file: str | None = None
-    max_body_bytes: int = field(MiB, check=check_positive)
+    max_body_bytes: PositiveInt = MiB
     # The run-conf key naming the provider (Airflow: dags trigger --conf '{"provider": ...}').
-    provider_conf_key: str = field(
-        "provider", check=lambda v: None if str(v).strip() else "must not be empty"
-    )
+    provider_conf_key: Annotated[str, check(_not_empty)] = "provider"
     # How long a counted FAIL/ABORT is remembered, so a re-delivery is not counted again.
-    seen_ttl_seconds: int = field(7 * 86400, check=check_positive)
+    seen_ttl_seconds: PositiveInt = 7 * 86400
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _token_when_enabled(self) -> LineageSettings:
         if self.enabled and self.bearer_token is None and self.bearer_token_file is None:
             invalid(
                 [
@@ -34,6 +46,7 @@ class LineageSettings:
                     )
                 ]
             )
+        return self
 
     def read_token(self) -> str | None:
         token = read_secret(self.bearer_token, self.bearer_token_file, "lineage bearer token")

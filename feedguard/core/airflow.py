@@ -24,34 +24,36 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 import aiohttp
+from pydantic import Field, model_validator
 
-from .schema import check_http_url, check_positive, field, read_secret
+from .schema import ConfigModel, HttpUrl, PositiveFloat, PositiveInt, Secret, read_secret
 
 ApiVersion = Literal[2, 3]
 
 
-@dataclass(frozen=True)
-class AirflowSettings:
+class AirflowSettings(ConfigModel):
     enabled: bool = False
-    base_url: str = field("http://127.0.0.1:8080", check=check_http_url)
+    base_url: HttpUrl = "http://127.0.0.1:8080"
     # "auto" asks the server (GET /api/v2/monitor/health, then /api/v1/health).
     # Ints are accepted because YAML and FEEDGUARD_AIRFLOW_VERSION=3 give ints.
     version: Literal["auto", "2", "3", 2, 3] = "auto"
     username: str = "admin"
-    password: str | None = field(None, doc="prefer FEEDGUARD_AIRFLOW_PASSWORD or password_file")
+    password: Secret = Field(None, description="prefer FEEDGUARD_AIRFLOW_PASSWORD or password_file")
     password_file: str | None = None
-    timeout_seconds: float = field(5.0, check=check_positive)
+    timeout_seconds: PositiveFloat = 5.0
     # DAG collector: runs per DAG in the shared batch window (newest start first,
     # at most 100 in all) and in a DAG's own runs request when the window misses it.
-    runs_window: int = field(25, check=check_positive)
-    concurrency: int = field(8, check=check_positive)
+    runs_window: PositiveInt = 25
+    concurrency: PositiveInt = 8
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _password_when_enabled(self) -> AirflowSettings:
         if self.enabled and not self.password and not self.password_file:
             raise ValueError(
                 "password: Airflow is enabled but no password is set"
                 " (FEEDGUARD_AIRFLOW_PASSWORD or airflow.password_file)"
             )
+        return self
 
     @property
     def api_version(self) -> ApiVersion | None:

@@ -7,79 +7,83 @@ the responder never acts on a provider label that is not in it.
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from .kube_names import check_k8s_name, check_label_selector
+from pydantic import Field, ValidationError, ValidatorFunctionWrapHandler, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from .kube_names import K8sName, LabelSelector
 from .paths import resolve_paths
 from .schema import (
     ConfigError,
-    check_http_url,
-    check_name,
+    ConfigModel,
+    HttpUrl,
+    Items,
+    Name,
+    Names,
+    PositiveFloat,
+    check,
     check_names,
-    check_positive,
-    field,
     invalid,
-    load_dataclass,
-    read_yaml_all,
+    load_model,
 )
+from .yamlfile import read_yaml_all
 
 HttpMethod = Literal["GET", "HEAD", "POST"]
 
 
-@dataclass(frozen=True)
-class HealthProbe:
-    url: str = field(check=check_http_url, doc="endpoint probed blackbox-style")
+class HealthProbe(ConfigModel):
+    url: HttpUrl = Field(description="endpoint probed blackbox-style")
     method: HttpMethod = "GET"
-    expected_status: tuple[int, ...] = (200,)
-    timeout_seconds: float = field(5.0, check=check_positive)
+    expected_status: Items[int] = (200,)
+    timeout_seconds: PositiveFloat = 5.0
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _statuses(self) -> HealthProbe:
         bad = [s for s in self.expected_status if not 100 <= s <= 599]
         if not self.expected_status:
             invalid([("expected_status", "must list at least one status code")])
         if bad:
             invalid([("expected_status", f"not HTTP status codes: {bad}")])
+        return self
 
 
-@dataclass(frozen=True)
-class Dashboard:
+class Dashboard(ConfigModel):
     title: str
-    url: str = field(check=check_http_url)
+    url: HttpUrl
 
 
 def _check_text(value: Any) -> str | None:
     return None if str(value).strip() else "must not be empty"
 
 
-@dataclass(frozen=True)
-class LineageJob:
+Text = Annotated[str, check(_check_text)]
+
+
+class LineageJob(ConfigModel):
     """An OpenLineage job (an Airflow DAG is ``<namespace>`` + ``dag_id``) that loads the provider.
 
     A COMPLETE of the job counts as a load of ``datasets`` (default: all of the
     provider's) when the run's conf names this provider (``lineage.provider_conf_key``).
     """
 
-    namespace: str = field(check=_check_text)
-    name: str = field(check=_check_text)
-    datasets: tuple[str, ...] = field((), check=check_names)
+    namespace: Text
+    name: Text
+    datasets: Names = ()
 
 
-@dataclass(frozen=True)
-class LineageOutput:
+class LineageOutput(ConfigModel):
     """An OpenLineage output dataset whose COMPLETE is a load of one catalog dataset."""
 
-    namespace: str = field(check=_check_text)
-    name: str = field(check=_check_text)
-    dataset: str = field(check=check_name)
+    namespace: Text
+    name: Text
+    dataset: Name
 
 
-@dataclass(frozen=True)
-class ProviderLineage:
-    jobs: tuple[LineageJob, ...] = ()
-    outputs: tuple[LineageOutput, ...] = ()
+class ProviderLineage(ConfigModel):
+    jobs: Items[LineageJob] = ()
+    outputs: Items[LineageOutput] = ()
 
 
 def _check_pointer(value: Any) -> str | None:
@@ -89,83 +93,71 @@ def _check_pointer(value: Any) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
-class ConsumerProbe:
+class ConsumerProbe(ConfigModel):
     """Freshness as a consumer sees it: the newest data timestamp an API serves."""
 
     # The ``endpoint`` label: what an operator calls it ("/v2/scenarios/iso-ne").
-    endpoint: str = field(check=_check_text)
-    url: str = field(check=check_http_url)
+    endpoint: Text
+    url: HttpUrl
     # Where the newest data timestamp is in the JSON answer (epoch seconds or ISO 8601).
-    timestamp_pointer: str = field(check=_check_pointer)
+    timestamp_pointer: Annotated[str, check(_check_pointer)]
     # Bearer token for the consumer API, read from this file (never inline).
     token_file: str | None = None
-    timeout_seconds: float = field(5.0, check=check_positive)
+    timeout_seconds: PositiveFloat = 5.0
 
 
-@dataclass(frozen=True)
-class StreamingJob:
+class StreamingJob(ConfigModel):
     """A SeaTunnel (Zeta) job that carries the provider's feeds."""
 
-    name: str = field(check=check_name, doc="the job's name in SeaTunnel (env job.name)")
+    name: Name = Field(description="the job's name in SeaTunnel (env job.name)")
     # The job's config for resubmission after a savepoint stop: HOCON (.conf,
     # .conf.tmpl) or JSON, relative to the catalog file's folder. Default:
     # <streaming.job_templates_dir>/<name>.conf.tmpl (responder.yml).
     config_file: str | None = None
 
 
-@dataclass(frozen=True)
-class Workload:
+class Workload(ConfigModel):
     """Pods whose logs are evidence (runbook 4: ``kubectl logs -l SELECTOR --since=30m``)."""
 
-    namespace: str = field(check=check_k8s_name)
-    selector: str = field(check=check_label_selector, doc="label selector, e.g. app=x")
+    namespace: K8sName
+    selector: LabelSelector = Field(description="label selector, e.g. app=x")
 
 
-@dataclass(frozen=True)
-class CredentialSecret:
+class CredentialSecret(ConfigModel):
     """A Secret holding the provider's credentials; only its metadata is ever read."""
 
-    namespace: str = field(check=check_k8s_name)
-    name: str = field(check=check_k8s_name)
+    namespace: K8sName
+    name: K8sName
     # An annotation holding the credential's expiry (RFC 3339 or epoch seconds).
     expiry_annotation: str | None = None
 
 
-@dataclass(frozen=True)
-class Provider:
-    name: str = field(check=check_name)
+class Provider(ConfigModel):
+    name: Name
     description: str = ""
     enabled: bool = True
-    datasets: tuple[str, ...] = field((), check=check_names)
+    datasets: Names = ()
     health_probe: HealthProbe | None = None
     fallback_mirror: bool = False
-    dags: tuple[str, ...] = field((), check=check_names)
-    dashboards: tuple[Dashboard, ...] = ()
-    freshness_sla_seconds: float = field(900.0, check=check_positive)
+    dags: Names = ()
+    dashboards: Items[Dashboard] = ()
+    freshness_sla_seconds: PositiveFloat = 900.0
     # Evidence and streaming (docs/evidence.md): all optional.
-    streaming_jobs: tuple[StreamingJob, ...] = ()
-    workloads: tuple[Workload, ...] = ()
-    credentials: tuple[CredentialSecret, ...] = ()
+    streaming_jobs: Items[StreamingJob] = ()
+    workloads: Items[Workload] = ()
+    credentials: Items[CredentialSecret] = ()
     # Optional: OpenLineage events that count as loads (docs/lineage.md).
-    lineage: ProviderLineage = ProviderLineage()
+    lineage: ProviderLineage = Field(default_factory=ProviderLineage)
     # Optional: consumer APIs whose data freshness is probed (docs/lineage.md).
-    consumer_probes: tuple[ConsumerProbe, ...] = ()
+    consumer_probes: Items[ConsumerProbe] = ()
 
-    def __post_init__(self) -> None:
-        # Also checked while loading; repeated for catalogs built in code.
-        invalid(
-            (what, message)
-            for what, items in (
-                ("datasets", self.datasets),
-                ("dags", self.dags),
-                ("streaming_jobs", [j.name for j in self.streaming_jobs]),
-            )
-            if (message := check_names(items))
-        )
+    @model_validator(mode="after")
+    def _consistent(self) -> Provider:
         endpoints = [p.endpoint for p in self.consumer_probes]
+        jobs = check_names([j.name for j in self.streaming_jobs])
         invalid(
             [
+                *([("streaming_jobs", jobs)] if jobs else []),
                 *self._lineage_problems(),
                 *(
                     (f"consumer_probes[{index}].endpoint", f"duplicate endpoint {name!r}")
@@ -174,6 +166,7 @@ class Provider:
                 ),
             ]
         )
+        return self
 
     def _lineage_problems(self) -> list[tuple[str, str]]:
         known = set(self.datasets)
@@ -196,22 +189,40 @@ class Provider:
         return job.datasets or self.datasets
 
 
-@dataclass(frozen=True)
-class Catalog:
-    providers: tuple[Provider, ...]
+class Catalog(ConfigModel):
+    providers: Items[Provider]
 
-    def __post_init__(self) -> None:
-        invalid(_duplicate_providers([p.name for p in self.providers]))
-
-    @staticmethod
-    def check_raw(data: dict[str, Any]) -> list[tuple[str, str]]:
-        """Duplicates among the raw entries, reported even when an entry is otherwise bad."""
-        providers = data.get("providers")
-        if not isinstance(providers, list):
-            return []
-        return _duplicate_providers(
-            [item.get("name") if isinstance(item, dict) else None for item in providers]
+    @model_validator(mode="wrap")
+    @classmethod
+    def _no_duplicates(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Catalog:
+        # Checked on the raw entries, so a duplicate is reported with the other
+        # mistakes of an entry, not only once the entries are valid.
+        providers = data.get("providers") if isinstance(data, dict) else None
+        if not isinstance(providers, list | tuple):
+            providers = []
+        duplicates = _duplicate_providers(
+            [p.get("name") if isinstance(p, dict) else getattr(p, "name", None) for p in providers]
         )
+        problems: list[InitErrorDetails] = [
+            {
+                "type": PydanticCustomError("feedguard", "{message}", {"message": message}),
+                "loc": ("providers", index, "name"),
+                "input": data,
+            }
+            for index, message in duplicates
+        ]
+        try:
+            catalog = handler(data)
+        except ValidationError as exc:
+            if not problems:
+                raise
+            raise ValidationError.from_exception_data(
+                exc.title, [*problems, *_init_details(exc)]
+            ) from None
+        if problems:
+            raise ValidationError.from_exception_data(cls.__name__, problems)
+        assert isinstance(catalog, Catalog)
+        return catalog
 
     def get(self, name: str) -> Provider | None:
         for provider in self.providers:
@@ -256,7 +267,19 @@ class Catalog:
         return found
 
 
-def _duplicate_providers(names: list[Any]) -> list[tuple[str, str]]:
+def _init_details(exc: ValidationError) -> list[InitErrorDetails]:
+    """An error's details as raised again (custom messages kept as they were shown)."""
+    return [
+        {
+            "type": PydanticCustomError(e["type"], e["msg"], e.get("ctx")),
+            "loc": e["loc"],
+            "input": e["input"],
+        }
+        for e in exc.errors(include_url=False)
+    ]
+
+
+def _duplicate_providers(names: list[Any]) -> list[tuple[int, str]]:
     problems = []
     seen: dict[str, int] = {}
     for index, name in enumerate(names):
@@ -267,10 +290,7 @@ def _duplicate_providers(names: list[Any]) -> list[tuple[str, str]]:
         key = name.casefold()
         if key in seen:
             problems.append(
-                (
-                    f"providers[{index}].name",
-                    f"duplicate provider {name!r} (first at providers[{seen[key]}])",
-                )
+                (index, f"duplicate provider {name!r} (first at providers[{seen[key]}])")
             )
         else:
             seen[key] = index
@@ -293,15 +313,15 @@ def _relative_to(catalog: Catalog, base: Path) -> Catalog:
     """Relative paths in the catalog (streaming jobs' config_file) joined to its folder,
     the rule of every config file (feedguard/core/paths.py)."""
     providers = tuple(
-        dataclasses.replace(
-            p, streaming_jobs=tuple(resolve_paths(job, base) for job in p.streaming_jobs)
+        p.model_copy(
+            update={"streaming_jobs": tuple(resolve_paths(job, base) for job in p.streaming_jobs)}
         )
         for p in catalog.providers
     )
-    return Catalog(providers)
+    return Catalog(providers=providers)
 
 
 def parse_catalog(data: object, source: str) -> Catalog:
     if data is None:
         raise ConfigError([f"{source}: <root>: the catalog is empty"])
-    return load_dataclass(Catalog, data, source)
+    return load_model(Catalog, data, source)

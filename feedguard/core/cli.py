@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import socket
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from pydantic import BaseModel
 
 from .build import version_text
 from .log import LogFormat, configure_logging, get_logger, redact_text
@@ -26,9 +27,7 @@ class _LogSettings(Protocol):
 
 
 class ListenConfig(Protocol):
-    """A frozen config dataclass with ``listen`` and ``log`` settings."""
-
-    __dataclass_fields__: ClassVar[dict[str, Any]]
+    """A service's frozen config with ``listen`` and ``log`` settings."""
 
     @property
     def listen(self) -> str: ...
@@ -37,11 +36,7 @@ class ListenConfig(Protocol):
     def log(self) -> _LogSettings: ...
 
 
-class _Dataclass(Protocol):
-    __dataclass_fields__: ClassVar[dict[str, Any]]
-
-
-C = TypeVar("C", bound=_Dataclass)
+C = TypeVar("C", bound=BaseModel)
 
 
 def common_options(config_help: str) -> argparse.ArgumentParser:
@@ -64,12 +59,12 @@ def load_or_report(load: Callable[[], C], args: argparse.Namespace) -> C | None:
     try:
         config = load()
         listen = getattr(args, "listen", None)
-        if listen and "listen" in config.__dataclass_fields__:
+        if listen and "listen" in type(config).model_fields:
             try:
                 parse_listen(listen)
             except ValueError as exc:
                 raise ConfigError([f"--listen: {exc}"]) from exc
-            config = dataclasses.replace(config, listen=listen)
+            config = config.model_copy(update={"listen": listen})
     except ConfigError as exc:
         for line in exc.errors:
             # A value echoed back (a URL with its password) is masked here too.

@@ -13,15 +13,15 @@ from __future__ import annotations
 import ipaddress
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
+from pydantic import Field
 
 from .http_security import install_security_headers
 from .ratelimit import TokenBuckets
-from .schema import check_positive, field
+from .schema import ConfigModel, Items, PositiveFloat, PositiveInt, check
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -35,36 +35,36 @@ def _check_cidrs(values: Any) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
-class RateLimitSettings:
+class RateLimitSettings(ConfigModel):
     enabled: bool = True
     # The seed's defaults: 100 requests per 60 s, bursts of 20, per client IP.
-    requests: int = field(100, check=check_positive)
-    window_seconds: float = field(60.0, check=check_positive)
-    burst: int = field(20, check=check_positive)
+    requests: PositiveInt = 100
+    window_seconds: PositiveFloat = 60.0
+    burst: PositiveInt = 20
     # Never limited: loopback and the seed's RATE_LIMIT_EXEMPT_IPS (cluster networks,
     # where Prometheus and Alertmanager scrape and post from).
-    exempt_cidrs: tuple[str, ...] = field(
-        ("127.0.0.0/8", "::1/128", "10.0.0.0/8", "192.168.0.0/16"), check=_check_cidrs
+    exempt_cidrs: Annotated[Items[str], check(_check_cidrs)] = (
+        "127.0.0.0/8",
+        "::1/128",
+        "10.0.0.0/8",
+        "192.168.0.0/16",
     )
     # Liveness and readiness probes must never see a 429.
-    exempt_paths: tuple[str, ...] = ("/healthz", "/readyz")
+    exempt_paths: Items[str] = ("/healthz", "/readyz")
 
     def networks(self) -> tuple[Network, ...]:
         return tuple(ipaddress.ip_network(c, strict=False) for c in self.exempt_cidrs)
 
 
-@dataclass(frozen=True)
-class GzipSettings:
+class GzipSettings(ConfigModel):
     enabled: bool = True
     # The seed's COMPRESSION_MIN_SIZE; the level is zlib's default, the seed's 6.
-    min_bytes: int = field(1024, check=check_positive)
+    min_bytes: PositiveInt = 1024
 
 
-@dataclass(frozen=True)
-class HttpSettings:
-    rate_limit: RateLimitSettings = RateLimitSettings()
-    gzip: GzipSettings = GzipSettings()
+class HttpSettings(ConfigModel):
+    rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    gzip: GzipSettings = Field(default_factory=GzipSettings)
 
 
 def _exempt(remote: str | None, networks: tuple[Network, ...]) -> bool:

@@ -30,9 +30,10 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+from pydantic import Field, model_validator
 
 from .kube_names import check_k8s_name
-from .schema import ConfigError, check_http_url, check_positive, field, read_secret
+from .schema import ConfigError, ConfigModel, HttpUrl, PositiveFloat, Secret, read_secret
 
 METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 _SA = Path("/var/run/secrets/kubernetes.io/serviceaccount")
@@ -66,22 +67,25 @@ class KubeConnection:
         )
 
 
-@dataclass(frozen=True)
-class KubeReadSettings:
+class KubeReadSettings(ConfigModel):
     """The exporter's ``kubernetes:`` section (credential metadata); off by default."""
 
     enabled: bool = False
     in_cluster: bool = False
-    host: str | None = field(None, check=check_http_url, doc="API server URL, when not in_cluster")
-    token: str | None = field(None, doc="bearer token; prefer FEEDGUARD_KUBERNETES_TOKEN or a file")
+    host: HttpUrl | None = Field(None, description="API server URL, when not in_cluster")
+    token: Secret = Field(
+        None, description="bearer token; prefer FEEDGUARD_KUBERNETES_TOKEN or a file"
+    )
     token_file: str | None = None
     ca_file: str | None = None
     verify_ssl: bool = True
-    timeout_seconds: float = field(10.0, check=check_positive)
+    timeout_seconds: PositiveFloat = 10.0
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _somewhere_to_connect(self) -> KubeReadSettings:
         if self.enabled and not self.in_cluster and not self.host:
             raise ValueError("host: Kubernetes is enabled but neither host nor in_cluster is set")
+        return self
 
     def check(self) -> None:
         """Read the token now when enabled, so a missing file fails start-up (ConfigError)."""

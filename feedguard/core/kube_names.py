@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
+
+from .schema import check
 
 _RFC1123 = "lowercase letters, digits, '-' and '.'"
 # key: [prefix/]name; value: up to 63 of [A-Za-z0-9_.-] starting and ending alphanumeric.
@@ -55,3 +57,7 @@ def _split_term(term: str) -> tuple[str, str, str]:
         if sep:
             return key.strip(), op, val.strip()
     return term, "", ""
+
+
+K8sName = Annotated[str, check(check_k8s_name)]
+LabelSelector = Annotated[str, check(check_label_selector)]

@@ -13,19 +13,19 @@ From a shell::
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import redis
+from pydantic import Field
 
 from .catalog import Catalog
 from .keys import last_success_key
-from .schema import field
+from .schema import NO_ENV, ServiceSettings
 from .service_config import load_service_config
 from .settings import RedisSettings
 
@@ -53,18 +53,19 @@ return moved
 """
 
 
-@dataclass(frozen=True)
-class RecordConfig:
+class RecordConfig(ServiceSettings):
     """What recording a success needs: the catalog and Redis, nothing else.
 
     Read from the exporter's settings file; the file's other sections (Airflow,
     probes, dbt, ...) are not this loader's to judge, so a pipeline worker never
-    needs the Airflow password or any other unrelated secret.
+    needs the Airflow password or any other unrelated secret.  Nor are the
+    ``FEEDGUARD_*`` variables of the exporter's other settings: the exporter
+    judges those.
     """
 
     catalog_file: str = "config/external_providers.yml"
-    catalog: Catalog | None = field(None, env=False)
-    redis: RedisSettings = RedisSettings()
+    catalog: Annotated[Catalog | None, NO_ENV] = None
+    redis: RedisSettings = Field(default_factory=RedisSettings)
 
     @property
     def providers(self) -> Catalog:
@@ -82,7 +83,7 @@ def load_record_config(
         path,
         environ,
         lambda config: [config.redis.read_password],
-        keys=frozenset(f.name for f in dataclasses.fields(RecordConfig)),
+        keys=frozenset(RecordConfig.model_fields),
     )
 
 

@@ -22,12 +22,13 @@ import base64
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 import aiohttp
+from pydantic import Field
 
-from .schema import check_http_url, check_positive, field, read_secret
+from .schema import ConfigModel, HttpUrl, PositiveFloat, Secret, check, read_secret
 
 # JobStatus of seatunnel-engine-core, in the engine's order.
 JOB_STATES = (
@@ -56,18 +57,19 @@ def _check_context_path(value: Any) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
-class SeaTunnelSettings:
+class SeaTunnelSettings(ConfigModel):
     """Where the SeaTunnel Engine's REST API v2 answers (``seatunnel.engine.http``)."""
 
     enabled: bool = False
-    base_url: str = field("http://127.0.0.1:8080", check=check_http_url)
-    context_path: str = field("", check=_check_context_path, doc="http.context-path")
+    base_url: HttpUrl = "http://127.0.0.1:8080"
+    context_path: Annotated[str, check(_check_context_path)] = Field(
+        "", description="http.context-path"
+    )
     # Basic auth (http.enable-basic-auth); the password from the env or a file.
     username: str | None = None
-    password: str | None = field(None, doc="prefer FEEDGUARD_..._SEATUNNEL_PASSWORD or a file")
+    password: Secret = Field(None, description="prefer FEEDGUARD_..._SEATUNNEL_PASSWORD or a file")
     password_file: str | None = None
-    timeout_seconds: float = field(5.0, check=check_positive)
+    timeout_seconds: PositiveFloat = 5.0
 
     def read_password(self) -> str | None:
         return read_secret(self.password, self.password_file, "SeaTunnel password")

@@ -2,30 +2,19 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import TypeVar
 
 from .catalog import Catalog, load_catalog
+from .env import EnvSource, overlay
 from .paths import resolve_paths
-from .schema import ConfigError, apply_env, env_origins, load_dataclass, read_yaml_all
+from .schema import ConfigError, ServiceSettings, load_model
+from .yamlfile import read_yaml_all
 
-
-class ServiceConfig(Protocol):
-    """A frozen config dataclass with a catalog, inline or from ``catalog_file``."""
-
-    __dataclass_fields__: ClassVar[dict[str, Any]]
-
-    @property
-    def catalog(self) -> Catalog | None: ...
-
-    @property
-    def catalog_file(self) -> str: ...
-
-
-C = TypeVar("C", bound=ServiceConfig)
+# A service's settings with ``catalog`` and ``catalog_file`` fields.
+C = TypeVar("C", bound=ServiceSettings)
 
 
 def load_service_config(
@@ -42,25 +31,30 @@ def load_service_config(
     ``checks(config)`` (secret files that must be readable now, not at the first
     request) runs, so one run of ``check-config`` reports all the mistakes.
     With ``keys``, only those top-level keys of the file are read (a loader
-    that needs part of another service's file).
+    that needs part of another service's file, like record-success).
     """
     environ = os.environ if environ is None else environ
     data, errors = read_yaml_all(path) if path else ({}, [])
     if keys is not None and isinstance(data, dict):
         data = {key: value for key, value in data.items() if key in keys}
     source = str(path) if path else "<defaults>"
-    merged, applied = apply_env(cls, data, environ)
+    env = EnvSource(cls, environ)
+    merged = overlay(data, env())
+    errors.extend(env.errors)
     config: C | None = None
     try:
-        config = load_dataclass(cls, merged, source, env_origins(cls, applied))
+        config = load_model(cls, merged, source, env.origins)
     except ConfigError as exc:
         errors.extend(exc.errors)
     if config is not None and path:
         config = resolve_paths(config, Path(path).parent)
-    catalog: Catalog | None = config.catalog if config else None
-    inline = config.catalog is not None if config else "catalog" in merged
-    default_file = cls.__dataclass_fields__["catalog_file"].default
-    catalog_file = config.catalog_file if config else merged.get("catalog_file", default_file)
+    catalog: Catalog | None = getattr(config, "catalog", None)
+    raw = merged if isinstance(merged, dict) else {}
+    inline = catalog is not None if config else "catalog" in raw
+    default_file = cls.model_fields["catalog_file"].default
+    catalog_file = (
+        getattr(config, "catalog_file", None) if config else raw.get("catalog_file", default_file)
+    )
     if not inline and isinstance(catalog_file, str):
         try:
             catalog = load_catalog(catalog_path(catalog_file, path, default_file))
@@ -74,7 +68,7 @@ def load_service_config(
                 errors.extend(exc.errors)
     if errors or config is None:
         raise ConfigError(errors)
-    return dataclasses.replace(config, catalog=catalog)
+    return config.model_copy(update={"catalog": catalog})
 
 
 # The shipped catalog, installed with the package (a link to

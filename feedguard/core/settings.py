@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field
 
 from .log import LogFormat
-from .schema import check_positive, check_redis_url, field, read_secret
+from .schema import ConfigModel, PositiveFloat, RedisUrl, Secret, check, read_secret
 
 
-@dataclass(frozen=True)
-class RedisSettings:
-    url: str = field("redis://127.0.0.1:6379/0", check=check_redis_url)
-    password: str | None = field(None, doc="prefer FEEDGUARD_REDIS_PASSWORD or password_file")
+class RedisSettings(ConfigModel):
+    url: RedisUrl = "redis://127.0.0.1:6379/0"
+    password: Secret = Field(None, description="prefer FEEDGUARD_REDIS_PASSWORD or password_file")
     password_file: str | None = None
-    socket_timeout_seconds: float = field(2.0, check=check_positive)
+    socket_timeout_seconds: PositiveFloat = 2.0
 
     def read_password(self) -> str | None:
         return read_secret(self.password, self.password_file, "redis password")
@@ -28,14 +28,12 @@ class RedisSettings:
         }
 
 
-@dataclass(frozen=True)
-class LogSettings:
-    level: str = field(
-        "info",
-        check=lambda v: (
-            None
-            if v.lower() in ("debug", "info", "warning", "error")
-            else f"expected debug, info, warning or error, got {v!r}"
-        ),
-    )
+def _check_level(value: str) -> str | None:
+    if value.lower() in ("debug", "info", "warning", "error"):
+        return None
+    return f"expected debug, info, warning or error, got {value!r}"
+
+
+class LogSettings(ConfigModel):
+    level: Annotated[str, check(_check_level)] = "info"
     format: LogFormat = "auto"

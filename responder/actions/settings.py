@@ -7,11 +7,21 @@ need to be supplied per environment.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import Field
 
 from feedguard.core.airflow import AirflowSettings
-from feedguard.core.kube_names import check_k8s_name
-from feedguard.core.schema import check_http_url, check_name, check_positive, field
+from feedguard.core.kube_names import K8sName
+from feedguard.core.schema import (
+    ConfigModel,
+    HttpUrl,
+    Name,
+    PositiveFloat,
+    PositiveInt,
+    Secret,
+    check,
+)
 from feedguard.core.seatunnel import SeaTunnelSettings
 
 
@@ -22,63 +32,59 @@ def _check_configmap_key(value: str) -> str | None:
     )
 
 
-@dataclass(frozen=True)
-class KubernetesSettings:
+class KubernetesSettings(ConfigModel):
     """Where the API rate limit lives (runbook 3.1) and how to reach the cluster.
 
     Connection: ``host`` (+ ``token``) when set, else the in-cluster service
     account when ``in_cluster`` is true, else a kubeconfig file.
     """
 
-    namespace: str = field("aurum-dev", check=check_k8s_name)
-    configmap: str = field("aurum-api-config", check=check_k8s_name)
-    key: str = field("AURUM_API_RATE_LIMIT_RPS", check=_check_configmap_key)
-    value: str = field("50", doc="the throttled rate limit written during an incident")
+    namespace: K8sName = "aurum-dev"
+    configmap: K8sName = "aurum-api-config"
+    key: Annotated[str, check(_check_configmap_key)] = "AURUM_API_RATE_LIMIT_RPS"
+    value: str = Field("50", description="the throttled rate limit written during an incident")
     in_cluster: bool = False
-    kubeconfig: str | None = field(None, doc="path; default ~/.kube/config or $KUBECONFIG")
+    kubeconfig: str | None = Field(None, description="path; default ~/.kube/config or $KUBECONFIG")
     context: str | None = None
-    host: str | None = field(None, check=check_http_url, doc="explicit API server URL")
-    token: str | None = field(None, doc="bearer token for host; prefer the env or token_file")
+    host: HttpUrl | None = Field(None, description="explicit API server URL")
+    token: Secret = Field(None, description="bearer token for host; prefer the env or token_file")
     token_file: str | None = None
     ca_file: str | None = None
     verify_ssl: bool = True
-    timeout_seconds: float = field(10.0, check=check_positive)
-    field_manager: str = field("feedguard-responder", check=check_name)
+    timeout_seconds: PositiveFloat = 10.0
+    field_manager: Name = "feedguard-responder"
 
 
-@dataclass(frozen=True)
-class RuntimeConfigSettings:
+class RuntimeConfigSettings(ConfigModel):
     """The platform's runtime-config admin API (runbook 3.3 and 5.5: ``$AURUM_API``)."""
 
-    base_url: str | None = field(None, check=check_http_url, doc="$AURUM_API of the runbook")
-    token: str | None = field(None, doc="bearer token; prefer the env or token_file")
+    base_url: HttpUrl | None = Field(None, description="$AURUM_API of the runbook")
+    token: Secret = Field(None, description="bearer token; prefer the env or token_file")
     token_file: str | None = None
-    feature: str = field("external_read_cache", check=check_name)
-    ttl_seconds: int = field(900, check=check_positive)
-    timeout_seconds: float = field(10.0, check=check_positive)
+    feature: Name = "external_read_cache"
+    ttl_seconds: PositiveInt = 900
+    timeout_seconds: PositiveFloat = 10.0
 
 
-@dataclass(frozen=True)
-class StreamingSettings:
+class StreamingSettings(ConfigModel):
     """pause_streaming: where job configs live and how long a savepoint may take."""
 
     # The runbook's seatunnel/jobs/templates/*.conf.tmpl: <name>.conf.tmpl per job,
     # unless the catalog gives the job a config_file.
     job_templates_dir: str = "seatunnel/jobs/templates"
     # Within one attempt (executor.timeout_seconds bounds the whole step).
-    savepoint_timeout_seconds: float = field(20.0, check=check_positive)
-    poll_seconds: float = field(1.0, check=check_positive)
+    savepoint_timeout_seconds: PositiveFloat = 20.0
+    poll_seconds: PositiveFloat = 1.0
 
 
-@dataclass(frozen=True)
-class ActionsSettings:
+class ActionsSettings(ConfigModel):
     # The exporter's Airflow settings (base_url, version, username, password);
     # the actions ignore its collector fields (enabled, runs_window, concurrency).
-    airflow: AirflowSettings = field(default_factory=AirflowSettings)
-    kubernetes: KubernetesSettings = KubernetesSettings()
-    runtime_config: RuntimeConfigSettings = RuntimeConfigSettings()
-    fallback_dag: str = field("external_data_fallback", check=check_name)
-    backfill_dag: str = field("external_data_backfill", check=check_name)
+    airflow: AirflowSettings = Field(default_factory=AirflowSettings)
+    kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
+    runtime_config: RuntimeConfigSettings = Field(default_factory=RuntimeConfigSettings)
+    fallback_dag: Name = "external_data_fallback"
+    backfill_dag: Name = "external_data_backfill"
     # SeaTunnel REST API v2 for pause_streaming (its "enabled" is the exporter's, ignored here).
-    seatunnel: SeaTunnelSettings = field(default_factory=SeaTunnelSettings)
-    streaming: StreamingSettings = StreamingSettings()
+    seatunnel: SeaTunnelSettings = Field(default_factory=SeaTunnelSettings)
+    streaming: StreamingSettings = Field(default_factory=StreamingSettings)

@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from pydantic import Field
 
-from feedguard.core.schema import check_positive, field
+from feedguard.core.schema import ConfigModel, PositiveFloat, PositiveInt
 
 
-@dataclass(frozen=True)
-class EvidenceSettings:
+class EvidenceSettings(ConfigModel):
     # On for providers whose catalog entry names workloads or credentials; the
     # cluster connection is actions.kubernetes (same service account, deploy/).
     enabled: bool = True
-    since_seconds: int = field(1800, check=check_positive, doc="runbook 4: --since=30m")
-    tail_lines: int = field(2000, check=check_positive)
-    limit_bytes: int = field(262_144, check=check_positive, doc="per container log read")
-    max_pods: int = field(10, check=check_positive, doc="per workload")
-    max_error_lines: int = field(50, check=check_positive, doc="kept per workload, newest")
-    max_line_chars: int = field(300, check=check_positive)
+    since_seconds: PositiveInt = Field(1800, description="runbook 4: --since=30m")
+    tail_lines: PositiveInt = 2000
+    limit_bytes: PositiveInt = Field(262_144, description="per container log read")
+    max_pods: PositiveInt = Field(10, description="per workload")
+    max_error_lines: PositiveInt = Field(50, description="kept per workload, newest")
+    max_line_chars: PositiveInt = 300
     # A credential changed this long before the first alert is called out.
-    rotation_window_seconds: float = field(86_400.0, check=check_positive)
-    concurrency: int = field(4, check=check_positive)
-    timeout_seconds: float = field(30.0, check=check_positive, doc="one gathering, whole")
-    keep_snapshots: int = field(24, check=check_positive, doc="per incident, newest")
+    rotation_window_seconds: PositiveFloat = 86_400.0
+    concurrency: PositiveInt = 4
+    timeout_seconds: PositiveFloat = Field(30.0, description="one gathering, whole")
+    keep_snapshots: PositiveInt = Field(24, description="per incident, newest")

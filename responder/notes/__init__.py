@@ -53,7 +53,7 @@ async def open_notifier(
         )
         yield None
         return
-    settings.validate()
+    settings.check_startup()
     renderer = NoteRenderer(settings, catalog)
     timeout = aiohttp.ClientTimeout(total=settings.request_timeout_seconds)
     async with aiohttp.ClientSession(timeout=timeout) as session:

@@ -9,18 +9,22 @@ incoming-webhook URL.  Both are secrets: give them through the environment
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from pydantic import Field, model_validator
+
 from feedguard.core.schema import (
     ConfigError,
-    check_http_url,
-    check_non_negative,
-    check_positive,
-    field,
+    ConfigModel,
+    HttpUrl,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    Secret,
+    check,
     read_secret,
 )
 
@@ -54,40 +58,42 @@ def _check_directory(value: Any) -> str | None:
     return None if Path(str(value)).is_dir() else f"not a directory: {value!r}"
 
 
-_SECRETS = ("slack_token", "webhook_url")
-
-
-@dataclass(frozen=True, repr=False)
-class NotesSettings:
-    enabled: bool = field(True, doc="false: no notes are posted at all")
-    channel: str = field("#data-platform", check=_check_channel, doc="channel name or ID")
-    slack_token: str | None = field(
-        None, doc="bot token (xoxb-…); prefer FEEDGUARD_NOTES_SLACK_TOKEN or slack_token_file"
+class NotesSettings(ConfigModel):
+    enabled: bool = Field(True, description="false: no notes are posted at all")
+    channel: Annotated[str, check(_check_channel)] = Field(
+        "#data-platform", description="channel name or ID"
+    )
+    slack_token: Secret = Field(
+        None,
+        description="bot token (xoxb-…); prefer FEEDGUARD_NOTES_SLACK_TOKEN or slack_token_file",
     )
     slack_token_file: str | None = None
-    webhook_url: str | None = field(
+    webhook_url: Annotated[Secret, check(_check_secret_url)] = Field(
         None,
-        check=_check_secret_url,
-        doc="incoming webhook (no threads); prefer FEEDGUARD_NOTES_WEBHOOK_URL or webhook_url_file",
+        description="incoming webhook (no threads); "
+        "prefer FEEDGUARD_NOTES_WEBHOOK_URL or webhook_url_file",
     )
     webhook_url_file: str | None = None
-    base_url: str = field("https://slack.com/api/", check=check_http_url, doc="Slack Web API")
-    templates_dir: str | None = field(
-        None, check=_check_directory, doc="templates here override the shipped ones by name"
+    base_url: HttpUrl = Field("https://slack.com/api/", description="Slack Web API")
+    templates_dir: Annotated[str | None, check(_check_directory)] = Field(
+        None, description="templates here override the shipped ones by name"
     )
-    update_interval_seconds: float = field(3600.0, check=check_positive, doc="hourly updates")
-    timezone: str = field("UTC", check=_check_timezone, doc="time zone of [time] in notes")
+    update_interval_seconds: PositiveFloat = Field(3600.0, description="hourly updates")
+    timezone: Annotated[str, check(_check_timezone)] = Field(
+        "UTC", description="time zone of [time] in notes"
+    )
     # The resolution note is also shown in the channel, not only in the thread.
     broadcast_resolution: bool = True
-    request_timeout_seconds: float = field(10.0, check=check_positive)
+    request_timeout_seconds: PositiveFloat = 10.0
     # Retries of one note on 429 / 500 / 503 / connection errors, then the note fails.
-    max_retries: int = field(3, check=check_non_negative)
+    max_retries: NonNegativeInt = 3
     # A longer Retry-After than this fails the note at once instead of waiting.
-    max_retry_after_seconds: float = field(60.0, check=check_non_negative)
+    max_retry_after_seconds: NonNegativeFloat = 60.0
     # Upper bound on one note's delivery, retries and waits included.
-    post_deadline_seconds: float = field(120.0, check=check_positive)
+    post_deadline_seconds: PositiveFloat = 120.0
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _one_delivery(self) -> NotesSettings:
         token = self.slack_token or self.slack_token_file
         webhook = self.webhook_url or self.webhook_url_file
         if token and webhook:
@@ -95,18 +101,9 @@ class NotesSettings:
                 "webhook_url: set either slack_token (or slack_token_file) or webhook_url "
                 "(or webhook_url_file), not both"
             )
+        return self
 
-    def __repr__(self) -> str:
-        # The config object may end up in a log line or a traceback: mask the secrets.
-        parts = []
-        for item in fields(self):
-            value = getattr(self, item.name)
-            if item.name in _SECRETS and value is not None:
-                value = "[redacted]"
-            parts.append(f"{item.name}={value!r}")
-        return f"NotesSettings({', '.join(parts)})"
-
-    def validate(self) -> None:
+    def check_startup(self) -> None:
         """What start-up needs beyond the types: readable secret files, compiling templates.
 
         Raises ConfigError naming the file (and line); ``check-config`` calls it too.

@@ -34,7 +34,7 @@ import aiohttp
 from aiohttp.test_utils import TestServer
 
 from feedguard.core.catalog import Catalog
-from feedguard.core.schema import load_dataclass
+from feedguard.core.schema import load_model
 from feedguard.responder import appkeys
 from feedguard.responder.app import create_app, server_options
 from feedguard.responder.config import ResponderConfig
@@ -112,8 +112,8 @@ def responder_config(
             data[key] = {**data[key], **value}
         else:
             data[key] = value
-    config = load_dataclass(ResponderConfig, data, "<test>")
-    return dataclasses.replace(config, catalog=catalog)
+    config = load_model(ResponderConfig, data, "<test>")
+    return config.model_copy(update={"catalog": catalog})
 
 
 # --- Alertmanager payloads ------------------------------------------------------------

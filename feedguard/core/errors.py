@@ -1,0 +1,32 @@
+"""Configuration errors: every problem of one run, one ``source: path: message`` per line."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+
+class ConfigError(Exception):
+    """Every problem found in one configuration source, one per line."""
+
+    def __init__(self, errors: Iterable[str]) -> None:
+        self.errors = list(errors)
+        super().__init__("\n".join(self.errors))
+
+
+class DuplicateKeysError(ConfigError):
+    """Repeated YAML keys; ``data`` is the document as parsed (last value wins).
+
+    Loaders go on validating ``data`` so one run reports every mistake.
+    """
+
+    def __init__(self, errors: Iterable[str], data: Any) -> None:
+        super().__init__(errors)
+        self.data = data
+
+
+def join_path(path: str, key: str | int) -> str:
+    """``providers`` + 2 -> ``providers[2]``; ``redis`` + ``url`` -> ``redis.url``."""
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else key
