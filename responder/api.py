@@ -193,9 +193,14 @@ async def metrics(request: web.Request) -> web.Response:
     if live is not None:
         gauge = registry.open_incidents
         gauge.clear()
+        truncated = registry.incident_truncated
+        truncated.clear()
         for doc in live:
             if doc["state"] != inc.RESOLVED:
                 gauge.labels(doc["provider"], doc["state"]).inc()
+            pending = doc.get("truncation") or {}
+            if pending and pending.get("completed_at") is None:
+                truncated.labels(doc["provider"]).set(pending["truncated_alerts"])
     return web.Response(
         body=generate_latest(registry.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
     )

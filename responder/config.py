@@ -15,6 +15,7 @@ from feedguard.core.schema import (
     AtLeastOne,
     ConfigError,
     ConfigModel,
+    HttpUrl,
     Items,
     Listen,
     NonNegativeFloat,
@@ -106,6 +107,14 @@ class RecoverySettings(ConfigModel):
     user_agent: str = "feedguard-responder/0.1 (+recovery probe)"
 
 
+class AlertmanagerSettings(ConfigModel):
+    # Where the responder asks Alertmanager (API v2) which alerts of a truncated group
+    # still fire before recovering it; the notifications' externalURL may not be
+    # reachable from here.  Unset: a truncated group waits (and says so) until set.
+    url: HttpUrl | None = None
+    timeout_seconds: PositiveFloat = 5.0
+
+
 class InboxSettings(ConfigModel):
     # Beyond either limit the webhook answers 503 (Alertmanager retries 5xx later), so
     # a storm waits in Alertmanager rather than growing the inbox without bound.
@@ -176,6 +185,7 @@ class ResponderConfig(ServiceSettings):
     recovery: RecoverySettings = Field(default_factory=RecoverySettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     inbox: InboxSettings = Field(default_factory=InboxSettings)
+    alertmanager: AlertmanagerSettings = Field(default_factory=AlertmanagerSettings)
     playbooks: Items[Playbook] = ()
     action_options: Mapping[str, ActionOptions] = Field(default_factory=dict)
     actions: ActionsSettings = Field(default_factory=ActionsSettings)

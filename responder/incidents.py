@@ -169,7 +169,15 @@ def view(doc: Doc) -> IncidentView:
         timeline=copy.deepcopy(doc["timeline"]),
         notes=copy.deepcopy(doc["notes"]),
         evidence=copy.deepcopy(doc.get("evidence", [])),
+        truncated_alerts=_incomplete(doc),
     )
+
+
+def _incomplete(doc: Mapping[str, Any]) -> int:
+    truncation = doc.get("truncation") or {}
+    if not truncation or truncation.get("completed_at") is not None:
+        return 0
+    return int(truncation.get("truncated_alerts", 0))
 
 
 def record_view(record: Mapping[str, Any]) -> ActionRecord:
@@ -219,6 +227,7 @@ def detail(doc: Doc) -> Doc:
             "evidence": doc.get("evidence", []),
             "recovery": doc["recovery"],
             "group_keys": doc["group_keys"],
+            "truncation": doc.get("truncation"),
         }
     )
     return body

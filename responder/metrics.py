@@ -60,6 +60,13 @@ class Metrics:
             ["circuit"],
             registry=r,
         )
+        self.incident_truncated = Gauge(
+            "feedguard_responder_incident_truncated_alerts",
+            "Alerts Alertmanager left out of an open incident's notifications (max_alerts), "
+            "until recovery asked Alertmanager for the rest; 0 when the picture is complete.",
+            ["provider"],
+            registry=r,
+        )
         self.inbox_depth = Gauge(
             "feedguard_responder_inbox_depth",
             "Notifications (alert transitions) recorded and not yet applied.",

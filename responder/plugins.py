@@ -78,6 +78,9 @@ class IncidentView:
     notes: Mapping[str, JSON]
     # Evidence snapshots (runbook 4: workload logs, credential metadata), oldest first.
     evidence: Sequence[Mapping[str, JSON]] = ()
+    # Alerts Alertmanager left out of the notifications (truncatedAlerts) while the
+    # picture is incomplete; 0 once complete or never truncated.
+    truncated_alerts: int = 0
 
 
 @dataclass(frozen=True)

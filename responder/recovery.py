@@ -12,12 +12,15 @@ from typing import Any
 
 import aiohttp
 
+from feedguard.core.log import get_logger
 from feedguard.core.probes import probe
 
+from .alertmanager_api import AlertmanagerUnavailable, firing_count
 from .common import Common, Part
-from .transitions import ProbeResult, recovery_probe
+from .transitions import ProbeResult, recovery_probe, truncation_checked
 
 Doc = dict[str, Any]
+log = get_logger(__name__)
 
 
 class RecoveryGate(Part):
@@ -30,6 +33,8 @@ class RecoveryGate(Part):
         """Probe if due; True when the resolved steps were enqueued."""
         recovery = doc.get("recovery") or {}
         if recovery.get("steps_enqueued"):
+            return False
+        if not await self._picture_complete(doc):
             return False
         provider = self.config.providers.get(doc["provider"])
         settings = self.config.recovery
@@ -69,3 +74,39 @@ class RecoveryGate(Part):
 
             await self.store.update("active", doc["provider"], clear)
         return enqueued
+
+    async def _picture_complete(self, doc: Doc) -> bool:
+        """For a group Alertmanager truncated: True once Alertmanager says none of its
+        alerts fires any more; meanwhile (or while it cannot be asked) recovery waits."""
+        truncation = doc.get("truncation")
+        if truncation is None or truncation.get("completed_at") is not None:
+            return True
+        labels = truncation["group_labels"]
+        shown = ", ".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+        settings = self.config.alertmanager
+        firing: int | None = None
+        if settings.url is None:
+            why = "cannot ask Alertmanager which alerts still fire: alertmanager.url is not set"
+        elif self.http is None:
+            why = "cannot ask Alertmanager: no HTTP client"
+        else:
+            try:
+                firing = await firing_count(
+                    self.http, settings.url, labels, settings.timeout_seconds
+                )
+            except AlertmanagerUnavailable as exc:
+                why = f"cannot ask Alertmanager which alerts still fire ({exc})"
+            else:
+                why = f"Alertmanager has {firing} alerts firing for {{{shown}}}"
+        if firing is None:
+            log.warning("truncated group: recovery waits", incident_id=doc["id"], reason=why)
+
+        def change(current: Doc | None) -> tuple[Doc | None, bool]:
+            if current is None:
+                return None, False
+            before = dict(current.get("truncation") or {})
+            ok = truncation_checked(current, self.clock(), firing, why)
+            return (current if current.get("truncation") != before else None), ok
+
+        complete: bool = await self.store.update("incident", doc["id"], change)
+        return complete

@@ -58,6 +58,7 @@ def apply_transitions(
     changed = False
     accepted: list[bool] = []
     for entry, playbook in transitions:
+        changed = note_truncation(doc, entry, now) or changed
         if playbook is not None:
             changed = fire(doc, entry, playbook, now, applied) or changed
             accepted.append(True)
@@ -143,6 +144,52 @@ def resolve(
             why = "no health probe: recovering on resolve"
         inc.add_event(doc, now, f"all alerts resolved: {why}")
     return True, True
+
+
+def note_truncation(doc: Doc, entry: Doc, now: float) -> bool:
+    """Alertmanager left alerts of this group out (``truncatedAlerts``): the incident's
+    picture is incomplete until recovery asks Alertmanager.  True if changed."""
+    count = int(entry.get("truncated") or 0)
+    if count <= 0:
+        return False
+    current = doc.get("truncation")
+    labels = entry.get("group_labels") or {"provider": doc["provider"]}
+    if current is not None and current.get("completed_at") is None:
+        if current["truncated_alerts"] == count and current["group_labels"] == labels:
+            return False
+        current.update(truncated_alerts=count, group_labels=labels)
+        return True
+    doc["truncation"] = {
+        "truncated_alerts": count,
+        "group_labels": labels,
+        "since": now,
+        "completed_at": None,
+        "waiting": None,
+    }
+    inc.add_event(
+        doc,
+        now,
+        f"picture incomplete: Alertmanager left out {count} alerts of the group "
+        "(max_alerts); recovery asks Alertmanager which still fire",
+    )
+    return True
+
+
+def truncation_checked(doc: Doc, now: float, firing: int | None, why: str) -> bool:
+    """Record what Alertmanager said of a truncated group before recovery; True when
+    recovery may go on (it said none fires).  ``firing`` None: it could not be asked."""
+    truncation = doc.get("truncation")
+    if truncation is None or truncation.get("completed_at") is not None:
+        return True
+    if firing == 0:
+        truncation["completed_at"] = now
+        truncation["waiting"] = None
+        inc.add_event(doc, now, f"picture complete: {why}")
+        return True
+    if truncation.get("waiting") != why:  # one timeline line per distinct reason
+        truncation["waiting"] = why
+        inc.add_event(doc, now, f"recovery waits: {why}")
+    return False
 
 
 def remember(doc: Doc, key: str, applied: set[str]) -> None:

@@ -124,6 +124,7 @@ async def _record(request: web.Request, notification: Notification) -> web.Respo
                 "receiver": notification.receiver,
                 "received_at": received_at,
                 "truncated": notification.truncated_alerts,
+                "group_labels": dict(notification.group_labels),
             },
         )
     try:

@@ -505,3 +505,18 @@ def test_every_undo_reads_undo_and_says_why_it_was_skipped(catalog: Catalog) -> 
             "• undo: set AURUM_API_RATE_LIMIT_RPS=50: skipped (deferred: stays in place,"
             " still held by incident MISO-1 (undone when the last holder recovers))"
         ) in text
+
+
+@pytest.mark.parametrize("kind", ["initial", "update"])
+def test_a_truncated_group_says_its_picture_is_incomplete(catalog: Catalog, kind: str) -> None:
+    view = dataclasses.replace(
+        incident(alerts=[alert("ExternalProviderDown", starts_at=T0)]), truncated_alerts=7
+    )
+    text, from_template = render(catalog, request(kind, view, T0 + 90))  # type: ignore[arg-type]
+    assert from_template
+    assert (
+        "*Picture incomplete:* Alertmanager left 7 alert(s) of this group out of its "
+        "notifications (max_alerts)" in text
+    )
+    complete, _ = render(catalog, request(kind, incident(alerts=view.alerts), T0 + 90))  # type: ignore[arg-type]
+    assert "Picture incomplete" not in complete

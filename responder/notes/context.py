@@ -232,6 +232,7 @@ def build_context(
         "eta": eta,
         "checklist": [dict(item) for item in POST_INCIDENT_CHECKLIST],
         "evidence": _evidence(incident.evidence, request.slot),
+        "truncated_alerts": incident.truncated_alerts,
     }
 
 

@@ -30,10 +30,11 @@ def alertmanager_config(
     group_wait: str = "1s",
     group_interval: str = "1s",
     repeat_interval: str = "1h",
+    max_alerts: int = 0,
 ) -> dict[str, Any]:
     webhooks = []
     for url in webhook_urls:
-        hook: dict[str, Any] = {"url": url, "send_resolved": True, "max_alerts": 0}
+        hook: dict[str, Any] = {"url": url, "send_resolved": True, "max_alerts": max_alerts}
         if bearer_token is not None:
             hook["http_config"] = {"authorization": {"type": "Bearer", "credentials": bearer_token}}
         webhooks.append(hook)
