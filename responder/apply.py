@@ -79,11 +79,12 @@ async def _apply_target(
             detail = {"changed": False, "already_held_by": holder, "why": why}
             await record("success", "step joined existing change", previous=original, detail=detail)
             return True
-    outcome, error, attempts = await kit.call(action, lambda: action.apply(ctx, target))
+    outcome, error, attempts, transient = await kit.call(action, lambda: action.apply(ctx, target))
     if outcome is None:
         if target.resource is not None:
             await kit.store.update("resource", target.resource, resources.drop_claim(incident_id))
-        await record("failure", "step failed", error=error, detail={"attempts": attempts})
+        detail = {"attempts": attempts, "transient": transient}
+        await record("failure", "step failed", error=error, detail=detail)
         return False
     if target.resource is not None:
         await kit.store.update(

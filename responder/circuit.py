@@ -59,6 +59,13 @@ class Breakers:
         state.trial_running = True
         log.warning("circuit breaker half-open: one trial call", circuit=circuit)
 
+    def may_try(self, circuit: str) -> bool:
+        """Whether a call would go through now (closed, or open with the reset elapsed)."""
+        state = self._states.get(circuit)
+        if state is None or state.opened_at is None:
+            return True
+        return not state.trial_running and self.clock() - state.opened_at >= self.reset_seconds
+
     def success(self, circuit: str) -> None:
         state = self._state(circuit)
         if state.opened_at is not None:

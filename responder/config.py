@@ -19,6 +19,7 @@ from feedguard.core.schema import (
     Items,
     Listen,
     NonNegativeFloat,
+    NonNegativeInt,
     PositiveFloat,
     PositiveInt,
     Secret,
@@ -87,6 +88,10 @@ class ExecutorSettings(ConfigModel):
     circuit_reset_seconds: PositiveFloat = 300.0
     # A replica running an incident's steps holds a lease this long (renewed per step).
     lease_seconds: PositiveFloat = 120.0
+    # A step that failed for transient reasons only (connection error, timeout, 5xx,
+    # open breaker) is put back to pending this many times, each once its breaker
+    # lets a call through; then it needs a human (POST .../retry).
+    auto_retries: NonNegativeInt = 3
 
     @model_validator(mode="after")
     def _lease_outlasts_a_call(self) -> ExecutorSettings:

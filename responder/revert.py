@@ -70,9 +70,11 @@ async def _revert_one(
         previous = stored_original
     params = kit.params(name, original.get("step_params") or {})
     ctx = kit.context(doc, provider, params, False)
-    outcome, error, attempts = await kit.call(action, _reverter(action, ctx, target, previous))
+    outcome, error, attempts, transient = await kit.call(
+        action, _reverter(action, ctx, target, previous)
+    )
     if outcome is None:
-        detail = {"attempts": attempts}
+        detail = {"attempts": attempts, "transient": transient}
         await record("failure", "revert failed", error=error, previous=previous, detail=detail)
         return False
     if target.resource is not None:

@@ -70,6 +70,7 @@ class IncidentRunner(Part):
             if doc is None:
                 return
             self.notes.schedule(doc)
+            doc = await self._auto_retry(incident_id, doc)
             doc = await self._run_pending(incident_id, renew, doc)
             if (
                 doc is not None
@@ -108,6 +109,34 @@ class IncidentRunner(Part):
             await self._finish_item(incident_id, item["id"], ok)
             doc = None
             await renew()
+
+    async def _auto_retry(self, incident_id: str, doc: Doc) -> Doc | None:
+        """Steps that failed only transiently go back to pending once their breakers let
+        a call through (closed, or half-open after the reset), a bounded number of times."""
+        limit = self.config.executor.auto_retries
+        candidates = tr.transient_failures(doc, limit)
+        breakers = self.executor.breakers
+        ready = [
+            step
+            for step, actions in candidates.items()
+            if all(breakers.may_try(self._circuit(name)) for name in actions)
+        ]
+        if not ready:
+            return doc
+        now = self.clock()
+
+        def change(current: Doc | None) -> tuple[Doc | None, Doc | None]:
+            if current is None or not tr.auto_retry(current, ready, limit, now):
+                return None, current
+            return current, current
+
+        updated: Doc | None = await self.store.update("incident", incident_id, change)
+        log.warning("retrying transiently failed steps", incident_id=incident_id, steps=ready)
+        return updated
+
+    def _circuit(self, action: str) -> str:
+        found = self.executor.actions.get(action)
+        return found.circuit if found is not None else action
 
     async def _settle(self, incident_id: str) -> Doc | None:
         notes = self.notes.notifier is not None

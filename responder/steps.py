@@ -39,15 +39,17 @@ class StepKit(Part):
 
     async def call(
         self, action: Action, fn: Callable[[], Awaitable[Outcome]]
-    ) -> tuple[Outcome | None, str | None, int]:
-        """(outcome, error, attempts made) with timeout, retries, backoff, breaker."""
+    ) -> tuple[Outcome | None, str | None, int, bool]:
+        """(outcome, error, attempts made, transient) with timeout, retries, backoff,
+        breaker.  ``transient``: the failure may pass by itself (connection error,
+        timeout, 5xx, open breaker), so the step is retried later without a human."""
         settings = self.config.executor
         error = "not attempted"
         for attempt in range(1, settings.attempts + 1):
             try:
                 self.breakers.before_call(action.circuit)
             except CircuitOpen as exc:
-                return None, str(exc), attempt - 1
+                return None, str(exc), attempt - 1, True
             try:
                 async with asyncio.timeout(settings.timeout_seconds):
                     outcome = await fn()
@@ -58,7 +60,7 @@ class StepKit(Part):
                 if not exc.retryable:
                     # The system answered: a refusal says nothing about its health.
                     self.breakers.success(action.circuit)
-                    return None, error, attempt
+                    return None, error, attempt, False
                 self.breakers.failure(action.circuit)
             except TimeoutError:
                 error = f"timed out after {settings.timeout_seconds:g}s"
@@ -68,14 +70,14 @@ class StepKit(Part):
                 self.breakers.failure(action.circuit)
             else:
                 self.breakers.success(action.circuit)
-                return outcome, None, attempt
+                return outcome, None, attempt, False
             if attempt < settings.attempts:
                 delay = settings.backoff_initial_seconds * settings.backoff_factor ** (attempt - 1)
                 log.warning(
                     "action attempt failed", action=action.name, attempt=attempt, error=error
                 )
                 await asyncio.sleep(delay)
-        return None, error, settings.attempts
+        return None, error, settings.attempts, True
 
     async def record(
         self,

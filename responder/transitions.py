@@ -253,6 +253,41 @@ def settle(doc: Doc, now: float, *, notes: bool) -> bool:
     return True
 
 
+def transient_failures(doc: Doc, limit: int) -> dict[str, list[str]]:
+    """Failed steps whose every failed target failed transiently, retried fewer than
+    ``limit`` times automatically: {step id: the actions (circuits) they call}."""
+    found: dict[str, list[str]] = {}
+    for item in doc["work"]:
+        if item["status"] != "failed" or item.get("auto_retries", 0) >= limit:
+            continue
+        latest: dict[str, Doc] = {}
+        for record in doc["actions"]:
+            if record["work"] == item["id"]:
+                latest[record["target"]] = record
+        failures = [r for r in latest.values() if r["result"] == "failure"]
+        if failures and all(r["detail"].get("transient") for r in failures):
+            found[item["id"]] = sorted({r["action"] for r in failures})
+    return found
+
+
+def auto_retry(doc: Doc, step_ids: Sequence[str], limit: int, now: float) -> bool:
+    """Put these transiently failed steps back to pending, one bounded attempt more."""
+    retried = False
+    for item in doc["work"]:
+        if item["id"] in step_ids and item["status"] == "failed":
+            item["status"] = "pending"
+            item["auto_retries"] = item.get("auto_retries", 0) + 1
+            inc.add_event(
+                doc, now, f"automatic retry {item['auto_retries']}/{limit} of step {item['id']}"
+            )
+            retried = True
+    if retried:
+        recovering = (doc.get("recovery") or {}).get("steps_enqueued")
+        doc["state"] = inc.RECOVERING if recovering else inc.STABILISING
+        doc["live"] = True
+    return retried
+
+
 def retry_failed(doc: Doc, now: float) -> int:
     """Put failed steps back to pending (operator action); how many."""
     failed = [item for item in doc["work"] if item["status"] == "failed"]

@@ -33,7 +33,8 @@ async def test_failures_and_breaker_transitions_are_logged(tmp_path: Path) -> No
         tmp_path,
         catalog=CATALOG,
         playbooks=playbooks,
-        executor={"attempts": 3, "circuit_failure_threshold": 3},
+        # No automatic retry here: the logs of each failure are what is checked.
+        executor={"attempts": 3, "circuit_failure_threshold": 3, "auto_retries": 0},
     )
     throttle = CountingAction("throttle_api", fail_times=3)
     actions = {
