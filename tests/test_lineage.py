@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -15,6 +16,7 @@ from aiohttp.test_utils import TestClient
 from feedguard.core.schema import ConfigError
 from feedguard.exporter.app import create_app
 from feedguard.exporter.config import ExporterConfig, load_config
+from feedguard.exporter.lineage import handler
 from feedguard.exporter.lineage.settings import LineageSettings
 
 from .conftest import make_catalog
@@ -371,3 +373,30 @@ def test_catalog_lineage_mapping_must_name_the_providers_datasets() -> None:
         "<test>: providers[0].lineage.jobs[0].datasets: not datasets of this provider: ['b']",
         "<test>: providers[0].lineage.outputs[0].dataset: 'c' is not a dataset of this provider",
     ]
+
+
+async def test_a_slow_body_is_cut_off_with_408(
+    aiohttp_client: MakeClient,
+    redis_url: str,
+    redis_client: redis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(handler, "BODY_TIMEOUT_SECONDS", 0.5)
+    client = await aiohttp_client(create_app(lineage_config(redis_url)))
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
+    try:
+        writer.write(
+            b"POST /api/v1/lineage HTTP/1.1\r\nHost: x\r\n"
+            + f"Authorization: Bearer {TOKEN}\r\n".encode()
+            + b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+            + b'{"eventType": '
+        )
+        await writer.drain()
+        async with asyncio.timeout(30):  # a server that never cuts it off fails here
+            answer = await reader.read()
+    finally:
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 408 "), answer[:80]
+    assert b"body not received within 0.5 s" in answer
+    assert redis_client.dbsize() == 0
+    assert value(await metrics(client), "external_lineage_requests_total", result="timeout") == 1

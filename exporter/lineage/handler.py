@@ -17,7 +17,13 @@ import redis
 from aiohttp import web
 
 from feedguard.core.auth import check_bearer
-from feedguard.core.intake import Refused, read_json, refusal_response, unauthorized
+from feedguard.core.intake import (
+    Refused,
+    read_json,
+    refusal_response,
+    send_refusal,
+    unauthorized,
+)
 from feedguard.core.log import get_logger
 from feedguard.core.record import check_load_time
 
@@ -30,6 +36,9 @@ from .store import LineageStore
 
 log = get_logger(__name__)
 PATH = "/api/v1/lineage"
+# As the webhook's default: a sender that has not sent its whole body by then is
+# cut off (408, connection closed) instead of holding a connection.
+BODY_TIMEOUT_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -65,7 +74,7 @@ async def lineage_endpoint(request: web.Request) -> web.Response:
     try:
         if not check_bearer(request.headers.get("Authorization"), intake.token):
             raise unauthorized()
-        data = await read_json(request, intake.settings.max_body_bytes)
+        data = await read_json(request, intake.settings.max_body_bytes, BODY_TIMEOUT_SECONDS)
         now = intake.clock()
         event = _event(data, now)
         answer = await _apply(intake, event, now)
@@ -77,7 +86,7 @@ async def lineage_endpoint(request: web.Request) -> web.Response:
             reason=refused.message,
             peer=request.remote,
         )
-        return refusal_response(refused)
+        return await send_refusal(request, refusal_response(refused))
     finally:
         intake.metrics.duration.observe(time.perf_counter() - started)
     intake.metrics.requests.labels("accepted").inc()

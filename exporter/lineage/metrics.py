@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-REQUEST_RESULTS = ("accepted", "unauthorized", "too_large", "invalid", "unavailable")
+REQUEST_RESULTS = (
+    "accepted",
+    "unauthorized",
+    "too_large",
+    "timeout",
+    "invalid",
+    "disconnected",
+    "unavailable",
+)
 EVENT_RESULTS = ("recorded", "kept", "failure", "duplicate", "unmatched", "ignored")
 
 
