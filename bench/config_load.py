@@ -61,18 +61,30 @@ def _probe(tree: Path, imports: str, work: str, runs: int) -> dict[str, float]:
     return result
 
 
-def measure(tree: Path, service: str, runs: int, starts: int) -> dict[str, dict[str, float]]:
+def _commands(service: str) -> dict[str, tuple[str, str]]:
     module, settings = SERVICES[service]
     files = [settings, *FILES]
-    loader = (f"from {module} import load_config", f"load_config({settings!r}, {{}})")
-    parse = ("import yaml", "; ".join(f"yaml.safe_load(open({f!r}).read())" for f in files))
-    figures: dict[str, list[dict[str, float]]] = {"load": [], "yaml": []}
-    for _ in range(starts):  # alternate, so both see the same machine load
-        figures["load"].append(_probe(tree, *loader, runs))
-        figures["yaml"].append(_probe(tree, *parse, runs))
     return {
-        name: {key: statistics.median(m[key] for m in samples) for key in samples[0]}
-        for name, samples in figures.items()
+        "load": (f"from {module} import load_config", f"load_config({settings!r}, {{}})"),
+        "yaml": ("import yaml", "; ".join(f"yaml.safe_load(open({f!r}).read())" for f in files)),
+    }
+
+
+def measure(
+    trees: dict[str, Path], runs: int, starts: int
+) -> dict[tuple[str, str, str], dict[str, float]]:
+    """Medians per (tree, service, load|yaml); every start runs each of them once, in
+    turn, so all see the same machine load (this machine is shared)."""
+    samples: dict[tuple[str, str, str], list[dict[str, float]]] = {}
+    for _ in range(starts):
+        for service in SERVICES:
+            for label, tree in trees.items():
+                for kind, (imports, work) in _commands(service).items():
+                    got = _probe(tree, imports, work, runs)
+                    samples.setdefault((label, service, kind), []).append(got)
+    return {
+        key: {name: statistics.median(m[name] for m in found) for name in found[0]}
+        for key, found in samples.items()
     }
 
 
@@ -83,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--against", type=Path, help="another feedguard checkout to compare")
     args = parser.parse_args(argv)
     trees = {"this tree": REPO, **({"against": args.against.resolve()} if args.against else {})}
+    results = measure(trees, args.runs, args.starts)
     print("config load, medians (baseline: yaml.safe_load of the same files, same run)")
     header = (
         f"{'tree':<10} {'service':<10} {'warm ms':>8} {'yaml ms':>8} {'ratio':>6} "
@@ -90,12 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(header)
     print("-" * len(header))
-    results = {}
-    for label, tree in trees.items():
+    for label in trees:
         for service in SERVICES:
-            got = measure(tree, service, args.runs, args.starts)
-            results[label, service] = got
-            load, base = got["load"], got["yaml"]
+            load, base = results[label, service, "load"], results[label, service, "yaml"]
             print(
                 f"{label:<10} {service:<10} {load['warm'] * 1e3:8.2f} {base['warm'] * 1e3:8.2f} "
                 f"{load['warm'] / base['warm']:5.1f}x {load['cold'] * 1e3:8.1f} "
@@ -104,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
             )
     if args.against:
         for service in SERVICES:
-            new, old = results["this tree", service]["load"], results["against", service]["load"]
+            new = results["this tree", service, "load"]
+            old = results["against", service, "load"]
             print(
                 f"{service}: this tree / against: warm {new['warm'] / old['warm']:.2f}x, "
                 f"cold (import + load) {new['cold'] / old['cold']:.2f}x"
