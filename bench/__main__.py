@@ -2,6 +2,6 @@
 
 import sys
 
-from . import lineage, scrape, webhook
+from . import config_load, lineage, scrape, webhook
 
-sys.exit(max(scrape.main([]), webhook.main([]), lineage.main([])))
+sys.exit(max(scrape.main([]), webhook.main([]), lineage.main([]), config_load.main([])))

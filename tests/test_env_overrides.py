@@ -151,3 +151,13 @@ def test_deploy_manifests_and_compose_set_only_real_settings() -> None:
         assert name in known["exporter"] or name in known["responder"], name
         checked += 1
     assert checked >= 10
+
+
+def test_a_secret_of_the_wrong_type_is_not_echoed(tmp_path: Path) -> None:
+    path = responder_file(tmp_path, "webhook: {bearer_token: 31337}\nredis: {password: [7, 7]}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_responder(path, {})
+    assert caught.value.errors == [
+        f"{path}: redis.password: expected a string, got (a list, not shown: it is a secret)",
+        f"{path}: webhook.bearer_token: expected a string, got (a int, not shown: it is a secret)",
+    ]

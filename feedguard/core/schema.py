@@ -38,18 +38,14 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from .errors import ConfigError, DuplicateKeysError
 from .log import redact_text, register_secret
-from .validation_errors import describe_errors
+from .validation_errors import SecretMark, describe_errors
 from .yamlfile import parse_yaml, read_yaml, read_yaml_all
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 
 
-class _SecretMark:
-    """``Annotated`` marker of a secret: shown as ``[redacted]`` in a repr."""
-
-
-Secret = Annotated[str | None, _SecretMark()]
+Secret = Annotated[str | None, SecretMark()]
 
 
 class _Redacted:
@@ -61,7 +57,7 @@ class _Redacted:
             if (
                 value is not None
                 and field
-                and any(isinstance(m, _SecretMark) for m in field.metadata)
+                and any(isinstance(m, SecretMark) for m in field.metadata)
             ):
                 yield name, "[redacted]"
             else:

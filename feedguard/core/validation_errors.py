@@ -37,10 +37,16 @@ _EXPECTED = {
 }
 
 
+class SecretMark:
+    """``Annotated`` marker of a secret: ``[redacted]`` in a repr, never echoed in an error."""
+
+
 def describe(value: Any) -> str:
     """A value as error messages show it: ``str 'yes'``, ``a mapping``, ``null``."""
     if value is None:
         return "null"
+    if isinstance(value, _Hidden):
+        return repr(value)
     if isinstance(value, bool):
         return f"boolean {value}"
     if isinstance(value, dict):
@@ -101,13 +107,15 @@ def _message(error: ErrorDetails, root: type[BaseModel]) -> tuple[str, str]:
     ctx = error.get("ctx", {})
     loc = error["loc"]
     if loc and loc[-1] == "[key]":
-        path, _ = _locate(root, loc[:-2])
+        path, _, _ = _locate(root, loc[:-2])
         return join_path(path, str(loc[-2])), "keys must be strings"
-    path, tp = _locate(root, loc)
+    path, tp, secret = _locate(root, loc)
+    if secret:
+        value = _Hidden(value)
     if kind == "missing":
         return path, "required"
     if kind == "extra_forbidden":
-        _, parent = _locate(root, loc[:-1])
+        _, parent, _ = _locate(root, loc[:-1])
         names = sorted(parent.model_fields) if _is_model(parent) else []
         return path, f"unknown key (expected one of: {', '.join(names)})"
     if kind == "literal_error":
@@ -126,16 +134,28 @@ def _message(error: ErrorDetails, root: type[BaseModel]) -> tuple[str, str]:
     return path, error["msg"]
 
 
-def _locate(root: type[BaseModel], loc: tuple[int | str, ...]) -> tuple[str, Any]:
-    """The written path of ``loc`` and the type found there."""
+class _Hidden:
+    """A secret's value in an error: its type, never the value."""
+
+    def __init__(self, value: Any) -> None:
+        self.kind = type(value).__name__
+
+    def __repr__(self) -> str:
+        return f"(a {self.kind}, not shown: it is a secret)"
+
+
+def _locate(root: type[BaseModel], loc: tuple[int | str, ...]) -> tuple[str, Any, bool]:
+    """The written path of ``loc``, the type found there and whether it is a secret."""
     path = ""
     tp: Any = root
+    secret = False
     for part in loc:
         tp = _unwrap(tp)
         origin = get_origin(tp)
         if _is_model(tp):
             field = tp.model_fields.get(str(part))
             tp = field.annotation if field is not None else Any
+            secret = field is not None and any(isinstance(m, SecretMark) for m in field.metadata)
             path = join_path(path, str(part))
         elif origin in (tuple, list) and isinstance(part, int):
             tp = get_args(tp)[0]
@@ -147,7 +167,7 @@ def _locate(root: type[BaseModel], loc: tuple[int | str, ...]) -> tuple[str, Any
         else:
             tp = Any
             path = join_path(path, part if isinstance(part, int) else str(part))
-    return path, _unwrap(tp)
+    return path, _unwrap(tp), secret
 
 
 def _unwrap(tp: Any) -> Any:
