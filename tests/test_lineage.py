@@ -192,6 +192,20 @@ async def test_start_and_dataset_events_are_ignored(
     assert redis_client.dbsize() == 0
 
 
+async def test_fields_the_spec_leaves_open_are_accepted(
+    client: Client, redis_client: redis.Redis
+) -> None:
+    event = run_event(
+        "COMPLETE", "external_data_ingest", time.time() - 5, conf={"provider": "MISO"}
+    )
+    event["extraField"] = {"any": "thing"}
+    event["job"]["facets"] = {"jobType": {"_producer": "p", "integration": "AIRFLOW"}}
+    event["inputs"] = [{"namespace": "s3://raw", "name": "x", "inputFacets": {"f": {}}}]
+    event["outputs"] = [{"namespace": "s3://out", "name": "y", "outputFacets": {}}]
+    status, body = await post(client, event)
+    assert (status, body["result"]) == (200, "recorded")
+
+
 def failure_document(r: redis.Redis, provider: str) -> dict[str, Any]:
     return dict(json.loads(r.get(f"feedguard:lineage:last_failure:{provider}") or "null"))
 
@@ -290,6 +304,12 @@ GOOD = run_event("COMPLETE", "external_data_ingest", 1.7e9, conf={"provider": "M
         ({**GOOD, "run": {"facets": {}}}, 'run: "runId" is a required property'),
         ({**GOOD, "job": {"namespace": 1, "name": "x"}}, "job.namespace: 1 is not of type"),
         ({**GOOD, "outputs": [{"name": "t"}]}, 'outputs[0]: "namespace" is a required'),
+        ({**GOOD, "run": {**GOOD["run"], "facets": {"x": 1}}}, "run.facets.x: 1 is not of type"),
+        (
+            {**GOOD, "inputs": [{"namespace": "n", "name": "t", "inputFacets": []}]},
+            "inputs[0].inputFacets: [] is not of type",
+        ),
+        (_without(_without(GOOD, "run"), "job"), '<root>: an OpenLineage event has a "run"'),
         ({**GOOD, "eventTime": "yesterday"}, "eventTime: not an ISO 8601 date-time"),
         ({**GOOD, "eventTime": "2026-12-01T00:00:00"}, "eventTime: needs a UTC offset"),
         ({**GOOD, "eventTime": "2999-01-01T00:00:00Z"}, "in the future"),
