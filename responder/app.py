@@ -84,6 +84,7 @@ async def plugins_ctx(app: web.Application) -> AsyncIterator[None]:
         app[appkeys.METRICS].start_at_zero(
             actions.keys(),
             [p.name for p in config.providers.enabled if p.health_probe is not None],
+            [p.name for p in config.providers.enabled],
         )
         app[appkeys.EVIDENCE] = await stack.enter_async_context(
             open_evidence(config.evidence, config.actions.kubernetes)

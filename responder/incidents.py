@@ -170,6 +170,7 @@ def view(doc: Doc) -> IncidentView:
         notes=copy.deepcopy(doc["notes"]),
         evidence=copy.deepcopy(doc.get("evidence", [])),
         truncated_alerts=_incomplete(doc),
+        detection=copy.deepcopy(doc.get("detection")),
     )
 
 
@@ -217,6 +218,7 @@ def detail(doc: Doc) -> Doc:
     body.update(
         {
             "last_success_before": doc["last_success_before"],
+            "detection": doc.get("detection"),
             "alerts": list(doc["alerts"].values()),
             "playbooks": doc["playbooks"],
             "steps": doc["work"],

@@ -17,11 +17,12 @@ import redis.asyncio as aioredis
 import structlog
 
 from feedguard.core.catalog import Provider
-from feedguard.core.keys import last_success_key
+from feedguard.core.keys import last_success_key, provider_status_key
 from feedguard.core.log import get_logger
 
 from . import incidents as inc
 from .common import Common, Part
+from .detection import detection_lag, probe_onset, stale_onset
 from .routing import PlaybookMatcher, check_provider
 from .store import StoreUnavailable
 from .transitions import TRANSITIONS_KEPT, Transition, apply_transitions
@@ -32,6 +33,16 @@ Doc = dict[str, Any]
 INBOX_LEASE_SECONDS = 30.0
 INBOX_BATCH = TRANSITIONS_KEPT // 2
 IGNORED_KEPT = 500  # the newest ignored transitions kept for GET /api/v1/ignored
+
+
+def _earliest(raws: Any) -> float | None:
+    found = []
+    for raw in raws:
+        with contextlib.suppress(TypeError, ValueError):
+            value = float(raw)
+            if math.isfinite(value):
+                found.append(value)
+    return min(found) if found else None
 
 
 class Intake(Part):
@@ -140,36 +151,46 @@ class Intake(Part):
     async def _open(self, provider: Provider, entry: Doc) -> str:
         opened_at = self.clock()
         incident_id = inc.incident_id(provider.name, entry["received_at"], entry["key"])
-        before = await self._last_success_before(provider)
+        last_successes, status = await self._redis_facts(provider)
+        before = _earliest(last_successes.values())
+        detection = detection_lag(
+            entry["received_at"],
+            stale_onset(last_successes, provider.freshness_sla_seconds),
+            probe_onset(status),
+        )
 
-        def create(doc: Doc | None) -> tuple[Doc | None, None]:
+        def create(doc: Doc | None) -> tuple[Doc | None, bool]:
             if doc is not None:
-                return None, None
-            return inc.new_incident(incident_id, provider.name, opened_at, before), None
+                return None, False
+            created = inc.new_incident(incident_id, provider.name, opened_at, before)
+            created["detection"] = detection
+            return created, True
 
-        await self.store.update("incident", incident_id, create)
+        if await self.store.update("incident", incident_id, create) and detection is not None:
+            # Once per incident: only the write that created it observes.
+            self.metrics.detection_lag.labels(provider.name).observe(detection["seconds"])
         await self.store.update(
             "active", provider.name, lambda doc: ({"incident": incident_id, "live": True}, None)
         )
-        log.info("incident opened", incident_id=incident_id, provider=provider.name)
+        log.info(
+            "incident opened",
+            incident_id=incident_id,
+            provider=provider.name,
+            detection_lag_seconds=detection["seconds"] if detection else None,
+        )
         return incident_id
 
-    async def _last_success_before(self, provider: Provider) -> float | None:
-        if self.redis is None or not provider.datasets:
-            return None
+    async def _redis_facts(self, provider: Provider) -> tuple[dict[str, Any], Any]:
+        """({dataset: raw last success}, raw provider status), as Redis has them now."""
+        if self.redis is None:
+            return {}, None
         keys = [last_success_key(provider.name, d) for d in provider.datasets]
         try:
-            values = await self.redis.mget(keys)
+            values = await self.redis.mget([*keys, provider_status_key(provider.name)])
         except Exception as exc:  # optional data: an outage here must not stop the incident
             log.warning("cannot read last successes", error=str(exc))
-            return None
-        found = []
-        for raw in values:
-            with contextlib.suppress(TypeError, ValueError):
-                value = float(raw)  # type: ignore[arg-type]  # None raises TypeError, suppressed
-                if math.isfinite(value):
-                    found.append(value)
-        return min(found) if found else None
+            return {}, None
+        return dict(zip(provider.datasets, values[:-1], strict=True)), values[-1]
 
     async def _ignore(self, ignored: list[tuple[Doc, str]]) -> None:
         """Log and keep a batch's ignored transitions with one ledger write (one write

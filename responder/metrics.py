@@ -18,6 +18,10 @@ OUTCOMES = ("success", "failure")
 # a healthy webhook answers in milliseconds.
 WEBHOOK_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 120)
 
+# Around runbook 7's 5-minute review threshold; 300 must stay a bucket bound
+# (the ResponderDetectionLagHigh rule reads le="300").
+DETECTION_BUCKETS = (30, 60, 120, 180, 300, 600, 900, 1800, 3600, 7200)
+
 
 class Metrics:
     def __init__(self) -> None:
@@ -89,6 +93,14 @@ class Metrics:
             ["kind", "result"],
             registry=r,
         )
+        self.detection_lag = Histogram(
+            "feedguard_responder_detection_lag_seconds",
+            "Per incident: data stale (last success + SLA) or first failed probe, to the "
+            "first notification received (runbook 7: review above 5 minutes).",
+            ["provider"],
+            buckets=DETECTION_BUCKETS,
+            registry=r,
+        )
         self.probes = Counter(
             "feedguard_responder_recovery_probes_total",
             "Recovery health probes by result (success, failure).",
@@ -96,7 +108,12 @@ class Metrics:
             registry=r,
         )
 
-    def start_at_zero(self, actions: Iterable[str], probed_providers: Iterable[str]) -> None:
+    def start_at_zero(
+        self,
+        actions: Iterable[str],
+        probed_providers: Iterable[str],
+        providers: Iterable[str] = (),
+    ) -> None:
         """Create every label set the dashboards read, at 0, so ``increase()``
         sees the first event after a start (a series born at 1 shows nothing)."""
         for action in actions:
@@ -108,3 +125,5 @@ class Metrics:
         for provider in probed_providers:
             for result in OUTCOMES:
                 self.probes.labels(provider, result)
+        for provider in providers:
+            self.detection_lag.labels(provider)

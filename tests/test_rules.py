@@ -34,6 +34,7 @@ ADDED_ALERTS = {
     "ExternalProviderCredentialExpiring",
     "ExternalConsumerDataStale",
     "ResponderInboxBacklog",
+    "ResponderDetectionLagHigh",
 }
 ALERTS = CONTRACT_ALERTS | ADDED_ALERTS
 

@@ -233,6 +233,7 @@ def build_context(
         "checklist": [dict(item) for item in POST_INCIDENT_CHECKLIST],
         "evidence": _evidence(incident.evidence, request.slot),
         "truncated_alerts": incident.truncated_alerts,
+        "detection": dict(incident.detection) if incident.detection else None,
     }
 
 

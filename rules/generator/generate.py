@@ -164,6 +164,7 @@ class Alerts:
             *self.credential_expiring(),
             *self.consumer_stale(),
             *self.responder_backlog(),
+            *self.detection_lag(),
         ]
 
     def stale(self) -> list[Rule]:
@@ -445,6 +446,35 @@ class Alerts:
                     "or inbox.max_age_seconds it answers Alertmanager 503 and Alertmanager "
                     "retries later."
                 ),
+            )
+        ]
+
+    def detection_lag(self) -> list[Rule]:
+        name = "ResponderDetectionLagHigh"
+        settings = self.alerts[name]
+        lag = settings["max_lag_seconds"]
+        window = settings["window"]
+        job = self.params.responder_job
+        metric = "feedguard_responder_detection_lag_seconds"
+        return [
+            self.rule(
+                name,
+                expr=(
+                    f'sum by (provider) (increase({metric}_count{{job="{job}"}}[{window}]))\n'
+                    f"  - sum by (provider) (increase({metric}_bucket"
+                    # prometheus_client writes le="300.0"; Prometheus 3 normalises it to "300".
+                    f'{{job="{job}",le=~"{lag}|{lag}[.]0"}}[{window}]))\n'
+                    "  > 0\n"
+                ),
+                summary="{{ $labels.provider }} outage was detected more than 5 minutes late",
+                description=(
+                    "An incident of {{ $labels.provider }} in the last "
+                    f"{window} reached the responder more than {lag} s after its data went "
+                    "stale or its probe first failed (the incident's detection field and "
+                    "resolution note give the lag). Runbook 7: adjust the thresholds or add "
+                    "probes."
+                ),
+                per_provider=True,
             )
         ]
 
