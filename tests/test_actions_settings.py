@@ -48,7 +48,7 @@ def test_every_bad_setting_is_named() -> None:
         assert f"responder.yml: {path}: " in text
 
 
-async def test_open_actions_yields_the_six_actions() -> None:
+async def test_open_actions_yields_every_action() -> None:
     fake = FakeRuntimeConfig.with_features(["external_read_cache"], token="t")
     async with fake.serve() as url:
         settings = load_model(
@@ -64,6 +64,7 @@ async def test_open_actions_yields_the_six_actions() -> None:
                 "pause_dags": (True, "airflow"),
                 "pause_streaming": (True, "seatunnel"),
                 "read_cache": (True, "runtime-config"),
+                "reduce_batch_size": (True, "runtime-config"),
                 "trigger_fallback": (False, "airflow"),
                 "trigger_backfill": (False, "airflow"),
             }

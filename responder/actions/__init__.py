@@ -22,6 +22,7 @@ from .kube import ConfigMapClient
 from .pause_dags import PauseDags
 from .pause_streaming import PauseStreaming
 from .read_cache import ReadCache
+from .reduce_batch_size import ReduceBatchSize
 from .runtime_config import RuntimeConfigClient
 from .settings import ActionsSettings
 from .throttle_api import ThrottleApi
@@ -33,6 +34,7 @@ ACTION_NAMES = (
     "pause_dags",
     "pause_streaming",
     "read_cache",
+    "reduce_batch_size",
     "trigger_fallback",
     "trigger_backfill",
 )
@@ -70,6 +72,7 @@ async def open_actions(
                 streaming.poll_seconds,
             ),
             ReadCache.name: ReadCache(runtime, settings.runtime_config),
+            ReduceBatchSize.name: ReduceBatchSize(runtime, settings.runtime_config),
             TriggerFallback.name: TriggerFallback(airflow, settings.fallback_dag),
             TriggerBackfill.name: TriggerBackfill(airflow, settings.backfill_dag),
         }

@@ -64,6 +64,11 @@ class RuntimeConfigSettings(ConfigModel):
     feature: Name = "external_read_cache"
     ttl_seconds: PositiveInt = 900
     timeout_seconds: PositiveFloat = 10.0
+    # reduce_batch_size (runbook 4: ``external_ingest.batch_size=500``): the value
+    # ``batch_size_key`` in the configuration of feature ``batch_size_feature``.
+    batch_size_feature: Name = "external_ingest"
+    batch_size_key: Name = "batch_size"
+    batch_size: PositiveInt = 500
 
 
 class StreamingSettings(ConfigModel):
