@@ -65,6 +65,7 @@ async def test_open_actions_yields_every_action() -> None:
                 "pause_streaming": (True, "seatunnel"),
                 "read_cache": (True, "runtime-config"),
                 "reduce_batch_size": (True, "runtime-config"),
+                "disable_feeds": (True, "airflow"),
                 "trigger_fallback": (False, "airflow"),
                 "trigger_backfill": (False, "airflow"),
             }

@@ -211,6 +211,7 @@ EXPECTED_THREAD = [
     "• trigger DAG external_data_backfill: success\n"
     "*Data backfill:* triggered (dag_run_id=backfill__2026-11-26T03:25); "
     "missed window from 2026-11-26 00:40 UTC\n"
+    "*Detection lag:* not known (no last success or probe failure start recorded)\n"
     "*Follow-up actions* (post-incident checklist):\n"
     "☐ Root-cause analysis &amp; post-mortem (within 1 business day): *Incident Lead* "
     "(Use template in docs/postmortems/external-outage.md)\n"

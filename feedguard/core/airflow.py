@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import functools
 import json
 from collections.abc import Mapping, Sequence
@@ -447,6 +448,38 @@ class AirflowClient:
             body={"is_paused": paused},
         )
         return DagInfo.from_json(data)
+
+    # -- Variables (GET/PATCH/POST /variables[/{key}], the same in /api/v1 and /api/v2) --
+
+    async def get_variable(self, key: str) -> str | None:
+        """The Variable's value as stored (a string), or None when there is none."""
+        try:
+            data = await self.request("GET", f"/variables/{quote(key, safe='')}")
+        except AirflowNotFound:
+            return None
+        value = data.get("value") if isinstance(data, dict) else None
+        if not isinstance(value, str):
+            raise AirflowError(200, f"GET /variables/{key}: answer has no string value")
+        return value
+
+    async def set_variable(self, key: str, value: str, description: str | None = None) -> None:
+        """Create or replace the Variable's value (PATCH, POST when it does not exist)."""
+        body: dict[str, Any] = {"key": key, "value": value}
+        if description is not None:
+            body["description"] = description
+        try:
+            await self.request(
+                "PATCH",
+                f"/variables/{quote(key, safe='')}",
+                params={"update_mask": "value"},
+                body={"key": key, "value": value},
+            )
+        except AirflowNotFound:
+            await self.request("POST", "/variables", body=body)
+
+    async def delete_variable(self, key: str) -> None:
+        with contextlib.suppress(AirflowNotFound):  # already gone: the wanted state
+            await self.request("DELETE", f"/variables/{quote(key, safe='')}")
 
     # -- DAG runs --
 

@@ -163,7 +163,14 @@ async def _loop(
         lambda: (watcher.incident or {}).get("state") == "resolved" and len(watcher.notes) >= 2,
         left(),
     )
-    await watcher.until("Prometheus to clear the alerts", lambda: not watcher.alerts, left())
+    # ResponderDetectionLagHigh stays firing for an hour after an incident detected
+    # late (as the demo's, broken with loads already 20 minutes old): it is the
+    # monitoring review's reminder, not part of the outage.
+    await watcher.until(
+        "Prometheus to clear the alerts",
+        lambda: not [a for a in watcher.alerts if not a.startswith("ResponderDetectionLagHigh")],
+        left(),
+    )
     incident = watcher.incident or {}
     watcher.say("demo", f"incident {incident.get('id')} resolved")
     if args.summary is not None:

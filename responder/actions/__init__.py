@@ -18,6 +18,7 @@ from feedguard.core.schema import read_secret
 from feedguard.core.seatunnel import SeaTunnelClient
 
 from ..plugins import Action
+from .disable_feeds import DisableFeeds
 from .kube import ConfigMapClient
 from .pause_dags import PauseDags
 from .pause_streaming import PauseStreaming
@@ -35,6 +36,7 @@ ACTION_NAMES = (
     "pause_streaming",
     "read_cache",
     "reduce_batch_size",
+    "disable_feeds",
     "trigger_fallback",
     "trigger_backfill",
 )
@@ -73,6 +75,7 @@ async def open_actions(
             ),
             ReadCache.name: ReadCache(runtime, settings.runtime_config),
             ReduceBatchSize.name: ReduceBatchSize(runtime, settings.runtime_config),
+            DisableFeeds.name: DisableFeeds(airflow, catalog, settings.provider_config_variable),
             TriggerFallback.name: TriggerFallback(airflow, settings.fallback_dag),
             TriggerBackfill.name: TriggerBackfill(airflow, settings.backfill_dag),
         }

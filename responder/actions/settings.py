@@ -90,6 +90,8 @@ class ActionsSettings(ConfigModel):
     runtime_config: RuntimeConfigSettings = Field(default_factory=RuntimeConfigSettings)
     fallback_dag: Name = "external_data_fallback"
     backfill_dag: Name = "external_data_backfill"
+    # disable_feeds (runbook 4): the Airflow Variable the pipelines read the catalog from.
+    provider_config_variable: Name = "external_provider_config"
     # SeaTunnel REST API v2 for pause_streaming (its "enabled" is the exporter's, ignored here).
     seatunnel: SeaTunnelSettings = Field(default_factory=SeaTunnelSettings)
     streaming: StreamingSettings = Field(default_factory=StreamingSettings)

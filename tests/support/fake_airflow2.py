@@ -172,6 +172,8 @@ class FakeAirflow2:
         self.requests: list[tuple[str, str]] = []
         # Set to an HTTP status to make every API call fail that way (e.g. 503).
         self.failure: int | None = None
+        # Variables as Airflow 2 keeps them: key -> {"value": str, "description": str | None}.
+        self.variables: dict[str, dict[str, Any]] = {}
         self._next_id = 1
 
     def add_dag(self, dag_id: str, is_paused: bool = False) -> Dag:
@@ -443,8 +445,77 @@ class FakeAirflow2:
         run.conf = conf
         return web.json_response(run.to_json())
 
+    # -- variables (Airflow 2.10 stable REST API: /variables, /variables/{variable_key}) --
+
+    def _variable_json(self, key: str) -> dict[str, Any]:
+        return {"key": key, **self.variables[key]}
+
+    async def get_variable(self, request: web.Request) -> web.Response:
+        key = request.match_info["key"]
+        if key not in self.variables:
+            return problem(404, "Variable not found", "NotFound")
+        return web.json_response(self._variable_json(key))
+
+    async def _variable_body(self, request: web.Request) -> dict[str, Any] | web.Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            return problem(400, "Bad Request", "BadRequest", "body is not JSON")
+        if not isinstance(body, dict) or not isinstance(body.get("key"), str):
+            return problem(400, "Bad Request", "BadRequest", "'key' is a required property")
+        if not isinstance(body.get("value"), str):
+            return problem(400, "Bad Request", "BadRequest", "'value' must be a string")
+        return body
+
+    async def patch_variable(self, request: web.Request) -> web.Response:
+        key = request.match_info["key"]
+        body = await self._variable_body(request)
+        if isinstance(body, web.Response):
+            return body
+        if body["key"] != key:
+            return problem(
+                400,
+                "Invalid post body",
+                "BadRequest",
+                "key from request body doesn't match uri parameter",
+            )
+        if key not in self.variables:
+            return problem(404, "Variable not found", "NotFound")
+        mask = [f.strip() for f in request.query.get("update_mask", "").split(",") if f.strip()]
+        for field_name in mask or ["value", "description"]:
+            if field_name not in ("value", "description"):
+                return problem(
+                    400,
+                    "Bad Request",
+                    "BadRequest",
+                    f"'{field_name}' is unknown or cannot be updated.",
+                )
+            if field_name in body:
+                self.variables[key][field_name] = body[field_name]
+        return web.json_response(self._variable_json(key))
+
+    async def post_variable(self, request: web.Request) -> web.Response:
+        body = await self._variable_body(request)
+        if isinstance(body, web.Response):
+            return body
+        self.variables[body["key"]] = {
+            "value": body["value"],
+            "description": body.get("description"),
+        }
+        return web.json_response(self._variable_json(body["key"]))
+
+    async def delete_variable(self, request: web.Request) -> web.Response:
+        key = request.match_info["key"]
+        if self.variables.pop(key, None) is None:
+            return problem(404, "Variable not found", "NotFound")
+        return web.Response(status=204)
+
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware])
+        app.router.add_get("/api/v1/variables/{key}", self.get_variable)
+        app.router.add_patch("/api/v1/variables/{key}", self.patch_variable)
+        app.router.add_delete("/api/v1/variables/{key}", self.delete_variable)
+        app.router.add_post("/api/v1/variables", self.post_variable)
         app.router.add_get("/api/v1/health", self.health)
         app.router.add_get("/api/v1/version", self.version)
         app.router.add_get("/api/v1/dags", self.list_dags)
