@@ -13,7 +13,6 @@ an operator re-enabled or edited meanwhile.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -27,7 +26,7 @@ from .airflow_common import airflow_error
 
 def catalog_document(catalog: Catalog) -> dict[str, Any]:
     """The catalog as the JSON document the Variable holds."""
-    return json.loads(json.dumps(dataclasses.asdict(catalog), default=str))  # type: ignore[no-any-return]  # json.loads is Any
+    return catalog.model_dump(mode="json")
 
 
 def _dump(document: dict[str, Any]) -> str:
