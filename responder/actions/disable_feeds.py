@@ -22,6 +22,7 @@ from feedguard.core.catalog import Catalog
 
 from ..plugins import JSON, ActionError, Outcome, StepContext, Target
 from .airflow_common import airflow_error
+from .params import check_params
 
 
 def catalog_document(catalog: Catalog) -> dict[str, Any]:
@@ -79,11 +80,7 @@ class DisableFeeds:
         self._sent: dict[tuple[str, str], dict[str, JSON]] = {}
 
     def targets(self, ctx: StepContext) -> Sequence[Target]:
-        if ctx.params:
-            raise ActionError(
-                f"disable_feeds: unknown parameter(s) {sorted(ctx.params)} (it takes none)",
-                retryable=False,
-            )
+        check_params(self.name, ctx.params, ())
         provider = ctx.provider.name
         return [
             Target(

@@ -16,6 +16,7 @@ from feedguard.core.airflow import AirflowClient, AirflowError
 
 from ..plugins import JSON, ActionError, Outcome, StepContext, Target
 from .airflow_common import airflow_error
+from .params import check_params
 
 _RUN_STATES = ("running", "queued")
 
@@ -33,11 +34,7 @@ class PauseDags:
         self._sent: set[tuple[str, str]] = set()
 
     def targets(self, ctx: StepContext) -> Sequence[Target]:
-        unknown = sorted(set(ctx.params) - {"dags"})
-        if unknown:
-            raise ActionError(
-                f"pause_dags: unknown parameter(s) {unknown} (expected: dags)", retryable=False
-            )
+        check_params(self.name, ctx.params, ("dags",))
         dags = ctx.params.get("dags", list(ctx.provider.dags))
         if not isinstance(dags, list | tuple) or not all(isinstance(d, str) for d in dags):
             raise ActionError(

@@ -38,6 +38,7 @@ from feedguard.core.seatunnel import (
 
 from ..evidence.lines import redact
 from ..plugins import JSON, ActionError, Outcome, StepContext, Target
+from .params import check_params
 
 _STOPPING = "DOING_SAVEPOINT"
 _STOPPED = "SAVEPOINT_DONE"
@@ -86,12 +87,7 @@ class PauseStreaming:
         )
 
     def targets(self, ctx: StepContext) -> Sequence[Target]:
-        unknown = sorted(set(ctx.params) - {"jobs"})
-        if unknown:
-            raise ActionError(
-                f"pause_streaming: unknown parameter(s) {unknown} (expected: jobs)",
-                retryable=False,
-            )
+        check_params(self.name, ctx.params, ("jobs",))
         jobs = {j.name: j for j in ctx.provider.streaming_jobs}
         names = ctx.params.get("jobs", list(jobs))
         if not isinstance(names, list | tuple) or not all(isinstance(n, str) for n in names):

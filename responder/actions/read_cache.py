@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from ..plugins import JSON, ActionError, Outcome, StepContext, Target
+from .params import check_params, positive_int
 from .runtime_config import RuntimeConfigClient
 from .settings import RuntimeConfigSettings
 
@@ -34,18 +35,8 @@ class ReadCache:
         self._before: dict[tuple[str, str], dict[str, JSON]] = {}
 
     def targets(self, ctx: StepContext) -> Sequence[Target]:
-        unknown = sorted(set(ctx.params) - {"ttl_seconds"})
-        if unknown:
-            raise ActionError(
-                f"read_cache: unknown parameter(s) {unknown} (expected: ttl_seconds)",
-                retryable=False,
-            )
-        ttl = ctx.params.get("ttl_seconds", self._settings.ttl_seconds)
-        if isinstance(ttl, bool) or not isinstance(ttl, int) or ttl <= 0:
-            raise ActionError(
-                f"read_cache: ttl_seconds must be a positive integer, got {ttl!r}",
-                retryable=False,
-            )
+        check_params(self.name, ctx.params, ("ttl_seconds",))
+        ttl = positive_int(self.name, ctx.params, "ttl_seconds", self._settings.ttl_seconds)
         feature = self._settings.feature
         return [
             Target(

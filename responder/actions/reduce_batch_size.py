@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from ..plugins import JSON, ActionError, Outcome, StepContext, Target
+from .params import check_params, positive_int
 from .runtime_config import RuntimeConfigClient
 from .settings import RuntimeConfigSettings
 
@@ -35,18 +36,8 @@ class ReduceBatchSize:
         self._before: dict[tuple[str, str], dict[str, JSON]] = {}
 
     def targets(self, ctx: StepContext) -> Sequence[Target]:
-        unknown = sorted(set(ctx.params) - {"batch_size"})
-        if unknown:
-            raise ActionError(
-                f"reduce_batch_size: unknown parameter(s) {unknown} (expected: batch_size)",
-                retryable=False,
-            )
-        size = ctx.params.get("batch_size", self._settings.batch_size)
-        if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
-            raise ActionError(
-                f"reduce_batch_size: batch_size must be a positive integer, got {size!r}",
-                retryable=False,
-            )
+        check_params(self.name, ctx.params, ("batch_size",))
+        size = positive_int(self.name, ctx.params, "batch_size", self._settings.batch_size)
         feature, key = self._settings.batch_size_feature, self._settings.batch_size_key
         return [
             Target(

@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 
 from ..plugins import JSON, ActionError, Outcome, StepContext, Target
 from .kube import ConfigMapClient, ConfigMapState
+from .params import check_params
 from .settings import KubernetesSettings
 
 ANNOTATION_PREFIX = "feedguard.io/"
@@ -45,12 +46,7 @@ class ThrottleApi:
         self._settings = settings
 
     def targets(self, ctx: StepContext) -> Sequence[Target]:
-        unknown = sorted(set(ctx.params) - {"value"})
-        if unknown:
-            raise ActionError(
-                f"throttle_api: unknown parameter(s) {unknown} (expected: value)",
-                retryable=False,
-            )
+        check_params(self.name, ctx.params, ("value",))
         value = ctx.params.get("value", self._settings.value)
         if isinstance(value, bool) or not isinstance(value, str | int):
             raise ActionError(
