@@ -35,7 +35,11 @@ def incident_id(provider: str, opened_at: float, seed: str) -> str:
 
 
 def new_incident(
-    ident: str, provider: str, opened_at: float, last_success_before: float | None
+    ident: str,
+    provider: str,
+    opened_at: float,
+    last_success_before: float | None,
+    lineage_failure: Doc | None = None,
 ) -> Doc:
     return {
         "id": ident,
@@ -46,6 +50,8 @@ def new_incident(
         "resolved_at": None,
         "recovered_at": None,
         "last_success_before": last_success_before,
+        # The provider's recent OpenLineage FAIL/ABORT when it opened (lineage_failure.py).
+        "lineage_failure": lineage_failure,
         "alerts": {},
         "transitions": [],
         "group_keys": [],
@@ -164,6 +170,7 @@ def view(doc: Doc) -> IncidentView:
         resolved_at=doc["resolved_at"],
         recovered_at=doc["recovered_at"],
         last_success_before=doc["last_success_before"],
+        lineage_failure=copy.deepcopy(doc.get("lineage_failure")),
         alerts=alerts,
         actions=[record_view(r) for r in doc["actions"]],
         timeline=copy.deepcopy(doc["timeline"]),
@@ -219,6 +226,7 @@ def detail(doc: Doc) -> Doc:
         {
             "last_success_before": doc["last_success_before"],
             "detection": doc.get("detection"),
+            "lineage_failure": doc.get("lineage_failure"),
             "alerts": list(doc["alerts"].values()),
             "playbooks": doc["playbooks"],
             "steps": doc["work"],

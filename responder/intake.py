@@ -17,12 +17,13 @@ import redis.asyncio as aioredis
 import structlog
 
 from feedguard.core.catalog import Provider
-from feedguard.core.keys import last_success_key, provider_status_key
+from feedguard.core.keys import last_success_key, lineage_failure_key, provider_status_key
 from feedguard.core.log import get_logger
 
 from . import incidents as inc
 from .common import Common, Part
 from .detection import detection_lag, probe_onset, stale_onset
+from .lineage_failure import lineage_failure
 from .routing import PlaybookMatcher, check_provider
 from .store import StoreUnavailable
 from .transitions import TRANSITIONS_KEPT, Transition, apply_transitions
@@ -158,11 +159,12 @@ class Intake(Part):
             stale_onset(last_successes, provider.freshness_sla_seconds),
             probe_onset(status),
         )
+        failure = await self._lineage_failure(provider, opened_at)
 
         def create(doc: Doc | None) -> tuple[Doc | None, bool]:
             if doc is not None:
                 return None, False
-            created = inc.new_incident(incident_id, provider.name, opened_at, before)
+            created = inc.new_incident(incident_id, provider.name, opened_at, before, failure)
             created["detection"] = detection
             return created, True
 
@@ -191,6 +193,17 @@ class Intake(Part):
             log.warning("cannot read last successes", error=str(exc))
             return {}, None
         return dict(zip(provider.datasets, values[:-1], strict=True)), values[-1]
+
+    async def _lineage_failure(self, provider: Provider, now: float) -> Doc | None:
+        """The provider's recent OpenLineage FAIL/ABORT (kept by the exporter), if any."""
+        if self.redis is None:
+            return None
+        try:
+            raw = await self.redis.get(lineage_failure_key(provider.name))
+        except Exception as exc:  # optional data: an outage here must not stop the incident
+            log.warning("cannot read the lineage failure", error=str(exc))
+            return None
+        return lineage_failure(raw, now)
 
     async def _ignore(self, ignored: list[tuple[Doc, str]]) -> None:
         """Log and keep a batch's ignored transitions with one ledger write (one write

@@ -84,6 +84,9 @@ class IncidentView:
     # Detection lag (runbook 7): seconds, source, onset_at, first_notification_at;
     # None when neither a stale dataset nor a failing probe's start was known.
     detection: Mapping[str, JSON] | None = None
+    # The provider's OpenLineage FAIL/ABORT of the last day when the incident opened:
+    # {"job", "event_type", "message", "at"}; None when there was none.
+    lineage_failure: Mapping[str, JSON] | None = None
 
 
 @dataclass(frozen=True)

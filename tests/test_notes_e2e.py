@@ -21,6 +21,7 @@ from feedguard.responder.plugins import Outcome, StepContext, Target
 from .conftest import make_catalog
 from .support.fake_slack import FakeSlack, running_fake_slack
 from .support.incidents import HOUR, T0
+from .support.lineage_failure import keep_lineage_failure
 from .support.responder import (
     FakeClock,
     Responder,
@@ -194,6 +195,9 @@ async def test_notes_of_an_incident_across_two_replicas(
     assert "• undo: pause DAG external_data_ingest: success" in resolution
     assert "*Data backfill:* triggered (dag_run_id=backfill__e2e)" in resolution
     assert "☐ Data quality audit: *Data Engineering*" in resolution
+    # No lineage failure kept for EIA in Redis: no line, nothing on the incident.
+    assert "Last pipeline failure" not in initial
+    assert incident["lineage_failure"] is None
 
     assert incident["state"] == "resolved"
     assert incident["notes"]["slack_ts"] == root.ts
@@ -220,6 +224,33 @@ def single_replica_config(tmp_path: Path, slack: FakeSlack) -> ResponderConfig:
             "max_retries": 1,
         },
     )
+
+
+async def test_the_initial_note_names_the_providers_recent_lineage_failure(
+    tmp_path: Path, slack: FakeSlack, redis_url: str
+) -> None:
+    hostile = "<!channel> see <http://evil.example|here> & retry\nTraceback, line 2"
+    await keep_lineage_failure(redis_url, "EIA", T0 - 300, hostile)
+    clock = FakeClock(T0)
+    cfg = config(tmp_path, slack, redis_url)
+    async with start_responder(cfg, clock=clock, actions=ACTIONS) as responder:
+        assert (await responder.post(notification([STALE]))).status == 200
+        await responder.settle()
+        await responder.tick()
+        incident = await responder.incident("EIA")
+
+    assert incident["lineage_failure"]["message"] == hostile
+    text = slack.messages[0].text
+    lines = [line for line in text.splitlines() if "Last pipeline failure" in line]
+    assert len(lines) == 1, text
+    # The message renders inert, on one line: Slack sees no mention and no link.
+    assert lines[0] == (
+        "*Last pipeline failure (OpenLineage):* FAIL of external_data_ingest.run at "
+        "2026-11-26 00:55 UTC: &lt;!channel&gt; see &lt;http://evil.example|here&gt; "
+        "&amp; retry Traceback, line 2"
+    )
+    assert "<!channel>" not in text
+    assert "<http://evil" not in text
 
 
 async def test_a_refused_note_is_recorded_and_remediation_goes_on(

@@ -11,9 +11,12 @@ from typing import Any
 import pytest
 import redis
 
+from feedguard.responder.isotimes import iso_utc
 from feedguard.responder.plugins import JSON, NoteRequest, Outcome, StepContext, Target
 
 from .conftest import make_catalog
+from .support.incidents import T0
+from .support.lineage_failure import keep_lineage_failure
 from .support.responder import (
     FLAGS_TOKEN,
     CountingAction,
@@ -369,6 +372,27 @@ async def test_last_success_before_is_read_from_redis(
         await r.settle()
         assert (await r.incident("ISO-NE"))["last_success_before"] == 1700000000.0
         assert (await r.incident("MISO"))["last_success_before"] is None
+
+
+async def test_a_recent_lineage_failure_is_carried_by_the_next_incident(
+    tmp_path: Path, redis_url: str
+) -> None:
+    clock = FakeClock(T0)
+    await keep_lineage_failure(redis_url, "ISO-NE", T0 - 600, "provider answered 503")
+    # More than a day old: history, not the cause of this incident.
+    await keep_lineage_failure(redis_url, "MISO", T0 - 25 * 3600, "old failure")
+    config = responder_config(tmp_path, catalog=CATALOG, playbooks=PLAYBOOKS, redis_url=redis_url)
+    async with start_responder(config, clock=clock, actions=counting()) as r:
+        await r.post(notification([alert("ISO-NE"), alert("MISO")]))
+        await r.settle()
+        assert (await r.incident("ISO-NE"))["lineage_failure"] == {
+            "job": "external_data_ingest.run",
+            "event_type": "FAIL",
+            "message": "provider answered 503",
+            "at": T0 - 600,
+            "at_iso": iso_utc(T0 - 600),
+        }
+        assert (await r.incident("MISO"))["lineage_failure"] is None
 
 
 async def test_failed_firing_step_then_recovery_resolves(tmp_path: Path) -> None:

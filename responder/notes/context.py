@@ -201,6 +201,7 @@ def build_context(
             "resolved_at": incident.resolved_at,
             "recovered_at": incident.recovered_at,
             "last_success_before": incident.last_success_before,
+            "lineage_failure": dict(incident.lineage_failure) if incident.lineage_failure else None,
             "duration": max(0.0, end - incident.opened_at),
         },
         "providers": providers,
