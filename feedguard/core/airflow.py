@@ -346,29 +346,20 @@ class AirflowClient:
         version = await self.version()
         prefix = "/api/v2" if version == 3 else "/api/v1"
         url = f"{self._base}{prefix}{path}"
+
+        async def send(authorization: str) -> tuple[int, bytes]:
+            headers = {"Authorization": authorization}
+            return await self._send(method, url, headers=headers, params=params, body=body)
+
         if version == 2:
-            status, raw = await self._send(
-                method, url, headers={"Authorization": self._basic}, params=params, body=body
-            )
+            status, raw = await send(self._basic)
         else:
             token = await self._bearer()
-            status, raw = await self._send(
-                method,
-                url,
-                headers={"Authorization": f"Bearer {token}"},
-                params=params,
-                body=body,
-            )
+            status, raw = await send(f"Bearer {token}")
             if status in (401, 403):
                 # Expired (401) or signed by a previous instance's secret (403): once.
                 token = await self._bearer(stale=token)
-                status, raw = await self._send(
-                    method,
-                    url,
-                    headers={"Authorization": f"Bearer {token}"},
-                    params=params,
-                    body=body,
-                )
+                status, raw = await send(f"Bearer {token}")
         if not 200 <= status < 300:
             raise _error(status, _detail(status, raw))
         if not raw:
