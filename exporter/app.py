@@ -29,6 +29,7 @@ from .collectors.base import Collector, Deadline
 from .collectors.consumers import ConsumerProbeCollector
 from .collectors.credentials import CredentialsCollector
 from .collectors.dbt import DbtCollector
+from .collectors.probe_onset import ProbeOnsets
 from .collectors.probes import ProbeCollector
 from .collectors.quality import QualityCollector
 from .collectors.redis_state import RedisStateCollector
@@ -127,6 +128,11 @@ def build_collectors(app: web.Application) -> list[Collector]:
                 catalog,
                 concurrency=config.probes.concurrency,
                 user_agent=config.probes.user_agent,
+                onsets=ProbeOnsets(
+                    app[appkeys.REDIS],
+                    app[appkeys.PROCESS_REGISTRY],
+                    config.probes.onset_ttl_seconds,
+                ),
             )
         )
     if config.airflow.enabled:

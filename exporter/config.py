@@ -48,6 +48,10 @@ class ProbeSettings(ConfigModel):
     enabled: bool = True
     concurrency: PositiveInt = 32
     user_agent: str = "feedguard-exporter/0.1 (+health probe)"
+    # Lifetime of feedguard:probe:failing_since:<provider>, refreshed by every failing
+    # scrape: longer than the scrape interval, short enough that an onset does not
+    # outlive an exporter that stopped probing by much (docs/exporter.md#probe-onset).
+    onset_ttl_seconds: PositiveInt = 600
 
 
 class ExporterConfig(ServiceSettings):

@@ -1,6 +1,11 @@
 """Detection lag (runbook 7): from when the data went stale, or the provider's probe
 first failed, to the first notification the responder received.
 
+The probe onset is the earliest of the exporter's own record of the first failed
+probe of the current streak (``feedguard:probe:failing_since:<provider>``) and the
+``since`` of a failing cached status (``external:provider_status:<provider>``),
+for platforms whose collectors write one.
+
 Pure: the intake reads Redis and hands the values in.  The onset is the earliest
 of the known ones that is not after the notification; with none known the lag
 is unknown (``None``), never a guess.
@@ -48,6 +53,15 @@ def probe_onset(raw_status: Any) -> float | None:
     if not isinstance(value, dict) or str(value.get("status", "")).lower() not in FAILING:
         return None
     return _epoch(value.get("since"))
+
+
+def probe_failed_at(raw_status: Any, raw_failing_since: Any) -> float | None:
+    """The probe onset: the earliest of the exporter's failing-since key and the
+    failing status's ``since``; None when neither is known."""
+    if isinstance(raw_failing_since, bytes):
+        raw_failing_since = raw_failing_since.decode("ascii", "replace")
+    known = [t for t in (probe_onset(raw_status), _epoch(raw_failing_since)) if t is not None]
+    return min(known) if known else None
 
 
 def detection_lag(

@@ -17,12 +17,17 @@ import redis.asyncio as aioredis
 import structlog
 
 from feedguard.core.catalog import Provider
-from feedguard.core.keys import last_success_key, lineage_failure_key, provider_status_key
+from feedguard.core.keys import (
+    last_success_key,
+    lineage_failure_key,
+    probe_failing_since_key,
+    provider_status_key,
+)
 from feedguard.core.log import get_logger
 
 from . import incidents as inc
 from .common import Common, Part
-from .detection import detection_lag, probe_onset, stale_onset
+from .detection import detection_lag, probe_failed_at, stale_onset
 from .lineage_failure import lineage_failure
 from .routing import PlaybookMatcher, check_provider
 from .store import StoreUnavailable
@@ -152,12 +157,12 @@ class Intake(Part):
     async def _open(self, provider: Provider, entry: Doc) -> str:
         opened_at = self.clock()
         incident_id = inc.incident_id(provider.name, entry["received_at"], entry["key"])
-        last_successes, status = await self._redis_facts(provider)
+        last_successes, status, failing_since = await self._redis_facts(provider)
         before = _earliest(last_successes.values())
         detection = detection_lag(
             entry["received_at"],
             stale_onset(last_successes, provider.freshness_sla_seconds),
-            probe_onset(status),
+            probe_failed_at(status, failing_since),
         )
         failure = await self._lineage_failure(provider, opened_at)
 
@@ -182,17 +187,19 @@ class Intake(Part):
         )
         return incident_id
 
-    async def _redis_facts(self, provider: Provider) -> tuple[dict[str, Any], Any]:
-        """({dataset: raw last success}, raw provider status), as Redis has them now."""
+    async def _redis_facts(self, provider: Provider) -> tuple[dict[str, Any], Any, Any]:
+        """({dataset: raw last success}, raw provider status, raw probe failing-since),
+        as Redis has them now."""
         if self.redis is None:
-            return {}, None
+            return {}, None, None
         keys = [last_success_key(provider.name, d) for d in provider.datasets]
+        status_keys = [provider_status_key(provider.name), probe_failing_since_key(provider.name)]
         try:
-            values = await self.redis.mget([*keys, provider_status_key(provider.name)])
+            values = await self.redis.mget([*keys, *status_keys])
         except Exception as exc:  # optional data: an outage here must not stop the incident
             log.warning("cannot read last successes", error=str(exc))
-            return {}, None
-        return dict(zip(provider.datasets, values[:-1], strict=True)), values[-1]
+            return {}, None, None
+        return dict(zip(provider.datasets, values[:-2], strict=True)), values[-2], values[-1]
 
     async def _lineage_failure(self, provider: Provider, now: float) -> Doc | None:
         """The provider's recent OpenLineage FAIL/ABORT (kept by the exporter), if any."""

@@ -14,6 +14,7 @@ from feedguard.core.log import get_logger
 from feedguard.core.probes import ProbeResult, probe
 
 from .base import Deadline
+from .probe_onset import ProbeOnsets
 
 log = get_logger(__name__)
 
@@ -27,8 +28,10 @@ class ProbeCollector:
         catalog: Catalog,
         concurrency: int = 32,
         user_agent: str = "feedguard",
+        onsets: ProbeOnsets | None = None,
     ) -> None:
         self._session = session
+        self._onsets = onsets
         self._providers = [p for p in catalog.enabled if p.health_probe is not None]
         self._semaphore = asyncio.Semaphore(concurrency)
         self._user_agent = user_agent
@@ -60,6 +63,11 @@ class ProbeCollector:
 
     async def collect(self, deadline: Deadline) -> Sequence[Metric]:
         results = await asyncio.gather(*(self._probe(p, deadline) for p in self._providers))
+        if self._onsets is not None:
+            await self._onsets.record(
+                [(p.name, r.success) for p, r in zip(self._providers, results, strict=True)],
+                deadline,
+            )
         success = GaugeMetricFamily(
             "external_provider_probe_success",
             "1 when the last health probe of the provider succeeded.",

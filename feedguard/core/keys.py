@@ -25,3 +25,14 @@ def lineage_failure_key(provider: str) -> str:
 
 def lineage_seen_key(digest: str) -> str:
     return f"{LINEAGE_SEEN_PREFIX}{digest}"
+
+
+# Kept by the exporter's health probes (docs/exporter.md#probe-onset): epoch seconds of
+# the first failed probe of a provider's current failing streak (set if absent while
+# the probe fails, with a lifetime refreshed each failing scrape; deleted when it
+# passes).  The responder reads it as the probe onset of an incident's detection lag.
+PROBE_FAILING_SINCE_PREFIX = "feedguard:probe:failing_since:"
+
+
+def probe_failing_since_key(provider: str) -> str:
+    return f"{PROBE_FAILING_SINCE_PREFIX}{provider}"

@@ -58,6 +58,7 @@ SERVICE_VARIABLES: dict[str, frozenset[str]] = {
             "FEEDGUARD_PROBES",
             "FEEDGUARD_PROBES_CONCURRENCY",
             "FEEDGUARD_PROBES_ENABLED",
+            "FEEDGUARD_PROBES_ONSET_TTL_SECONDS",
             "FEEDGUARD_PROBES_USER_AGENT",
             "FEEDGUARD_QUALITY",
             "FEEDGUARD_QUALITY_ENABLED",

@@ -92,7 +92,9 @@ def running(
 
 
 @contextlib.contextmanager
-def redis_server(log_dir: Path) -> Iterator[Service]:
+def redis_server(log_dir: Path, *extra: str) -> Iterator[Service]:
+    """A redis-server on a free port; ``extra`` arguments are appended (e.g.
+    ``--replicaof 127.0.0.1 <closed port>`` for a read-only replica)."""
     binary = require_binary("redis-server")
     port = free_port()
     argv = [
@@ -102,6 +104,7 @@ def redis_server(log_dir: Path) -> Iterator[Service]:
         "--save", "",
         "--appendonly", "no",
         "--dir", str(log_dir),
+        *extra,
     ]  # fmt: skip
     with running("redis", argv, port, log_dir) as service:
         yield service
