@@ -27,6 +27,7 @@ from .openapi import load_spec
 from .pages import setup_pages
 from .plugins import Action, Notifier
 from .store import StoreUnavailable, open_store
+from .urgency import UrgentLane
 from .webhook import WEBHOOK_AUTH, WebhookAuth, alertmanager_webhook
 
 log = get_logger(__name__)
@@ -41,6 +42,8 @@ async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         log.error("state store unavailable at start-up", error=str(exc))
     app[appkeys.STORE] = store
     app[appkeys.INBOX] = InboxMonitor(store, app[appkeys.CLOCK], app[appkeys.METRICS])
+    config = app[appkeys.CONFIG]
+    app[appkeys.URGENT] = UrgentLane(config.providers, config.playbooks, app[appkeys.CLOCK])
     yield
     await store.close()
 

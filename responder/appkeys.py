@@ -16,9 +16,11 @@ from .evidence import EvidenceGatherer
 from .metrics import Metrics
 from .plugins import Action, Notifier
 from .store import Store
+from .urgency import UrgentLane
 
 CONFIG = web.AppKey("config", ResponderConfig)
 INBOX = web.AppKey("inbox", InboxMonitor)
+URGENT = web.AppKey("urgent", UrgentLane)
 METRICS = web.AppKey("metrics", Metrics)
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
 STORE = web.AppKey("store", Store)

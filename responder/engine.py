@@ -130,19 +130,22 @@ class Engine:
             self._last_pass = loop.time()
             self._kick_pending = False
             try:
-                touched = await self.process_inbox()
+                touched = await self.process_inbox(self._serve)
                 for _ in range(KICK_RETRIES):
                     if touched is not None:
                         break
                     # Another replica is applying the inbox; it may have finished
                     # before our entries arrived.
                     await asyncio.sleep(KICK_COALESCE_SECONDS * 5)
-                    touched = await self.process_inbox()
+                    touched = await self.process_inbox(self._serve)
             except StoreUnavailable as exc:
                 log.warning("store unavailable while applying the inbox", error=str(exc))
                 return
             for incident_id in touched or ():
-                self._spawn(self.service_incident(incident_id))
+                self._serve(incident_id)
+
+    def _serve(self, incident_id: str) -> None:
+        self._spawn(self.service_incident(incident_id))
 
     async def run_forever(self) -> None:
         """Tick every ``scheduler.tick_seconds`` until ``stop()``."""
@@ -172,10 +175,10 @@ class Engine:
 
     # --- the parts ---------------------------------------------------------------------
 
-    async def process_inbox(self) -> list[str] | None:
+    async def process_inbox(self, serve: Callable[[str], Any] | None = None) -> list[str] | None:
         """Apply recorded transitions to incidents; returns the incidents that need a run,
-        or None when another replica holds the inbox."""
-        return await self.intake.process_inbox()
+        or None when another replica holds the inbox (``serve``: Intake.process_inbox)."""
+        return await self.intake.process_inbox(serve)
 
     async def service_incident(self, incident_id: str) -> None:
         await self.runner.run(incident_id)

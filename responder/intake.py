@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+from collections.abc import Callable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -59,17 +60,31 @@ class Intake(Part):
         self.match_playbook = PlaybookMatcher(self.config.playbooks)
         self._lock = asyncio.Lock()
 
-    async def process_inbox(self) -> list[str] | None:
+    async def process_inbox(self, serve: Callable[[str], Any] | None = None) -> list[str] | None:
         """Apply recorded transitions to incidents; returns the incidents that need a run,
-        or None when another replica holds the inbox."""
+        or None when another replica holds the inbox.
+
+        The urgent lane (transitions that may open an incident, ``urgency.py``) is
+        applied before each batch of the normal one, and its incidents are handed to
+        ``serve`` at once: a new incident's first steps run while a storm of repeats
+        still drains."""
         touched: list[str] = []
         async with self._lock:
             if not await self.store.acquire("inbox", self.owner, INBOX_LEASE_SECONDS):
                 return None
             try:
                 while True:
+                    urgent = await self.store.inbox_peek(INBOX_BATCH, urgent=True)
+                    if urgent:
+                        served = await self._apply_batch(urgent)
+                        await self.store.inbox_ack(len(urgent), urgent=True)
+                        for incident_id in served:
+                            if serve is not None:
+                                serve(incident_id)
+                            elif incident_id not in touched:
+                                touched.append(incident_id)
                     entries = await self.store.inbox_peek(INBOX_BATCH)
-                    if not entries:
+                    if not entries and not urgent:
                         break
                     for incident_id in await self._apply_batch(entries):
                         if incident_id not in touched:

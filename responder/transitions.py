@@ -10,6 +10,7 @@ updates; tests call them directly.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -127,8 +128,12 @@ def resolve(
     if fingerprint not in doc["alerts"]:
         return False, False
     remember(doc, entry["key"], applied)
-    doc["alerts"][fingerprint] = alert_doc(alert)
     name = alert["labels"].get("alertname", "")
+    if _older(alert["startsAt"], doc["alerts"][fingerprint]["starts_at"]):
+        # Applied after a newer firing (that one came through the urgent lane).
+        inc.add_event(doc, now, "stale resolved copy ignored (fired again since)", alertname=name)
+        return True, True
+    doc["alerts"][fingerprint] = alert_doc(alert)
     inc.add_event(doc, now, f"alert resolved: {name}", fingerprint=fingerprint)
     if inc.all_resolved(doc) and doc["state"] != inc.RECOVERING:
         doc["state"] = inc.RECOVERING
@@ -190,6 +195,14 @@ def truncation_checked(doc: Doc, now: float, firing: int | None, why: str) -> bo
         truncation["waiting"] = why
         inc.add_event(doc, now, f"recovery waits: {why}")
     return False
+
+
+def _older(starts_at: str, than: str) -> bool:
+    """Whether an alert's ``startsAt`` is before another's (False when unreadable)."""
+    try:
+        return dt.datetime.fromisoformat(starts_at) < dt.datetime.fromisoformat(than)
+    except (TypeError, ValueError):
+        return False
 
 
 def remember(doc: Doc, key: str, applied: set[str]) -> None:

@@ -96,7 +96,8 @@ async def _handle(request: web.Request) -> web.Response:
 
 
 async def _backlog_refusal(request: web.Request) -> Refused | None:
-    """A 503 while the inbox is over its depth or age limit; None to go on."""
+    """A 503 while the inbox is over its depth or age limit; None to go on.  (Not asked
+    for a notification with an urgent transition: one per provider every few seconds.)"""
     limits = request.app[appkeys.CONFIG].inbox
     backlog = await request.app[appkeys.INBOX].current()
     if backlog.depth < limits.max_depth and backlog.oldest_age_seconds <= limits.max_age_seconds:
@@ -127,11 +128,13 @@ async def _record(request: web.Request, notification: Notification) -> web.Respo
                 "group_labels": dict(notification.group_labels),
             },
         )
+    urgent = app[appkeys.URGENT].pick((key, item["alert"]) for key, item in items.items())
     try:
-        backlog = await _backlog_refusal(request)
+        # A transition that may open an incident is not held back by a storm's backlog.
+        backlog = None if urgent else await _backlog_refusal(request)
         if backlog is not None:
             return _refuse(backlog, request)
-        fresh = await app[appkeys.STORE].record_transitions(list(items.items()))
+        fresh = await app[appkeys.STORE].record_transitions(list(items.items()), urgent)
     except StoreUnavailable as exc:
         log.error("store unavailable: notification not recorded", error=str(exc))
         refused = Refused(503, "state store unavailable, retry later", "unavailable")

@@ -20,6 +20,7 @@ from .support.responder import (
     alert,
     counting_actions,
     notification,
+    resolved,
     responder_config,
     start_responder,
 )
@@ -63,8 +64,9 @@ async def test_backlog_is_bounded_reported_and_drains(
         assert status == 200
         assert body["inbox"] == {"depth": 5, "oldest_age_seconds": 0.0}
 
-        # Full: a new notification is refused with a 503 and recorded nowhere.
-        refused = await r.post(notification([alert("MISO")]))
+        # Full: a new notification is refused with a 503 and recorded nowhere (one that
+        # may open an incident would be taken: tests/test_responder_storm.py).
+        refused = await r.post(notification([resolved(alert("MISO"))]))
         assert refused.status == 503
         assert "inbox backlog: 5 transitions waiting" in (await refused.json())["error"]
         text = await r.metrics()
@@ -102,6 +104,6 @@ async def test_an_old_backlog_refuses_even_when_short(tmp_path: Path) -> None:
         assert (await r.post(notification([alert("ISO-NE")]))).status == 200
         clock.advance(61)
         await ready(r)
-        refused = await r.post(notification([alert("MISO")]))
+        refused = await r.post(notification([resolved(alert("MISO"))]))
         assert refused.status == 503
         assert "the oldest for 61 s" in (await refused.json())["error"]

@@ -122,3 +122,18 @@ async def test_inbox_stats_give_depth_and_oldest_received_at(store: Store) -> No
     assert await store.inbox_stats() == (3, 100.5)
     await store.inbox_ack(2)
     assert await store.inbox_stats() == (1, 102.0)
+
+
+async def test_urgent_lane_is_separate_and_counted(store: Store) -> None:
+    items = [(f"k{n}", {"n": n, "received_at": 100.0 + n}) for n in range(4)]
+    assert await store.record_transitions(items, urgent={"k2"}) == [True] * 4
+    assert await store.inbox_peek(10, urgent=True) == [{"n": 2, "received_at": 102.0}]
+    assert [e["n"] for e in await store.inbox_peek(10)] == [0, 1, 3]
+    assert await store.inbox_stats() == (4, 100.0)
+    await store.inbox_ack(2)
+    assert await store.inbox_stats() == (2, 102.0)  # the urgent one is now the oldest
+    await store.inbox_ack(1, urgent=True)
+    assert await store.inbox_stats() == (1, 103.0)
+    # Dedupe spans both lanes.
+    assert await store.record_transitions([("k2", {"n": 9})], urgent={"k2"}) == [False]
+    assert await store.inbox_peek(10, urgent=True) == []

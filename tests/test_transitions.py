@@ -173,6 +173,19 @@ def test_stale_firing_copy_of_a_resolved_alert_is_ignored() -> None:
     assert events(doc)[-1] == "stale firing copy ignored (already resolved)"
 
 
+def test_resolved_copy_older_than_a_new_firing_is_ignored() -> None:
+    # The new firing came through the inbox's urgent lane, ahead of the old resolve.
+    doc = incident()
+    apply(doc, tr.Transition(entry("k1", starts="2026-09-21T10:00:00Z"), DOWN))
+    apply(doc, tr.Transition(entry("k2", starts="2026-09-21T11:00:00Z"), DOWN))
+    apply(doc, tr.Transition(entry("k3", "resolved", starts="2026-09-21T10:00:00Z"), None))
+    assert doc["alerts"]["f1"]["status"] == "firing"
+    assert doc["state"] == inc.OPEN
+    assert events(doc)[-1] == "stale resolved copy ignored (fired again since)"
+    apply(doc, tr.Transition(entry("k4", "resolved", starts="2026-09-21T11:00:00Z"), None))
+    assert doc["state"] == inc.RECOVERING
+
+
 def test_kept_transition_keys_are_bounded() -> None:
     doc = incident()
     applied: set[str] = set()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, TypeVar
 
 from feedguard.core.cli import StartupError
@@ -43,21 +43,27 @@ class Store(abc.ABC):
         """Raise StoreUnavailable when the store does not answer."""
 
     @abc.abstractmethod
-    async def record_transitions(self, items: Sequence[tuple[str, Doc]]) -> list[bool]:
+    async def record_transitions(
+        self, items: Sequence[tuple[str, Doc]], urgent: Collection[str] = ()
+    ) -> list[bool]:
         """Atomically: for each (transition key, payload) not seen before, remember the key
-        and append the payload to the inbox.  Returns, per item, whether it was new."""
+        and append the payload to the inbox (to its urgent lane when the key is in
+        ``urgent``).  Returns, per item, whether it was new."""
 
     @abc.abstractmethod
-    async def inbox_peek(self, limit: int) -> list[Doc]:
-        """The oldest inbox entries, in order (only the inbox lease holder calls this)."""
+    async def inbox_peek(self, limit: int, *, urgent: bool = False) -> list[Doc]:
+        """The oldest entries of one inbox lane, in order (only the inbox lease holder
+        calls this).  The urgent lane holds transitions that may open an incident, so
+        they are applied ahead of a backlog of repeats (intake.py)."""
 
     @abc.abstractmethod
     async def inbox_stats(self) -> tuple[int, float | None]:
-        """How many entries wait in the inbox, and the oldest one's ``received_at``."""
+        """How many entries wait in the inbox (both lanes), and the oldest one's
+        ``received_at``."""
 
     @abc.abstractmethod
-    async def inbox_ack(self, count: int) -> None:
-        """Drop the ``count`` oldest inbox entries."""
+    async def inbox_ack(self, count: int, *, urgent: bool = False) -> None:
+        """Drop the ``count`` oldest entries of one inbox lane."""
 
     @abc.abstractmethod
     async def get(self, kind: str, key: str) -> Doc | None: ...

@@ -11,7 +11,7 @@ import asyncio
 import json
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import orjson
@@ -20,12 +20,15 @@ from redis.exceptions import RedisError, WatchError
 
 from .base import Doc, InvalidValue, Store, StoreUnavailable, Updater
 
-# KEYS[1] = inbox list, KEYS[2..] = transition keys; ARGV[1] = ttl ms, ARGV[2..] = payloads.
+# KEYS[1] = inbox list, KEYS[2] = urgent inbox list, KEYS[3..] = transition keys;
+# ARGV[1] = ttl ms, ARGV[3..] = payloads, each after a one-byte lane ("u": urgent).
 _RECORD = """
 local result = {}
-for i = 2, #KEYS do
+for i = 3, #KEYS do
   if redis.call('SET', KEYS[i], '1', 'NX', 'PX', ARGV[1]) then
-    redis.call('RPUSH', KEYS[1], ARGV[i])
+    local lane = 1
+    if string.byte(ARGV[i], 1) == 117 then lane = 2 end
+    redis.call('RPUSH', KEYS[lane], string.sub(ARGV[i], 2))
     result[#result + 1] = 1
   else
     result[#result + 1] = 0
@@ -122,7 +125,9 @@ class RedisStore(Store):
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(f"redis: {exc}") from exc
 
-    async def record_transitions(self, items: Sequence[tuple[str, Doc]]) -> list[bool]:
+    async def record_transitions(
+        self, items: Sequence[tuple[str, Doc]], urgent: Collection[str] = ()
+    ) -> list[bool]:
         """Group commit: calls arriving while a write is in flight share the next script
         call, so concurrent webhooks cost one round trip together.  Each caller still
         returns only after its own transitions are written.
@@ -136,7 +141,11 @@ class RedisStore(Store):
             return [False] * len(items)  # all recorded before: Alertmanager re-sends
         try:
             encoded = [
-                (self._key("transition", key).encode(), _dumps(payload)) for key, payload in unknown
+                (
+                    self._key("transition", key).encode(),
+                    (b"u" if key in urgent else b"n") + _dumps(payload),
+                )
+                for key, payload in unknown
             ]
         except (UnicodeEncodeError, ValueError, TypeError) as exc:
             raise InvalidValue(f"not storable: {exc}") from None
@@ -154,8 +163,8 @@ class RedisStore(Store):
         await asyncio.sleep(0)
         while self._batch:
             batch, self._batch = self._batch[:_MAX_BATCH], self._batch[_MAX_BATCH:]
-            keys: list[Any] = [self._key("inbox")]
-            args: list[Any] = [self.dedupe_ttl_ms]
+            keys: list[Any] = [self._key("inbox"), self._inbox(urgent=True)]
+            args: list[Any] = [self.dedupe_ttl_ms, ""]
             for items, _ in batch:
                 for key, payload in items:
                     keys.append(key)
@@ -185,9 +194,12 @@ class RedisStore(Store):
             if not future.done():
                 future.set_exception(error)
 
-    async def inbox_peek(self, limit: int) -> list[Doc]:
+    def _inbox(self, *, urgent: bool) -> str:
+        return self._key("inbox", "urgent") if urgent else self._key("inbox")
+
+    async def inbox_peek(self, limit: int, *, urgent: bool = False) -> list[Doc]:
         try:
-            raw = await self.client.lrange(self._key("inbox"), 0, limit - 1)
+            raw = await self.client.lrange(self._inbox(urgent=urgent), 0, limit - 1)
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(f"redis: {exc}") from exc
         return [_loads(item) for item in raw]
@@ -195,17 +207,18 @@ class RedisStore(Store):
     async def inbox_stats(self) -> tuple[int, float | None]:
         try:
             async with self.client.pipeline(transaction=False) as pipe:
-                pipe.llen(self._key("inbox"))
-                pipe.lindex(self._key("inbox"), 0)
-                depth, first = await pipe.execute()
+                for urgent in (True, False):
+                    pipe.llen(self._inbox(urgent=urgent))
+                    pipe.lindex(self._inbox(urgent=urgent), 0)
+                depth_u, first_u, depth, first = await pipe.execute()
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(f"redis: {exc}") from exc
-        received = None if first is None else _loads(first).get("received_at")
-        return int(depth), float(received) if isinstance(received, int | float) else None
+        oldest = [at for at in (_received_at(first_u), _received_at(first)) if at is not None]
+        return int(depth_u) + int(depth), min(oldest, default=None)
 
-    async def inbox_ack(self, count: int) -> None:
+    async def inbox_ack(self, count: int, *, urgent: bool = False) -> None:
         try:
-            await self.client.ltrim(self._key("inbox"), count, -1)
+            await self.client.ltrim(self._inbox(urgent=urgent), count, -1)
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(f"redis: {exc}") from exc
 
@@ -280,6 +293,11 @@ class RedisStore(Store):
 # notification; stdlib json took ~7% of the responder's CPU under load.  What orjson
 # refuses (integers beyond 64 bits, lone surrogates; NaN written by older versions)
 # goes through the stdlib, so every value the store took before is still taken.
+
+
+def _received_at(raw: bytes | None) -> float | None:
+    received = None if raw is None else _loads(raw).get("received_at")
+    return float(received) if isinstance(received, int | float) else None
 
 
 def _dumps(value: Doc) -> bytes:

@@ -12,7 +12,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,6 +25,9 @@ PRUNE_EVERY = 1000  # notifications between two prunings of old transition keys
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS transitions (key TEXT PRIMARY KEY, at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS inbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS inbox_urgent (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS docs (
     kind TEXT NOT NULL, key TEXT NOT NULL, body TEXT NOT NULL, live INTEGER NOT NULL,
     PRIMARY KEY (kind, key)
@@ -123,7 +126,9 @@ class SqliteStore(Store):
     async def ping(self) -> None:
         await self._run(lambda db: db.execute("SELECT 1").fetchone())
 
-    async def record_transitions(self, items: Sequence[tuple[str, Doc]]) -> list[bool]:
+    async def record_transitions(
+        self, items: Sequence[tuple[str, Doc]], urgent: Collection[str] = ()
+    ) -> list[bool]:
         def run(db: sqlite3.Connection) -> list[bool]:
             now = time.time()
             self._records += 1
@@ -137,7 +142,8 @@ class SqliteStore(Store):
                 )
                 new = cursor.rowcount == 1
                 if new:
-                    db.execute("INSERT INTO inbox (body) VALUES (?)", (json.dumps(payload),))
+                    table = _lane(key in urgent)
+                    db.execute(f"INSERT INTO {table} (body) VALUES (?)", (json.dumps(payload),))
                 result.append(new)
             db.execute("COMMIT")
             return result
@@ -148,25 +154,35 @@ class SqliteStore(Store):
         """Forget transitions older than the dedupe window (Redis keys expire likewise)."""
         db.execute("DELETE FROM transitions WHERE at < ?", (time.time() - self.dedupe_ttl_seconds,))
 
-    async def inbox_peek(self, limit: int) -> list[Doc]:
+    async def inbox_peek(self, limit: int, *, urgent: bool = False) -> list[Doc]:
+        table = _lane(urgent)
+
         def run(db: sqlite3.Connection) -> list[Doc]:
-            rows = db.execute("SELECT body FROM inbox ORDER BY seq LIMIT ?", (limit,)).fetchall()
-            return [json.loads(row[0]) for row in rows]
+            rows = db.execute(f"SELECT body FROM {table} ORDER BY seq LIMIT ?", (limit,))
+            return [json.loads(row[0]) for row in rows.fetchall()]
 
         return await self._run(run)
 
     async def inbox_stats(self) -> tuple[int, float | None]:
         def run(db: sqlite3.Connection) -> tuple[int, float | None]:
-            depth = db.execute("SELECT COUNT(*) FROM inbox").fetchone()[0]
-            row = db.execute("SELECT body FROM inbox ORDER BY seq LIMIT 1").fetchone()
-            return int(depth), _received_at(row[0] if row else None)
+            depth = 0
+            oldest: list[float] = []
+            for table in (_lane(True), _lane(False)):
+                depth += db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+                row = db.execute(f"SELECT body FROM {table} ORDER BY seq LIMIT 1").fetchone()
+                at = _received_at(row[0] if row else None)
+                if at is not None:
+                    oldest.append(at)
+            return int(depth), min(oldest, default=None)
 
         return await self._run(run)
 
-    async def inbox_ack(self, count: int) -> None:
+    async def inbox_ack(self, count: int, *, urgent: bool = False) -> None:
+        table = _lane(urgent)
+
         def run(db: sqlite3.Connection) -> None:
             db.execute(
-                "DELETE FROM inbox WHERE seq IN (SELECT seq FROM inbox ORDER BY seq LIMIT ?)",
+                f"DELETE FROM {table} WHERE seq IN (SELECT seq FROM {table} ORDER BY seq LIMIT ?)",
                 (count,),
             )
 
@@ -242,6 +258,11 @@ class SqliteStore(Store):
         await self._run(
             lambda db: db.execute("DELETE FROM leases WHERE name = ? AND owner = ?", (name, owner))
         )
+
+
+def _lane(urgent: bool) -> str:
+    """The inbox table of a lane (a constant: safe to put in the SQL text)."""
+    return "inbox_urgent" if urgent else "inbox"
 
 
 def _received_at(raw: str | bytes | None) -> float | None:
