@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -48,6 +49,14 @@ def redis_url(redis_service: Service) -> Iterator[str]:
     yield url
     client.flushdb()
     client.close()
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def store_options(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """``responder_config`` keywords for each store in turn (a clean Redis for redis)."""
+    if request.param == "redis":
+        return {"store": "redis", "redis_url": request.getfixturevalue("redis_url")}
+    return {"store": "sqlite"}
 
 
 @pytest.fixture

@@ -8,8 +8,7 @@ inbox lease and applies nothing, so transitions pile up.
 from __future__ import annotations
 
 from pathlib import Path
-
-import pytest
+from typing import Any
 
 from feedguard.responder import appkeys
 
@@ -39,17 +38,14 @@ async def ready(r: Responder) -> tuple[int, dict[str, object]]:
         return response.status, await response.json()
 
 
-@pytest.mark.parametrize("store_kind", ["sqlite", "redis"])
 async def test_backlog_is_bounded_reported_and_drains(
-    tmp_path: Path, store_kind: str, request: pytest.FixtureRequest
+    tmp_path: Path, store_options: dict[str, Any]
 ) -> None:
-    redis_url = request.getfixturevalue("redis_url") if store_kind == "redis" else None
     config = responder_config(
         tmp_path,
         catalog=CATALOG,
-        store=store_kind,
-        redis_url=redis_url,
         inbox={"max_depth": 5, "max_age_seconds": 600, "ready_max_age_seconds": 300},
+        **store_options,
     )
     clock = FakeClock()
     acts = counting_actions()

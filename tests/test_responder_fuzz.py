@@ -16,8 +16,7 @@ import json
 import os
 import time
 from pathlib import Path
-
-import pytest
+from typing import Any
 
 from .conftest import make_catalog
 from .support.mutator import Mutator
@@ -86,19 +85,15 @@ async def _valid(r: Responder) -> list[int]:
     return statuses
 
 
-@pytest.mark.parametrize("store_kind", ["sqlite", "redis"])
-async def test_fuzzed_bodies_never_5xx(
-    tmp_path: Path, store_kind: str, request: pytest.FixtureRequest
-) -> None:
-    redis_url = request.getfixturevalue("redis_url") if store_kind == "redis" else None
+async def test_fuzzed_bodies_never_5xx(tmp_path: Path, store_options: dict[str, Any]) -> None:
     config = responder_config(
         tmp_path,
         catalog=CATALOG,
-        store=store_kind,
-        redis_url=redis_url,
         webhook={"max_body_bytes": LIMIT},
+        **store_options,
     )
     acts = counting_actions()
+    store_kind = store_options["store"]
     mutator = Mutator(SEED + (store_kind == "redis"), T0)
     async with start_responder(config, actions=acts) as r:
         started = time.perf_counter()

@@ -9,8 +9,7 @@ the test action records how many transitions still wait when it runs.
 from __future__ import annotations
 
 from pathlib import Path
-
-import pytest
+from typing import Any
 
 from feedguard.responder import appkeys
 from feedguard.responder.plugins import Outcome, StepContext, Target
@@ -46,17 +45,14 @@ class BacklogAtApply(CountingAction):
         return await super().apply(ctx, target)
 
 
-@pytest.mark.parametrize("store_kind", ["sqlite", "redis"])
 async def test_a_new_incident_is_acted_on_before_the_storm_drains(
-    tmp_path: Path, store_kind: str, request: pytest.FixtureRequest
+    tmp_path: Path, store_options: dict[str, Any]
 ) -> None:
-    redis_url = request.getfixturevalue("redis_url") if store_kind == "redis" else None
     config = responder_config(
         tmp_path,
         catalog=CATALOG,
-        store=store_kind,
-        redis_url=redis_url,
         inbox={"max_depth": STORM_BODIES * STORM_ALERTS},
+        **store_options,
     )
     probe = BacklogAtApply()
     acts: dict[str, CountingAction] = {**counting_actions(), "throttle_api": probe}
