@@ -23,7 +23,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from feedguard.exporter.collectors.quality import ValidationStore
+from feedguard.core.gx_results import ValidationStore
 
 RESULT = {
     "success": True,

@@ -17,14 +17,9 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
+from feedguard.core.gx_results import COLD_PER_SCAN, ValidationStore, ValidationStoreError
 from feedguard.exporter.collectors.base import Deadline
-from feedguard.exporter.collectors.quality import (
-    COLD_PER_SCAN,
-    QualityCollector,
-    QualitySettings,
-    ValidationStore,
-    ValidationStoreError,
-)
+from feedguard.exporter.collectors.quality import QualityCollector, QualitySettings
 
 from .support.families import Samples, samples, value
 
