@@ -12,6 +12,7 @@ import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from feedguard.core.airflow import AirflowClient
 from feedguard.core.http_hardening import install_http_hardening
 from feedguard.core.log import get_logger
 
@@ -132,6 +133,10 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
         http=app[appkeys.HTTP],
         redis=app[appkeys.REDIS],
         evidence=app[appkeys.EVIDENCE],
+        # Verified recovery reads the backfill's DAG run (only when switched on).
+        airflow=AirflowClient(app[appkeys.HTTP], config.actions.airflow)
+        if config.verification.enabled
+        else None,
     )
     app[appkeys.ENGINE] = engine
     loop_task = asyncio.create_task(engine.run_forever()) if app[appkeys.BACKGROUND] else None

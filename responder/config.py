@@ -18,6 +18,7 @@ from feedguard.core.schema import (
     HttpUrl,
     Items,
     Listen,
+    Name,
     NonNegativeFloat,
     NonNegativeInt,
     PositiveFloat,
@@ -112,6 +113,24 @@ class RecoverySettings(ConfigModel):
     user_agent: str = "feedguard-responder/0.1 (+recovery probe)"
 
 
+class VerificationSettings(ConfigModel):
+    """Verified recovery (runbook 5.3-5.4): after the backfill is triggered, follow its
+    DAG run to a final state, then wait for the quality suite's result newer than the
+    run's end; the incident resolves only then (docs/responder.md#verified-recovery)."""
+
+    enabled: bool = False
+    # The GX suite (the runbook's checkpoint external_dbt_outputs); a provider's
+    # quality_suite in the catalog overrides it.
+    suite: Name = "external_dbt_outputs"
+    validations_dir: str = Field(
+        "gx/uncommitted/validations", description="a file-mode GX context's validations store"
+    )
+    # Polled as scheduled work (the lease is held only for one poll, not the wait).
+    poll_interval_seconds: PositiveFloat = 60.0
+    backfill_timeout_seconds: PositiveFloat = 4 * 3600.0
+    quality_timeout_seconds: PositiveFloat = 3600.0
+
+
 class AlertmanagerSettings(ConfigModel):
     # Where the responder asks Alertmanager (API v2) which alerts of a truncated group
     # still fire before recovering it; the notifications' externalURL may not be
@@ -191,6 +210,7 @@ class ResponderConfig(ServiceSettings):
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     inbox: InboxSettings = Field(default_factory=InboxSettings)
     alertmanager: AlertmanagerSettings = Field(default_factory=AlertmanagerSettings)
+    verification: VerificationSettings = Field(default_factory=VerificationSettings)
     playbooks: Items[Playbook] = ()
     action_options: Mapping[str, ActionOptions] = Field(default_factory=dict)
     actions: ActionsSettings = Field(default_factory=ActionsSettings)

@@ -9,7 +9,8 @@ injected clock and call ``await engine.tick()`` then ``await engine.settle()``.
 The engine only wires the parts along the data flow and owns the background
 tasks: ``intake`` (inbox → incident transitions), ``runner`` (one incident's
 steps, under its lease), ``executor`` (a step → its actions → records),
-``recovery`` (the health-probe gate), ``note_schedule`` (due notes).  The state
+``recovery`` (the health-probe gate), ``verify`` (following the backfill and the
+quality suite, one poll at a time), ``note_schedule`` (due notes).  The state
 changes themselves are pure functions in ``transitions``.
 """
 
@@ -26,6 +27,7 @@ from typing import Any
 import aiohttp
 import redis.asyncio as aioredis
 
+from feedguard.core.airflow import AirflowClient
 from feedguard.core.log import get_logger
 
 from .circuit import Breakers
@@ -41,6 +43,7 @@ from .plugins import Action, Notifier
 from .recovery import RecoveryGate
 from .runner import IncidentRunner
 from .store import Store, StoreUnavailable
+from .verify import Verifier
 
 log = get_logger(__name__)
 
@@ -65,6 +68,7 @@ class Engine:
         http: aiohttp.ClientSession | None = None,
         redis: aioredis.Redis | None = None,
         evidence: EvidenceGatherer | None = None,
+        airflow: AirflowClient | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -81,7 +85,8 @@ class Engine:
         if evidence is not None:
             self.notes.evidence = EvidenceScheduler(common, evidence, self._spawn)
         recovery = RecoveryGate(common, http)
-        self.runner = IncidentRunner(common, self.executor, recovery, self.notes)
+        verifier = Verifier(common, airflow)
+        self.runner = IncidentRunner(common, self.executor, recovery, self.notes, verifier)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._kick_pending = False
         self._kick_task: asyncio.Task[None] | None = None

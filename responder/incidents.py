@@ -20,9 +20,11 @@ OPEN = "open"
 STABILISING = "stabilising"
 STABILISED = "stabilised"
 RECOVERING = "recovering"
+# Resolved steps done, backfill triggered: following it and the quality suite.
+VERIFYING = "verifying"
 RESOLVED = "resolved"
 NEEDS_ATTENTION = "needs_attention"
-STATES = (OPEN, STABILISING, STABILISED, RECOVERING, RESOLVED, NEEDS_ATTENTION)
+STATES = (OPEN, STABILISING, STABILISED, RECOVERING, VERIFYING, RESOLVED, NEEDS_ATTENTION)
 
 # Timeline entries kept per incident; older ones are summarised by a counter.
 TIMELINE_LIMIT = 500
@@ -143,10 +145,23 @@ def settled_state(doc: Doc) -> str:
         undone = any(
             item["status"] == "failed" and item["phase"] == "recovery" for item in doc["work"]
         )
-        return NEEDS_ATTENTION if undone else RESOLVED
+        if undone:
+            return NEEDS_ATTENTION
+        verification = doc.get("verification") or {}
+        if verification and verification.get("outcome") is None:
+            return VERIFYING
+        return NEEDS_ATTENTION if verification.get("outcome") == "failed" else RESOLVED
     if doc["state"] == RECOVERING:
         return RECOVERING
     return NEEDS_ATTENTION if failed else STABILISED
+
+
+def final_notes_posted(doc: Doc) -> bool:
+    """The resolution note, and the verification follow-up when there is one to post."""
+    slots = doc.get("note_slots") or ()
+    verification = doc.get("verification") or {}
+    followup = verification.get("outcome") in ("passed", "failed")
+    return "resolution:0" in slots and (not followup or "verification:0" in slots)
 
 
 def view(doc: Doc) -> IncidentView:
@@ -178,6 +193,7 @@ def view(doc: Doc) -> IncidentView:
         evidence=copy.deepcopy(doc.get("evidence", [])),
         truncated_alerts=_incomplete(doc),
         detection=copy.deepcopy(doc.get("detection")),
+        verification=copy.deepcopy(doc.get("verification")),
     )
 
 
@@ -226,6 +242,7 @@ def detail(doc: Doc) -> Doc:
         {
             "last_success_before": doc["last_success_before"],
             "detection": doc.get("detection"),
+            "verification": doc.get("verification"),
             "lineage_failure": doc.get("lineage_failure"),
             "alerts": list(doc["alerts"].values()),
             "playbooks": doc["playbooks"],

@@ -11,7 +11,7 @@ from feedguard.core.build import register_build_info
 # Every value the dashboards' labels can take (the executor's record results,
 # the notifier's kinds, a probe's outcome).
 ACTION_RESULTS = ("success", "failure", "dry_run", "skipped")
-NOTE_KINDS = ("initial", "update", "resolution")
+NOTE_KINDS = ("initial", "update", "resolution", "verification")
 OUTCOMES = ("success", "failure")
 
 # The seed's request latency buckets (0.1 ... 120 s) plus finer ones below 0.1 s:

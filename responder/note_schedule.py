@@ -71,13 +71,14 @@ class NoteScheduler(Part):
         if not await self.store.claim_once(f"note:{incident_id}:{key}"):
             await self._done(incident_id, key, None, None)  # another replica posts it
             return
-        if self.evidence is not None and kind != "resolution":
+        final = kind in ("resolution", "verification")
+        if self.evidence is not None and not final:
             await self.evidence.wait(incident_id, slot)
         doc = await self.store.get("incident", incident_id)
         if doc is None:
             return
         interval = self.config.notes.update_interval_seconds
-        next_at = None if kind == "resolution" else doc["opened_at"] + (slot + 1) * interval
+        next_at = None if final else doc["opened_at"] + (slot + 1) * interval
         request = NoteRequest(
             kind=kind, slot=slot, incident=inc.view(doc), now=self.clock(), next_update_at=next_at
         )

@@ -6,13 +6,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import incidents as inc
+from . import verified_recovery as vr
 from .config import ResponderConfig
 from .evidence.gather import would_read
 from .notes.render import NoteRenderer
 from .payload import Alert, Notification
-from .plugins import Action, NoteRequest, StepContext
+from .plugins import Action, NoteRequest, StepContext, Target
 from .routing import check_provider
 from .steps import action_params
+from .verify import verification_plan
 
 
 def plan(
@@ -59,12 +61,16 @@ def plan(
                     incident=view, provider=provider, params=params, now=now, dry_run=True
                 )
                 try:
-                    item["targets"] = [
-                        {"description": t.description, "resource": t.resource}
-                        for t in action.targets(ctx)
-                    ]
+                    targets = list(action.targets(ctx))
                 except Exception as exc:
                     item["error"] = f"targets(): {exc}"
+                else:
+                    item["targets"] = [
+                        {"description": t.description, "resource": t.resource} for t in targets
+                    ]
+                    then = _verification_steps(config, provider.name, step.action, targets)
+                    if then:
+                        item["then"] = then
                 item["reversible"] = action.reversible
             steps.append(item)
         entry["phase"] = "firing" if alert.status == "firing" else "recovery"
@@ -73,6 +79,20 @@ def plan(
             entry["evidence"] = would_read(config.evidence, provider)
         result.append(entry)
     return result
+
+
+def _verification_steps(
+    config: ResponderConfig, provider: str, action: str, targets: list[Target]
+) -> list[str]:
+    """After a backfill trigger: the follow-up steps verified recovery would take."""
+    verify = verification_plan(config, provider)
+    if verify is None or action != vr.BACKFILL_ACTION:
+        return []
+    steps = []
+    for target in targets:
+        dag_id = str(target.params.get("dag_id", ""))
+        steps.extend(vr.describe(verify, dag_id, str(target.params.get("dag_run_id", ""))))
+    return steps
 
 
 def _alert_doc(alert: Alert) -> dict[str, Any]:

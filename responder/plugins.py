@@ -64,7 +64,7 @@ class IncidentView:
 
     id: str
     provider: str
-    state: str  # open, stabilising, stabilised, recovering, resolved, needs_attention
+    state: str  # open, stabilising, stabilised, recovering, verifying, resolved, needs_attention
     opened_at: float
     resolved_at: float | None
     recovered_at: float | None
@@ -87,6 +87,9 @@ class IncidentView:
     # The provider's OpenLineage FAIL/ABORT of the last day when the incident opened:
     # {"job", "event_type", "message", "at"}; None when there was none.
     lineage_failure: Mapping[str, JSON] | None = None
+    # Verified recovery (runbook 5.3-5.4): the backfill run followed and the quality
+    # suite waited for, with stage, outcome and reason; None when nothing is verified.
+    verification: Mapping[str, JSON] | None = None
 
 
 @dataclass(frozen=True)
@@ -144,16 +147,18 @@ class Action(Protocol):
     async def revert(self, ctx: StepContext, target: Target, previous: JSON) -> Outcome: ...
 
 
-NoteKind = Literal["initial", "update", "resolution"]
+# "verification": the reply in the resolution note's thread once the backfill and the
+# quality suite were followed to an outcome.
+NoteKind = Literal["initial", "update", "resolution", "verification"]
 
 
 @dataclass(frozen=True)
 class NoteRequest:
     kind: NoteKind
-    slot: int  # 0 for initial and resolution; 1, 2, ... for the hourly updates
+    slot: int  # 0 for initial, resolution, verification; 1, 2, ... for the hourly updates
     incident: IncidentView
     now: float
-    next_update_at: float | None  # None on the resolution note
+    next_update_at: float | None  # None on the resolution and verification notes
 
 
 class Notifier(Protocol):

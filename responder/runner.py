@@ -24,20 +24,30 @@ from .executor import Executor, LeaseLost
 from .note_schedule import NoteScheduler
 from .recovery import RecoveryGate
 from .store import StoreUnavailable
+from .verify import Verifier
 
 log = get_logger(__name__)
 
 Doc = dict[str, Any]
 
+# States whose notes (resolution, verification reply) may fall due within a run.
+FINAL_NOTES = (inc.VERIFYING, inc.RESOLVED, inc.NEEDS_ATTENTION)
+
 
 class IncidentRunner(Part):
     def __init__(
-        self, common: Common, executor: Executor, recovery: RecoveryGate, notes: NoteScheduler
+        self,
+        common: Common,
+        executor: Executor,
+        recovery: RecoveryGate,
+        notes: NoteScheduler,
+        verifier: Verifier,
     ) -> None:
         super().__init__(common)
         self.executor = executor
         self.recovery = recovery
         self.notes = notes
+        self.verifier = verifier
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def run(self, incident_id: str) -> None:
@@ -78,8 +88,10 @@ class IncidentRunner(Part):
                 and await self.recovery.check(doc)
             ):
                 doc = await self._run_pending(incident_id, renew, None)
-            if doc is not None and doc["state"] == inc.RESOLVED:
-                self.notes.schedule(doc)  # the resolution note
+            if doc is not None and doc["state"] == inc.VERIFYING:
+                doc = await self.verifier.check(doc)  # one poll when due, no waiting here
+            if doc is not None and doc["state"] in FINAL_NOTES:
+                self.notes.schedule(doc)  # the resolution note, the verification reply
         finally:
             with contextlib.suppress(StoreUnavailable):
                 await self.store.release(lease, self.owner)
@@ -145,7 +157,8 @@ class IncidentRunner(Part):
             if doc is None:
                 return None, (None, None)
             before = doc["state"]
-            changed = tr.settle(doc, self.clock(), notes=notes)
+            verify = self.verifier.plan(doc["provider"])
+            changed = tr.settle(doc, self.clock(), notes=notes, verify=verify)
             return (doc if changed else None), (before, doc)
 
         before, settled = await self.store.update("incident", incident_id, change)

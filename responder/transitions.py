@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from . import incidents as inc
+from . import verified_recovery as vr
 from .config import Playbook, Step
 from .plugins import NoteKind
 
@@ -252,18 +253,30 @@ def finish_item(doc: Doc, item_id: str, ok: bool, now: float) -> bool:
     return False
 
 
-def settle(doc: Doc, now: float, *, notes: bool) -> bool:
+def settle(doc: Doc, now: float, *, notes: bool, verify: vr.Plan | None = None) -> bool:
     """Move to the state the incident settles in once no work is pending; True if it
-    changed.  A resolved incident stays live until its resolution note is posted."""
+    changed.  With ``verify`` a triggered backfill is verified first (``verifying``).
+    A resolved incident stays live until its final notes are posted."""
+    began = verify is not None and _recovered_cleanly(doc) and vr.begin(doc, verify, now)
     state = inc.settled_state(doc)
     if state == doc["state"]:
-        return False
+        return began
     doc["state"] = state
     inc.add_event(doc, now, f"state {state}")
     if state == inc.RESOLVED:
         doc["resolved_at"] = now
-        doc["live"] = notes and "resolution:0" not in doc["note_slots"]
+        doc["live"] = notes and not inc.final_notes_posted(doc)
     return True
+
+
+def _recovered_cleanly(doc: Doc) -> bool:
+    """The resolved steps were planned and none of them is pending or failed."""
+    if not (doc.get("recovery") or {}).get("steps_enqueued"):
+        return False
+    return not any(
+        item["phase"] == "recovery" and item["status"] in ("pending", "failed")
+        for item in doc["work"]
+    )
 
 
 def transient_failures(doc: Doc, limit: int) -> dict[str, list[str]]:
@@ -378,9 +391,15 @@ def due_notes(doc: Doc, now: float, update_interval: float) -> list[tuple[NoteKi
     due: list[tuple[NoteKind, int]] = []
     if "initial:0" not in slots:
         due.append(("initial", 0))
-    if doc["state"] == inc.RESOLVED:
+    verification = doc.get("verification")
+    if doc["state"] == inc.RESOLVED or verification is not None:
+        # Verifying: the resolution note says "backfill triggered"; its outcome follows
+        # as a reply in the thread, and no hourly update any more.
         if "resolution:0" not in slots:
             due.append(("resolution", 0))
+        outcome = (verification or {}).get("outcome")
+        if outcome in (vr.PASSED, vr.FAILED) and "verification:0" not in slots:
+            due.append(("verification", 0))
         return due
     slot = int((now - doc["opened_at"]) // update_interval) if update_interval > 0 else 0
     if slot >= 1 and f"update:{slot}" not in slots:
@@ -401,5 +420,5 @@ def note_done(
         inc.add_event(doc, now, f"note posted: {key}")
     elif error is not None:
         inc.add_event(doc, now, f"note failed: {key}", error=error)
-    if kind == "resolution" and doc["state"] == inc.RESOLVED:
-        doc["live"] = False
+    if kind in ("resolution", "verification") and doc["state"] == inc.RESOLVED:
+        doc["live"] = not inc.final_notes_posted(doc)

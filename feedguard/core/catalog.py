@@ -150,6 +150,9 @@ class Provider(ConfigModel):
     lineage: ProviderLineage = Field(default_factory=ProviderLineage)
     # Optional: consumer APIs whose data freshness is probed (docs/lineage.md).
     consumer_probes: Items[ConsumerProbe] = ()
+    # Optional: the GX suite that verifies the provider's data after a backfill
+    # (responder verification.suite when unset).
+    quality_suite: Name | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Provider:

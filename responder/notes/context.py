@@ -7,12 +7,14 @@ output); times are epoch seconds, formatted in templates with ``|time`` and
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from feedguard.core.catalog import Provider
 
 from ..plugins import ActionRecord, AlertView, NoteRequest
+from ..verified_recovery import minutes
 
 BACKFILL_ACTION = "trigger_backfill"
 
@@ -235,7 +237,19 @@ def build_context(
         "evidence": _evidence(incident.evidence, request.slot),
         "truncated_alerts": incident.truncated_alerts,
         "detection": dict(incident.detection) if incident.detection else None,
+        "verification": _verification(incident.verification),
     }
+
+
+def _verification(verification: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The verified recovery as kept on the incident, with the run's duration as text."""
+    if not verification:
+        return None
+    result = copy.deepcopy(dict(verification))
+    run = result.get("backfill") or {}
+    took = run.get("duration_seconds")
+    run["took"] = minutes(took) if isinstance(took, int | float) else None
+    return result
 
 
 def _last_note_at(notes: Mapping[str, Any]) -> float | None:

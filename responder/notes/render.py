@@ -20,7 +20,12 @@ log = get_logger("responder.notes")
 MAX_TEXT = 39_000
 _BLANK_RUNS = re.compile(r"\n{3,}")
 
-_TITLES = {"initial": "Incident opened", "update": "Update", "resolution": "Resolved"}
+_TITLES = {
+    "initial": "Incident opened",
+    "update": "Update",
+    "resolution": "Resolved",
+    "verification": "Backfill verification",
+}
 
 
 class NoteRenderer:

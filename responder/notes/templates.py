@@ -32,6 +32,7 @@ TEMPLATE_NAMES = {
     "initial": "initial.j2",
     "update": "update.j2",
     "resolution": "resolution.j2",
+    "verification": "verification.j2",
 }
 # Included by resolution.j2; listed so a broken override is found at start-up.
 PARTIALS = ("checklist.j2",)

@@ -1,7 +1,9 @@
 """Test DAGs for feedguard's throw-away Airflow: unscheduled, one quick task each.
 
 The names are the runbook's DAGs plus two that only the client and collector
-tests use; ``external_failing`` always fails, for failed-run states.
+tests use; ``external_failing`` always fails, for failed-run states.  The
+verified-recovery tests follow backfills of their own: ``feedguard_backfill_succeeds``
+and ``feedguard_backfill_fails``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ QUICK = (
     "external_data_backfill",
     "feedguard_client_test",
     "feedguard_heartbeat_test",
+    "feedguard_backfill_succeeds",
 )
 
 
@@ -43,3 +46,4 @@ def _dag(dag_id: str, fails: bool = False) -> DAG:
 for _dag_id in QUICK:
     globals()[_dag_id] = _dag(_dag_id)
 external_failing = _dag("external_failing", fails=True)
+feedguard_backfill_fails = _dag("feedguard_backfill_fails", fails=True)

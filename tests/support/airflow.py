@@ -48,6 +48,9 @@ TEST_DAGS = (
     # Used only by the client and collector tests of issue 7.
     "feedguard_client_test",
     "feedguard_heartbeat_test",
+    # The verified-recovery tests' backfills.
+    "feedguard_backfill_succeeds",
+    "feedguard_backfill_fails",
 )
 USERNAME = "feedguard"
 AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"

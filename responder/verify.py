@@ -1,0 +1,118 @@
+"""Verified recovery's I/O: one poll per due incident, as scheduled work.
+
+A ``verifying`` incident is served like any live one, every scheduler tick,
+under its lease; when its next poll is due (``verification.next_poll_at``) this
+reads the backfill's DAG run from Airflow (``GET dags/{id}/dagRuns/{run}``) or
+the quality suite's newest result from the GX validations store, once, and
+records what it saw through ``verified_recovery``.  Nothing sleeps while
+holding the lease, and the stage and bounds live in the store, so a restart or
+another replica carries on where the last poll left off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from feedguard.core.airflow import AirflowClient, AirflowError
+from feedguard.core.gx_results import ValidationStore, ValidationStoreError
+from feedguard.core.log import get_logger
+
+from . import verified_recovery as vr
+from .common import Common, Part
+from .config import ResponderConfig
+
+Doc = dict[str, Any]
+log = get_logger(__name__)
+
+
+def verification_plan(config: ResponderConfig, provider: str) -> vr.Plan | None:
+    """What to verify for this provider's incidents (its catalog ``quality_suite``, else
+    ``verification.suite``); None when verification is switched off."""
+    settings = config.verification
+    if not settings.enabled:
+        return None
+    found = config.providers.get(provider)
+    suite = found.quality_suite if found is not None and found.quality_suite else None
+    return vr.Plan(
+        suite=suite or settings.suite,
+        poll_interval=settings.poll_interval_seconds,
+        backfill_timeout=settings.backfill_timeout_seconds,
+        quality_timeout=settings.quality_timeout_seconds,
+    )
+
+
+class Verifier(Part):
+    def __init__(self, common: Common, airflow: AirflowClient | None) -> None:
+        super().__init__(common)
+        self.airflow = airflow
+        settings = self.config.verification
+        self._results = ValidationStore(Path(settings.validations_dir))
+        self._results_lock = asyncio.Lock()  # the store's caches: one thread at a time
+
+    def plan(self, provider: str) -> vr.Plan | None:
+        return verification_plan(self.config, provider)
+
+    async def check(self, doc: Doc) -> Doc:
+        """Poll once if due; returns the incident as it is after the poll."""
+        if not vr.due(doc, self.clock()):
+            return doc
+        verification = doc["verification"]
+        if verification["stage"] == vr.BACKFILL:
+            run = await self._poll_run(verification["backfill"])
+
+            def record(current: Doc, now: float) -> bool:
+                return vr.run_polled(current, run, now)
+
+        else:
+            suite = await self._poll_suite(verification["suite"]["name"])
+
+            def record(current: Doc, now: float) -> bool:
+                return vr.suite_polled(current, suite, now)
+
+        def change(current: Doc | None) -> tuple[Doc | None, Doc | None]:
+            if current is None or not vr.due(current, self.clock()):
+                return None, current  # another replica polled meanwhile
+            return (current if record(current, self.clock()) else None), current
+
+        updated: Doc | None = await self.store.update("incident", doc["id"], change)
+        if updated is not None and vr.failed(updated) and not vr.failed(doc):
+            log.error(
+                "verified recovery failed: incident needs attention",
+                incident_id=doc["id"],
+                reason=updated["verification"]["reason"],
+            )
+        return updated if updated is not None else doc
+
+    async def _poll_run(self, backfill: Doc) -> vr.RunPoll:
+        if self.airflow is None:
+            return vr.RunPoll(None, error="no Airflow client (actions.airflow)")
+        dag_id, run_id = backfill["dag_id"], backfill["dag_run_id"]
+        try:
+            run = await self.airflow.get_run(dag_id, run_id)
+        except AirflowError as exc:
+            error = f"GET DAG run {dag_id}/{run_id}: HTTP {exc.status}: {exc.detail}"
+            return vr.RunPoll(None, error=error)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return vr.RunPoll(None, error=f"GET DAG run {dag_id}/{run_id}: {exc!r}")
+        return vr.RunPoll(run.state, run.start_timestamp, run.end_timestamp)
+
+    async def _poll_suite(self, suite: str) -> vr.SuitePoll:
+        async with self._results_lock:
+            try:
+                results = await asyncio.to_thread(self._results.scan, (suite,))
+            except (ValidationStoreError, OSError) as exc:
+                return vr.SuitePoll(False, error=str(exc))
+        if not results:  # the suite's folder holds no run yet
+            return vr.SuitePoll(False)
+        found = results[0]  # scan keeps only the suite asked for
+        return vr.SuitePoll(
+            True,
+            success=found.success,
+            run_time=found.run_time,
+            unsuccessful=found.unsuccessful,
+            evaluated=found.evaluated,
+        )

@@ -1,0 +1,367 @@
+"""Verified recovery as pure changes (runbook 5.3-5.4): settle into ``verifying`` once
+the backfill is triggered, follow the run, wait for the suite, resolve or ask for
+attention, which notes fall due and what the follow-up reply says.  No store, no
+clock, no network."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from feedguard.core.catalog import parse_catalog
+from feedguard.responder import incidents as inc
+from feedguard.responder import transitions as tr
+from feedguard.responder import verified_recovery as vr
+from feedguard.responder.actions import open_actions
+from feedguard.responder.config import ResponderConfig
+from feedguard.responder.notes.render import NoteRenderer
+from feedguard.responder.notes.settings import NotesSettings
+from feedguard.responder.payload import parse_notification
+from feedguard.responder.plan import plan
+from feedguard.responder.plugins import NoteRequest
+
+from .conftest import make_catalog
+from .support.responder import (
+    FakeClock,
+    alert,
+    notification,
+    resolved,
+    responder_config,
+    start_responder,
+)
+
+Doc = dict[str, Any]
+
+PLAN = vr.Plan(
+    suite="external_dbt_outputs", poll_interval=60.0, backfill_timeout=3600.0, quality_timeout=600.0
+)
+RUN_ID = "feedguard__backfill__ISO-NE__ISO-NE-100-abc"
+T = 1000.0  # the resolved steps finished
+
+
+def recovered(result: str = "success") -> Doc:
+    """An incident whose resolved steps ran: the backfill trigger ended with ``result``."""
+    doc = inc.new_incident("ISO-NE-100-abc", "ISO-NE", 100.0, None)
+    doc["state"] = inc.RECOVERING
+    doc["recovery"] = {"streak": 2, "steps_enqueued": True}
+    doc["alerts"]["f1"] = {"alertname": "ExternalProviderDown", "status": "resolved"}
+    inc.enqueue(doc, "recovery", "down", [{"action": "trigger_backfill"}])
+    doc["work"][0]["status"] = "done"
+    doc["actions"].append(
+        {
+            "key": "recovery:down:0|trigger",
+            "work": "recovery:down:0",
+            "action": "trigger_backfill",
+            "target": "trigger DAG external_data_backfill for ISO-NE",
+            "resource": None,
+            "target_params": {"dag_id": "external_data_backfill", "dag_run_id": RUN_ID},
+            "phase": "recovery",
+            "result": result,
+            "at": T,
+            "detail": (
+                {"dag_id": "external_data_backfill", "dag_run_id": RUN_ID, "state": "queued"}
+                if result == "success"
+                else {"why": "dry run"}
+            ),
+        }
+    )
+    return doc
+
+
+def verifying() -> Doc:
+    doc = recovered()
+    assert tr.settle(doc, T, notes=True, verify=PLAN)
+    return doc
+
+
+def events(doc: Doc) -> list[str]:
+    return [e["event"] for e in doc["timeline"]]
+
+
+def passed_suite(run_time: float) -> vr.SuitePoll:
+    return vr.SuitePoll(True, success=True, run_time=run_time, unsuccessful=0, evaluated=3)
+
+
+def test_without_verification_the_recovered_incident_resolves_as_before() -> None:
+    doc = recovered()
+    assert tr.settle(doc, T, notes=True, verify=None)
+    assert doc["state"] == inc.RESOLVED
+    assert doc.get("verification") is None
+
+
+def test_a_triggered_backfill_is_followed_before_resolving() -> None:
+    doc = verifying()
+    assert doc["state"] == inc.VERIFYING
+    assert doc["resolved_at"] is None
+    assert doc["live"] is True
+    verification = doc["verification"]
+    assert verification["stage"] == vr.BACKFILL
+    assert verification["backfill"]["dag_run_id"] == RUN_ID
+    assert verification["backfill"]["dag_id"] == "external_data_backfill"
+    assert verification["deadline"] == T + PLAN.backfill_timeout
+    assert verification["next_poll_at"] == T  # the first poll right away
+    assert any(RUN_ID in e and "external_dbt_outputs" in e for e in events(doc))
+    # Settling again is a no-op: the state machine stays put while verifying.
+    assert not tr.settle(doc, T + 1, notes=True, verify=PLAN)
+    assert vr.due(doc, T)
+
+
+def test_a_running_backfill_is_polled_again_after_the_interval() -> None:
+    doc = verifying()
+    assert vr.run_polled(doc, vr.RunPoll("running", started_at=T + 5), T + 10)
+    assert doc["state"] == inc.VERIFYING
+    assert doc["verification"]["backfill"]["state"] == "running"
+    assert doc["verification"]["next_poll_at"] == T + 10 + PLAN.poll_interval
+    assert not vr.due(doc, T + 20)
+    assert vr.due(doc, T + 70)
+
+
+def test_a_successful_run_moves_on_to_the_suite_with_its_own_bound() -> None:
+    doc = verifying()
+    vr.run_polled(doc, vr.RunPoll("success", started_at=T, ended_at=T + 720), T + 800)
+    verification = doc["verification"]
+    assert verification["stage"] == vr.QUALITY
+    assert verification["backfill"]["duration_seconds"] == 720
+    assert verification["deadline"] == T + 800 + PLAN.quality_timeout
+    assert f"backfill run {RUN_ID} succeeded in 12 min" in events(doc)
+    assert doc["state"] == inc.VERIFYING
+
+
+def test_a_suite_result_from_before_the_backfill_ended_does_not_count() -> None:
+    doc = verifying()
+    vr.run_polled(doc, vr.RunPoll("success", started_at=T, ended_at=T + 720), T + 800)
+    assert vr.suite_polled(doc, passed_suite(T + 700), T + 800)
+    assert doc["state"] == inc.VERIFYING
+    assert doc["verification"]["suite"]["success"] is None
+
+
+def test_a_newer_passing_suite_resolves_the_incident() -> None:
+    doc = verifying()
+    vr.run_polled(doc, vr.RunPoll("success", started_at=T, ended_at=T + 720), T + 800)
+    assert vr.suite_polled(doc, passed_suite(T + 900), T + 960)
+    assert doc["state"] == inc.RESOLVED
+    assert doc["resolved_at"] == T + 960
+    verification = doc["verification"]
+    assert verification["outcome"] == vr.PASSED
+    assert verification["suite"] == {
+        "name": "external_dbt_outputs",
+        "success": True,
+        "run_time": T + 900,
+        "unsuccessful": 0,
+        "evaluated": 3,
+    }
+    assert not vr.due(doc, T + 10_000)
+
+
+def test_a_failing_suite_needs_attention_and_says_why() -> None:
+    doc = verifying()
+    vr.run_polled(doc, vr.RunPoll("success", started_at=T, ended_at=T + 720), T + 800)
+    failing = vr.SuitePoll(True, success=False, run_time=T + 900, unsuccessful=1, evaluated=3)
+    vr.suite_polled(doc, failing, T + 960)
+    assert doc["state"] == inc.NEEDS_ATTENTION
+    assert doc["verification"]["outcome"] == vr.FAILED
+    assert doc["verification"]["reason"] == (
+        "quality suite external_dbt_outputs failed: 1 of 3 expectations unmet"
+    )
+    assert inc.settled_state(doc) == inc.NEEDS_ATTENTION
+
+
+def test_a_failed_backfill_needs_attention() -> None:
+    doc = verifying()
+    vr.run_polled(doc, vr.RunPoll("failed", started_at=T, ended_at=T + 180), T + 240)
+    assert doc["state"] == inc.NEEDS_ATTENTION
+    assert doc["verification"]["reason"] == f"backfill run {RUN_ID} failed in 3 min"
+    assert doc["verification"]["stage"] is None
+
+
+def test_the_backfill_bound_expires_into_needs_attention() -> None:
+    doc = verifying()
+    vr.run_polled(doc, vr.RunPoll("queued"), T + 60)
+    assert doc["state"] == inc.VERIFYING
+    vr.run_polled(doc, vr.RunPoll("queued"), T + PLAN.backfill_timeout)
+    assert doc["state"] == inc.NEEDS_ATTENTION
+    assert doc["verification"]["reason"] == (
+        f"backfill run {RUN_ID} still queued when its bound expired"
+    )
+
+
+def test_airflow_errors_are_recorded_and_polled_again_until_the_bound() -> None:
+    doc = verifying()
+    vr.run_polled(doc, vr.RunPoll(None, error="HTTP 503: down"), T + 60)
+    vr.run_polled(doc, vr.RunPoll(None, error="HTTP 503: down"), T + 120)
+    assert doc["state"] == inc.VERIFYING
+    assert doc["verification"]["last_error"] == "HTTP 503: down"
+    (entry,) = [e for e in doc["timeline"] if "could not read its state" in e["event"]]
+    assert entry["repeats"] == 2  # one timeline line, counted
+    vr.run_polled(doc, vr.RunPoll(None, error="HTTP 503: down"), T + PLAN.backfill_timeout)
+    assert doc["state"] == inc.NEEDS_ATTENTION
+
+
+def test_no_suite_result_within_its_bound_needs_attention() -> None:
+    doc = verifying()
+    vr.run_polled(doc, vr.RunPoll("success", started_at=T, ended_at=T + 60), T + 60)
+    vr.suite_polled(doc, vr.SuitePoll(False), T + 120)
+    assert doc["state"] == inc.VERIFYING
+    vr.suite_polled(doc, vr.SuitePoll(False), T + 60 + PLAN.quality_timeout)
+    assert doc["state"] == inc.NEEDS_ATTENTION
+    assert doc["verification"]["reason"] == (
+        "no result of quality suite external_dbt_outputs newer than the backfill's end"
+    )
+
+
+def test_a_poll_of_the_wrong_stage_changes_nothing() -> None:
+    doc = verifying()
+    assert not vr.suite_polled(doc, passed_suite(T + 10), T + 10)
+    vr.run_polled(doc, vr.RunPoll("success", started_at=T, ended_at=T + 60), T + 60)
+    assert not vr.run_polled(doc, vr.RunPoll("failed"), T + 70)
+    assert doc["verification"]["stage"] == vr.QUALITY
+
+
+def test_dry_run_plans_the_follow_up_steps_and_resolves() -> None:
+    doc = recovered(result="dry_run")
+    assert tr.settle(doc, T, notes=True, verify=PLAN)
+    assert doc["state"] == inc.RESOLVED
+    verification = doc["verification"]
+    assert verification["dry_run"] is True
+    assert verification["outcome"] == vr.PLANNED
+    planned = [e for e in events(doc) if e.startswith("planned (dry run): ")]
+    assert planned == [f"planned (dry run): {step}" for step in verification["steps"]]
+    assert "follow backfill run" in planned[0]
+    assert "quality suite external_dbt_outputs" in planned[1]
+    assert not vr.due(doc, T + 10_000)
+
+
+def test_a_failed_or_skipped_backfill_is_not_verified() -> None:
+    doc = recovered(result="skipped")
+    tr.settle(doc, T, notes=True, verify=PLAN)
+    assert doc.get("verification") is None
+    assert doc["state"] == inc.RESOLVED
+
+
+# --- notes ------------------------------------------------------------------------------
+
+
+def test_notes_while_verifying_then_the_follow_up_reply() -> None:
+    doc = verifying()
+    doc["note_slots"] = ["initial:0"]
+    # Verifying: the resolution note now ("backfill triggered"), no hourly update.
+    assert tr.due_notes(doc, T + 7200, 3600) == [("resolution", 0)]
+    tr.note_done(doc, "resolution:0", {}, None, T + 10)
+    assert doc["live"] is True
+    assert tr.due_notes(doc, T + 7200, 3600) == []
+    vr.run_polled(doc, vr.RunPoll("success", started_at=T, ended_at=T + 60), T + 60)
+    vr.suite_polled(doc, passed_suite(T + 100), T + 120)
+    assert tr.due_notes(doc, T + 7200, 3600) == [("verification", 0)]
+    tr.note_done(doc, "verification:0", {}, None, T + 130)
+    assert doc["live"] is False  # resolved, every final note posted
+    assert tr.due_notes(doc, T + 7200, 3600) == []
+
+
+def test_a_failed_verification_posts_its_reply_and_stays_live() -> None:
+    doc = verifying()
+    doc["note_slots"] = ["initial:0", "resolution:0"]
+    vr.run_polled(doc, vr.RunPoll("failed", started_at=T, ended_at=T + 60), T + 60)
+    assert tr.due_notes(doc, T + 100, 3600) == [("verification", 0)]
+    tr.note_done(doc, "verification:0", {}, None, T + 130)
+    assert doc["state"] == inc.NEEDS_ATTENTION
+    assert doc["live"] is True
+
+
+def test_minutes_reads_like_the_runbook() -> None:
+    assert vr.minutes(720) == "12 min"
+    assert vr.minutes(5) == "1 min"
+    assert vr.minutes(3600) == "1 h"
+    assert vr.minutes(2 * 3600 + 300) == "2 h 5 min"
+
+
+def render_followup(doc: Doc) -> str:
+    doc["alerts"] = {}
+    catalog = parse_catalog({"providers": [{"name": "ISO-NE"}]}, "<test>")
+    renderer = NoteRenderer(NotesSettings(), catalog)
+    text, from_template = renderer.render(
+        NoteRequest("verification", 0, inc.view(doc), T + 1000, None)
+    )
+    assert from_template
+    return text
+
+
+def test_the_follow_up_reply_says_what_passed() -> None:
+    doc = verifying()
+    vr.run_polled(doc, vr.RunPoll("success", started_at=T, ended_at=T + 720), T + 800)
+    vr.suite_polled(doc, passed_suite(T + 900), T + 960)
+    first, second = render_followup(doc).splitlines()
+    assert first.endswith("Data backfill verified: ISO-NE*")
+    assert second == (
+        f"backfill run {RUN_ID} succeeded in 12 min · external_dbt_outputs passed at "
+        "1970-01-01 00:31 UTC"
+    )
+
+
+def test_the_follow_up_reply_says_what_failed() -> None:
+    doc = verifying()
+    vr.run_polled(doc, vr.RunPoll("failed", started_at=T, ended_at=T + 180), T + 240)
+    lines = render_followup(doc).splitlines()
+    assert lines[0].endswith("Data backfill verification FAILED: ISO-NE* · needs attention")
+    assert lines[1] == f"backfill run {RUN_ID} FAILED in 3 min"
+    assert lines[2].startswith(f"*What failed:* backfill run {RUN_ID} failed in 3 min.")
+    assert "DAG external_data_backfill" in lines[2]
+
+
+# --- dry run and simulate: the same steps, planned ----------------------------------------
+
+
+def dry_run_config(tmp_path: Path, *, enabled: bool = True) -> ResponderConfig:
+    return responder_config(
+        tmp_path,
+        catalog=make_catalog({"ISO-NE": {"quality_suite": "iso_ne_outputs"}, "MISO": {}}),
+        playbooks=[
+            {
+                "name": "provider-down",
+                "matchers": ['alertname="ExternalProviderDown"'],
+                "firing": [],
+                "resolved": [{"action": "trigger_backfill"}],
+            }
+        ],
+        dry_run=True,
+        verification={"enabled": enabled, "poll_interval_seconds": 30},
+    )
+
+
+async def test_simulate_lists_the_follow_up_steps_after_the_backfill(tmp_path: Path) -> None:
+    config = dry_run_config(tmp_path)
+    body = notification([resolved(alert("ISO-NE")), resolved(alert("MISO"))])
+    async with open_actions(config.actions, config.providers) as actions:
+        entries = plan(config, parse_notification(body), actions, T)
+        steps = {e["provider"]: e["steps"][0] for e in entries}
+        off = plan(dry_run_config(tmp_path, enabled=False), parse_notification(body), actions, T)
+    iso, miso = steps["ISO-NE"], steps["MISO"]
+    assert iso["action"] == "trigger_backfill"
+    follow, wait = iso["then"]
+    assert follow.startswith("follow backfill run feedguard__backfill__ISO-NE__simulated of DAG")
+    assert "poll every 30 s" in follow
+    assert wait.startswith("wait for quality suite iso_ne_outputs ")  # the catalog's suite
+    assert "quality suite external_dbt_outputs " in miso["then"][1]  # the config's default
+    assert all("then" not in e["steps"][0] for e in off)
+
+
+async def test_dry_run_records_the_planned_follow_up_and_resolves(tmp_path: Path) -> None:
+    config = dry_run_config(tmp_path)
+    clock = FakeClock()
+    firing = alert("MISO")
+    async with start_responder(config, clock=clock) as responder:
+        assert (await responder.post(notification([firing]))).status == 200
+        await responder.tick()
+        clock.advance(600)
+        assert (await responder.post(notification([resolved(firing)]))).status == 200
+        await responder.tick()
+        doc = await responder.incident("MISO")
+    assert doc["state"] == "resolved", doc["timeline"]
+    verification = doc["verification"]
+    assert verification["dry_run"] is True
+    assert verification["outcome"] == "planned"
+    planned = [e["event"] for e in doc["timeline"] if e["event"].startswith("planned (dry run)")]
+    assert len(planned) == 2
+    assert "follow backfill run feedguard__backfill__MISO__" in planned[0]
+    assert "quality suite external_dbt_outputs" in planned[1]
+    (backfill,) = [a for a in doc["actions"] if a["action"] == "trigger_backfill"]
+    assert backfill["result"] == "dry_run"
