@@ -5,6 +5,8 @@ clock, no network."""
 
 from __future__ import annotations
 
+import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from feedguard.responder.plan import plan
 from feedguard.responder.plugins import NoteRequest
 
 from .conftest import make_catalog
+from .support.fake_airflow2 import FakeAirflow2
 from .support.responder import (
     FakeClock,
     alert,
@@ -31,6 +34,7 @@ from .support.responder import (
 )
 
 Doc = dict[str, Any]
+DATA = Path(__file__).parent / "data" / "gx"
 
 PLAN = vr.Plan(
     suite="external_dbt_outputs", poll_interval=60.0, backfill_timeout=3600.0, quality_timeout=600.0
@@ -355,7 +359,12 @@ async def test_dry_run_records_the_planned_follow_up_and_resolves(tmp_path: Path
         assert (await responder.post(notification([resolved(firing)]))).status == 200
         await responder.tick()
         doc = await responder.incident("MISO")
+        async with responder.session.get(f"{responder.url}/incidents/{doc['id']}") as response:
+            assert response.status == 200
+            page = await response.text()
     assert doc["state"] == "resolved", doc["timeline"]
+    assert "Verified recovery (dry run: planned only)" in page
+    assert "<dt>Outcome</dt><dd>planned</dd>" in page
     verification = doc["verification"]
     assert verification["dry_run"] is True
     assert verification["outcome"] == "planned"
@@ -365,3 +374,86 @@ async def test_dry_run_records_the_planned_follow_up_and_resolves(tmp_path: Path
     assert "quality suite external_dbt_outputs" in planned[1]
     (backfill,) = [a for a in doc["actions"] if a["action"] == "trigger_backfill"]
     assert backfill["result"] == "dry_run"
+
+
+# --- Airflow 2 (the /api/v1 stand-in) and a GX 0.x result named by the catalog ----------
+
+
+async def test_airflow_2_backfill_and_a_gx_0_suite_from_the_catalog(
+    tmp_path: Path,
+    aiohttp_server: Any,
+) -> None:
+    fake = FakeAirflow2(username="admin", password="secret")
+    fake.add_dag("external_data_backfill")
+    server = await aiohttp_server(fake.app())
+    validations = tmp_path / "validations"
+    config = responder_config(
+        tmp_path,
+        catalog=make_catalog({"MISO": {"quality_suite": "legacy_outputs"}}),
+        playbooks=[
+            {
+                "name": "provider-down",
+                "matchers": ['alertname="ExternalProviderDown"'],
+                "firing": [],
+                "resolved": [{"action": "trigger_backfill"}],
+            }
+        ],
+        actions={
+            "airflow": {
+                "base_url": str(server.make_url("")).rstrip("/"),
+                "version": "2",
+                "username": "admin",
+                "password": "secret",
+            }
+        },
+        verification={
+            "enabled": True,
+            "validations_dir": str(validations),
+            "poll_interval_seconds": 60,
+        },
+    )
+    clock = FakeClock()
+    firing = alert("MISO", starts_at=clock.now - 60)
+    async with start_responder(config, clock=clock) as responder:
+        assert (await responder.post(notification([firing]))).status == 200
+        await responder.tick()
+        clock.advance(600)
+        assert (await responder.post(notification([resolved(firing, clock.now)]))).status == 200
+        await responder.tick()
+        doc = await responder.incident("MISO")
+        assert doc["state"] == "verifying", doc["timeline"]
+        (run,) = fake.runs
+        assert doc["verification"]["backfill"]["dag_run_id"] == run.dag_run_id
+
+        # Airflow answers 503: recorded, polled again, still verifying.
+        fake.failure = 503
+        clock.advance(60)
+        await responder.tick()
+        doc = await responder.incident("MISO")
+        assert doc["state"] == "verifying"
+        assert "HTTP 503" in doc["verification"]["last_error"]
+        fake.failure = None
+
+        started = datetime.fromtimestamp(clock.now, UTC)
+        run.state, run.start_date = "success", started
+        run.end_date = datetime.fromtimestamp(clock.now + 300, UTC)
+        clock.advance(60)
+        await responder.tick()
+        doc = await responder.incident("MISO")
+        assert doc["verification"]["stage"] == "quality"
+        assert doc["verification"]["backfill"]["duration_seconds"] == 300
+        assert doc["verification"]["last_error"] is None
+
+        # GX 0.x keeps its suite name in meta; the folder is the suite's name.
+        folder = validations / "legacy_outputs" / "nightly" / "20991231T000000.000000Z"
+        folder.mkdir(parents=True)
+        shutil.copy(DATA / "gx0_validation_result.json", folder / "batch.json")
+        clock.advance(60)
+        await responder.tick()
+        doc = await responder.incident("MISO")
+
+    assert doc["state"] == "resolved", doc["timeline"]
+    assert doc["verification"]["suite"]["name"] == "legacy_outputs"
+    assert doc["verification"]["suite"]["success"] is True
+    path = f"/api/v1/dags/external_data_backfill/dagRuns/{run.dag_run_id}"
+    assert fake.requests.count(("GET", path)) == 3  # first poll, the 503, success

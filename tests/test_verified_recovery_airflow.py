@@ -181,6 +181,10 @@ async def test_backfill_and_suite_pass_then_resolved_with_a_reply_in_the_thread(
         (resolution,) = [t for t in replies if "Resolved" in t]
         assert "*Data backfill:* triggered" in resolution
         assert f"then quality suite {SUITE}: the outcome follows in this thread" in resolution
+        async with responder.session.get(f"{responder.url}/incidents/{doc['id']}") as response:
+            page = await response.text()
+        assert f"<code>{SUCCEEDS} / {run_id}</code>" in page
+        assert "<dt>Waiting for</dt><dd>the backfill until" in page
         # Waiting holds no lease: another replica could take the incident between polls.
         store = responder.engine.store
         assert await store.acquire(f"incident:{doc['id']}", "another-replica", 5)

@@ -217,7 +217,34 @@ def incident_page(doc: Doc, now: float) -> dict[str, Any]:
             {"id": s["id"], "what": s.get("action") or f"revert {s.get('revert')}"} for s in failed
         ],
         "recovery": doc.get("recovery"),
+        "verification": _verification(doc, now),
         "evidence": evidence_section(doc, now, moment),
+    }
+
+
+def _verification(doc: Doc, now: float) -> dict[str, Any] | None:
+    """Verified recovery (docs/responder.md#verified-recovery) as the page shows it."""
+    verification = doc.get("verification")
+    if not verification:
+        return None
+    backfill = verification.get("backfill") or {}
+    suite = verification.get("suite") or {}
+    return {
+        "dry_run": bool(verification.get("dry_run")),
+        "steps": list(verification.get("steps") or []),
+        "stage": verification.get("stage"),
+        "outcome": verification.get("outcome"),
+        "reason": verification.get("reason"),
+        "run": f"{backfill.get('dag_id')} / {backfill.get('dag_run_id')}",
+        "run_state": backfill.get("state") or "not seen yet",
+        "suite": suite.get("name"),
+        "suite_result": (
+            None if suite.get("success") is None else "passed" if suite["success"] else "failed"
+        ),
+        "suite_at": moment(suite.get("run_time"), now),
+        "next_poll": moment(verification.get("next_poll_at"), now),
+        "deadline": moment(verification.get("deadline"), now),
+        "last_error": verification.get("last_error"),
     }
 
 
