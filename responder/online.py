@@ -5,24 +5,29 @@ would make it possible is not set): the DAGs the playbooks pause and trigger
 exist in Airflow, the throttle's ConfigMap exists and a dry-run merge patch of
 its key is accepted (so the RBAC allows the real one), the read-cache flag
 exists in the runtime-config API, Slack's ``auth.test`` accepts the bot token,
-and Alertmanager answers ``/-/ready``. Nothing is changed anywhere.
+Alertmanager answers ``/-/ready``, and (verification on) the GX validations
+store holds the quality suites recovery waits for. Nothing is changed anywhere.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from feedguard.core.airflow import AirflowClient, AirflowError
+from feedguard.core.gx_results import ValidationStore, ValidationStoreError
 from feedguard.core.schema import read_secret
 
 from .actions.kube import ConfigMapClient
 from .actions.runtime_config import RuntimeConfigClient
 from .config import ResponderConfig
+from .isotimes import iso_utc
 from .plugins import ActionError
 
 
@@ -126,6 +131,31 @@ async def check_alertmanager(url: str | None, session: aiohttp.ClientSession) ->
         return Check(target, "problem", f"not reachable: {type(exc).__name__}: {exc}")
 
 
+async def check_quality_store(config: ResponderConfig) -> Check:
+    """Verified recovery's suites have results in the store (a wrong name or path
+    would only show as an expired bound after the first backfill)."""
+    settings = config.verification
+    target = f"quality store {settings.validations_dir}"
+    if not settings.enabled:
+        return Check(target, "skipped", "verification.enabled is false")
+    suites = [settings.suite] + [
+        p.quality_suite for p in config.providers.enabled if p.quality_suite
+    ]
+    wanted = list(dict.fromkeys(suites))
+    store = ValidationStore(Path(settings.validations_dir))
+    try:
+        results = await asyncio.to_thread(store.scan, wanted)
+    except (ValidationStoreError, OSError) as exc:
+        return Check(target, "problem", str(exc))
+    if store.missing:
+        return Check(target, "problem", f"no result of suite(s) {', '.join(store.missing)}")
+    found = ", ".join(
+        f"{r.suite} ({'passed' if r.success else 'failed'} at {iso_utc(r.run_time)})"
+        for r in results
+    )
+    return Check(target, "ok", f"newest results: {found}")
+
+
 async def run_online_checks(config: ResponderConfig, alertmanager_url: str | None) -> list[Check]:
     async with aiohttp.ClientSession() as session:
         checks: list[Callable[[], Awaitable[Check]]] = [
@@ -134,6 +164,7 @@ async def run_online_checks(config: ResponderConfig, alertmanager_url: str | Non
             lambda: check_runtime_flag(config, session),
             lambda: check_slack(config, session),
             lambda: check_alertmanager(alertmanager_url, session),
+            lambda: check_quality_store(config),
         ]
         results = []
         for check in checks:

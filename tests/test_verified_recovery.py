@@ -18,6 +18,7 @@ from feedguard.responder.actions import open_actions
 from feedguard.responder.config import ResponderConfig
 from feedguard.responder.notes.render import NoteRenderer
 from feedguard.responder.notes.settings import NotesSettings
+from feedguard.responder.online import check_quality_store
 from feedguard.responder.payload import parse_notification
 from feedguard.responder.plan import plan
 from feedguard.responder.plugins import NoteRequest
@@ -457,3 +458,38 @@ async def test_airflow_2_backfill_and_a_gx_0_suite_from_the_catalog(
     assert doc["verification"]["suite"]["success"] is True
     path = f"/api/v1/dags/external_data_backfill/dagRuns/{run.dag_run_id}"
     assert fake.requests.count(("GET", path)) == 3  # first poll, the 503, success
+
+
+async def test_check_config_online_looks_for_the_suites_in_the_store(tmp_path: Path) -> None:
+    validations = tmp_path / "validations"
+
+    def check(enabled: bool = True) -> Any:
+        config = responder_config(
+            tmp_path,
+            catalog=make_catalog({"MISO": {"quality_suite": "legacy_outputs"}, "EIA": {}}),
+            verification={"enabled": enabled, "validations_dir": str(validations)},
+        )
+        return check_quality_store(config)
+
+    assert (await check(enabled=False)).status == "skipped"
+    missing = await check()
+    assert missing.status == "problem"
+    assert missing.detail == f"{validations}: validations directory is missing"
+
+    folder = validations / "legacy_outputs" / "nightly" / "20261125T234500.000000Z"
+    folder.mkdir(parents=True)
+    shutil.copy(DATA / "gx0_validation_result.json", folder / "batch.json")
+    partial = await check()
+    assert partial.line() == (
+        f"problem: quality store {validations}: no result of suite(s) external_dbt_outputs"
+    )
+
+    folder = validations / "external_dbt_outputs" / "__none__" / "20261125T235000.123456Z"
+    folder.mkdir(parents=True)
+    shutil.copy(DATA / "gx1_validation_result.json", folder / "b.json")
+    found = await check()
+    assert found.status == "ok"
+    assert found.detail == (
+        "newest results: external_dbt_outputs (failed at 2026-11-25T23:50:00.123Z), "
+        "legacy_outputs (passed at 2026-11-25T23:45:00Z)"
+    )
