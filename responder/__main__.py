@@ -135,7 +135,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from .app import create_app, server_options
 
-    return serve(config, lambda: create_app(config), __name__, **server_options(config))
+    return serve(
+        config,
+        lambda: create_app(config),
+        __name__,
+        trace_ids=config.tracing.enabled,
+        **server_options(config),
+    )
 
 
 if __name__ == "__main__":

@@ -13,8 +13,10 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from feedguard.core.airflow import AirflowClient
+from feedguard.core.build import version
 from feedguard.core.http_hardening import install_http_hardening
 from feedguard.core.log import get_logger
+from feedguard.core.tracing import Tracing
 
 from . import api, appkeys
 from .actions import open_actions
@@ -32,6 +34,21 @@ from .urgency import UrgentLane
 from .webhook import WEBHOOK_AUTH, WebhookAuth, alertmanager_webhook
 
 log = get_logger(__name__)
+
+
+async def tracing_ctx(app: web.Application) -> AsyncIterator[None]:
+    config = app[appkeys.CONFIG]
+    tracing = Tracing.start(config.tracing, "feedguard-responder", version())
+    app[appkeys.TRACING] = tracing
+    if tracing.enabled:
+        log.info(
+            "traces exported over OTLP/HTTP",
+            sampling_ratio=config.tracing.sampling_ratio,
+            endpoint=config.tracing.endpoint,
+        )
+    yield
+    # Flushes the spans still queued; bounded by the export timeout, off the loop.
+    await asyncio.to_thread(tracing.shutdown)
 
 
 async def store_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -76,12 +93,12 @@ async def plugins_ctx(app: web.Application) -> AsyncIterator[None]:
         actions = app[appkeys.ACTIONS_OVERRIDE]
         if actions is None:
             actions = await stack.enter_async_context(
-                open_actions(config.actions, config.providers)
+                open_actions(config.actions, config.providers, app[appkeys.TRACING])
             )
         notifier = app[appkeys.NOTIFIER_OVERRIDE]
         if notifier is None:
             notifier = await stack.enter_async_context(
-                open_notifier(config.notes, config.providers)
+                open_notifier(config.notes, config.providers, app[appkeys.TRACING])
             )
         app[appkeys.ACTIONS] = actions
         app[appkeys.NOTIFIER] = notifier
@@ -137,6 +154,7 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
         airflow=AirflowClient(app[appkeys.HTTP], config.actions.airflow)
         if config.verification.enabled
         else None,
+        tracing=app[appkeys.TRACING],
     )
     app[appkeys.ENGINE] = engine
     loop_task = asyncio.create_task(engine.run_forever()) if app[appkeys.BACKGROUND] else None
@@ -196,7 +214,7 @@ def create_app(
     app[api.FEATURES_TOKEN] = config.features_token()
     app[appkeys.OPENAPI] = load_spec()
     install_http_hardening(app, config.http)
-    app.cleanup_ctx.extend([store_ctx, redis_ctx, http_ctx, plugins_ctx, engine_ctx])
+    app.cleanup_ctx.extend([tracing_ctx, store_ctx, redis_ctx, http_ctx, plugins_ctx, engine_ctx])
     app.router.add_get("/", api.index)
     app.router.add_post("/webhook/alertmanager", alertmanager_webhook)
     app.router.add_get("/api/v1/incidents", api.list_incidents)

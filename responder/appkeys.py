@@ -9,6 +9,8 @@ import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from feedguard.core.tracing import Tracing
+
 from .backlog import InboxMonitor
 from .config import ResponderConfig
 from .engine import Engine
@@ -32,6 +34,8 @@ NOTIFIER: web.AppKey[Notifier | None] = web.AppKey("notifier")
 # None when evidence is switched off (evidence.enabled: false).
 EVIDENCE: web.AppKey[EvidenceGatherer | None] = web.AppKey("evidence")
 ENGINE = web.AppKey("engine", Engine)
+# The service's tracer (Tracing.off() unless tracing.enabled).
+TRACING = web.AppKey("tracing", Tracing)
 # Test seams set by create_app(...): replace what open_actions / open_notifier yield.
 ACTIONS_OVERRIDE: web.AppKey[Mapping[str, Action] | None] = web.AppKey("actions_override")
 NOTIFIER_OVERRIDE: web.AppKey[Notifier | None] = web.AppKey("notifier_override")

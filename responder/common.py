@@ -1,10 +1,13 @@
 """What every part of the scheduler (intake, runner, recovery, notes, steps) works
-with: the config, the store, the metrics, the clock and this replica's lease owner."""
+with: the config, the store, the metrics, the clock, this replica's lease owner and
+the tracer."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from feedguard.core.tracing import Tracing
 
 from .config import ResponderConfig
 from .metrics import Metrics
@@ -18,6 +21,7 @@ class Common:
     metrics: Metrics
     clock: Callable[[], float]
     owner: str  # lease owner id of this replica
+    tracing: Tracing
 
 
 class Part:
@@ -27,3 +31,4 @@ class Part:
         self.metrics = common.metrics
         self.clock = common.clock
         self.owner = common.owner
+        self.tracing = common.tracing

@@ -30,6 +30,7 @@ from feedguard.core.schema import (
 )
 from feedguard.core.service_config import load_service_config
 from feedguard.core.settings import LogSettings, RedisSettings
+from feedguard.core.tracing import TracingSettings
 
 from .actions.settings import ActionsSettings
 from .evidence.settings import EvidenceSettings
@@ -217,6 +218,8 @@ class ResponderConfig(ServiceSettings):
     notes: NotesSettings = Field(default_factory=NotesSettings)
     # Workload logs and credential metadata on every incident (docs/evidence.md).
     evidence: EvidenceSettings = Field(default_factory=EvidenceSettings)
+    # OpenTelemetry traces over OTLP/HTTP, off by default (docs/responder.md#traces).
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
     log: LogSettings = Field(default_factory=LogSettings)
 
     @model_validator(mode="after")
@@ -299,6 +302,7 @@ def _startup_checks(config: ResponderConfig) -> list[Callable[[], object]]:
         lambda: read_secret(
             actions.kubernetes.token, actions.kubernetes.token_file, "Kubernetes token"
         ),
+        config.tracing.read_headers,
     ]
 
 

@@ -29,6 +29,7 @@ import redis.asyncio as aioredis
 
 from feedguard.core.airflow import AirflowClient
 from feedguard.core.log import get_logger
+from feedguard.core.tracing import Tracing
 
 from .circuit import Breakers
 from .common import Common
@@ -69,10 +70,11 @@ class Engine:
         redis: aioredis.Redis | None = None,
         evidence: EvidenceGatherer | None = None,
         airflow: AirflowClient | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.config = config
         self.store = store
-        common = Common(config, store, metrics, clock, owner=uuid.uuid4().hex)
+        common = Common(config, store, metrics, clock, uuid.uuid4().hex, tracing or Tracing.off())
         self.breakers = Breakers(
             config.executor.circuit_failure_threshold,
             config.executor.circuit_reset_seconds,

@@ -12,6 +12,8 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from feedguard.core.tracing import current_trace_id
+
 from .plugins import ActionRecord, AlertView, IncidentView
 
 Doc = dict[str, Any]
@@ -65,6 +67,7 @@ def new_incident(
                 "at": opened_at,
                 "event": "incident opened",
                 "last_success_before": last_success_before,
+                **_traced(),
             }
         ],
         "timeline_dropped": 0,
@@ -74,12 +77,24 @@ def new_incident(
     }
 
 
+# Not part of what makes an event a repeat of the last one.
+_REPEAT_IGNORES = ("at", "repeats", "last_at", "trace_id")
+
+
+def _traced() -> Doc:
+    """``{"trace_id": …}`` inside a sampled trace, else nothing."""
+    trace_id = current_trace_id()
+    return {} if trace_id is None else {"trace_id": trace_id}
+
+
 def add_event(doc: Doc, at: float, event: str, **fields: Any) -> None:
+    """Append a timeline entry; inside a sampled trace it carries its ``trace_id``."""
+    fields.update(_traced())
     timeline = doc["timeline"]
     if timeline:
         last = timeline[-1]
-        same = {k: v for k, v in last.items() if k not in ("at", "repeats", "last_at")}
-        if same == {"event": event, **fields}:
+        same = {k: v for k, v in last.items() if k not in _REPEAT_IGNORES}
+        if same == {"event": event, **{k: v for k, v in fields.items() if k != "trace_id"}}:
             # The same event again (a failing probe every 30 s, a re-sent alert):
             # counted on the last entry instead of flooding the timeline.
             last["repeats"] = last.get("repeats", 1) + 1

@@ -25,6 +25,7 @@ from feedguard.core.keys import (
     provider_status_key,
 )
 from feedguard.core.log import get_logger
+from feedguard.core.tracing import carrier, span_link
 
 from . import incidents as inc
 from .common import Common, Part
@@ -122,6 +123,21 @@ class Intake(Part):
         return touched
 
     async def _apply_group(self, provider: Provider, items: list[Transition]) -> str | None:
+        """One span per incident update, in the trace of the group's first notification
+        (linked to the others' when a batch holds several)."""
+        traces = [t.entry["trace"] for t in items if t.entry.get("trace")]
+        links = [link for found in traces[1:] if (link := span_link(found)) is not None]
+        with self.tracing.span(
+            "incident update",
+            traces[0] if traces else None,
+            links=links,
+            attributes={"feedguard.provider": provider.name, "feedguard.transitions": len(items)},
+        ) as span:
+            incident_id = await self._update_group(provider, items)
+            span.set_attribute("feedguard.incident_id", incident_id or "")
+            return incident_id
+
+    async def _update_group(self, provider: Provider, items: list[Transition]) -> str | None:
         active = await self.store.get("active", provider.name)
         incident_id: str | None = active.get("incident") if active else None
         if incident_id is None:
@@ -137,6 +153,7 @@ class Intake(Part):
         now = self.clock()
         health_probe = provider.health_probe is not None
         needed = self.config.recovery.probes_required
+        trace = carrier()
 
         def change(doc: Doc | None) -> tuple[Doc | None, tuple[list[bool], bool]]:
             if doc is None:
@@ -145,6 +162,9 @@ class Intake(Part):
             applied = apply_transitions(
                 doc, items, now, health_probe=health_probe, probes_required=needed
             )
+            if applied.changed and trace:
+                # The steps this update planned run in its trace (runner.py).
+                doc["trace"] = trace
             return (doc if applied.changed else None), (applied.accepted, applied.needs_service)
 
         with structlog.contextvars.bound_contextvars(incident_id=incident_id):

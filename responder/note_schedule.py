@@ -83,7 +83,11 @@ class NoteScheduler(Part):
             kind=kind, slot=slot, incident=inc.view(doc), now=self.clock(), next_update_at=next_at
         )
         try:
-            merged = await self.notifier.post(request)
+            # The note joins the trace of the incident's latest update.
+            with self.tracing.span(
+                f"note {kind}", doc.get("trace"), attributes={"feedguard.incident_id": doc["id"]}
+            ):
+                merged = await self.notifier.post(request)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             log.warning("note failed", error=error)

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
+from opentelemetry.trace import StatusCode
 
 from feedguard.core.log import get_logger
 
@@ -110,7 +111,21 @@ class IncidentRunner(Part):
                 if inc.settled_state(doc) != doc["state"]:
                     return await self._settle(incident_id)
                 return doc
-            item = pending[0]
+            await self._run_item(incident_id, renew, doc, pending[0])
+            doc = None
+            await renew()
+
+    async def _run_item(
+        self, incident_id: str, renew: Callable[[], Awaitable[None]], doc: Doc, item: Doc
+    ) -> None:
+        """One step, as a span in the trace of the incident update that planned it."""
+        name = item["action"] or f"revert {item['revert']}"
+        attributes = {
+            "feedguard.incident_id": incident_id,
+            "feedguard.step.id": item["id"],
+            "feedguard.step.phase": item["phase"],
+        }
+        with self.tracing.span(f"step {name}", doc.get("trace"), attributes=attributes) as span:
             provider = self.config.providers.get(doc["provider"])
             if item["phase"] == "firing" and doc["state"] in (inc.OPEN, inc.STABILISED):
                 doc = await self._set_state(incident_id, inc.STABILISING, "running firing steps")
@@ -118,9 +133,10 @@ class IncidentRunner(Part):
                 ok = False  # the provider left the catalog since the incident opened
             else:
                 ok = await self.executor.run_item(doc, item, provider, renew)
+            span.set_attribute("feedguard.step.ok", ok)
+            if not ok:
+                span.set_status(StatusCode.ERROR, "step failed")
             await self._finish_item(incident_id, item["id"], ok)
-            doc = None
-            await renew()
 
     async def _auto_retry(self, incident_id: str, doc: Doc) -> Doc | None:
         """Steps that failed only transiently go back to pending once their breakers let

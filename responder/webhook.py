@@ -13,6 +13,8 @@ from typing import Any
 
 import structlog
 from aiohttp import web
+from opentelemetry import trace as trace_api
+from opentelemetry.trace import SpanKind
 
 from feedguard.core.auth import check_basic, check_bearer
 from feedguard.core.intake import (
@@ -23,6 +25,7 @@ from feedguard.core.intake import (
     unauthorized,
 )
 from feedguard.core.log import get_logger
+from feedguard.core.tracing import carrier
 
 from . import appkeys
 from .payload import Notification, PayloadError, parse_notification
@@ -64,10 +67,18 @@ def _refuse(refused: Refused, request: web.Request) -> web.Response:
 
 async def alertmanager_webhook(request: web.Request) -> web.Response:
     started = time.perf_counter()
-    try:
-        return await _handle(request)
-    finally:
-        request.app[appkeys.METRICS].webhook_duration.observe(time.perf_counter() - started)
+    # The notification's trace starts here (an incoming traceparent is not followed:
+    # the sampling decision stays ours); the inbox entries carry it on (intake.py).
+    attributes = {"http.request.method": "POST", "http.route": "/webhook/alertmanager"}
+    with request.app[appkeys.TRACING].span(
+        "POST /webhook/alertmanager", kind=SpanKind.SERVER, attributes=attributes
+    ) as span:
+        try:
+            response = await _handle(request)
+            span.set_attribute("http.response.status_code", response.status)
+            return response
+        finally:
+            request.app[appkeys.METRICS].webhook_duration.observe(time.perf_counter() - started)
 
 
 async def _handle(request: web.Request) -> web.Response:
@@ -114,6 +125,9 @@ async def _record(request: web.Request, notification: Notification) -> web.Respo
     if notification.truncated_alerts:
         log.warning("alertmanager truncated the group", truncated=notification.truncated_alerts)
     received_at = app[appkeys.CLOCK]()
+    # The notification's span context (empty when tracing is off): applying the entry
+    # and the steps it causes join this trace (intake.py, runner.py).
+    trace = carrier()
     items: dict[str, dict[str, Any]] = {}
     for alert in notification.alerts:
         items.setdefault(
@@ -126,6 +140,7 @@ async def _record(request: web.Request, notification: Notification) -> web.Respo
                 "received_at": received_at,
                 "truncated": notification.truncated_alerts,
                 "group_labels": dict(notification.group_labels),
+                **({"trace": trace} if trace else {}),
             },
         )
     urgent = app[appkeys.URGENT].pick((key, item["alert"]) for key, item in items.items())
@@ -143,6 +158,9 @@ async def _record(request: web.Request, notification: Notification) -> web.Respo
         return _refuse(Refused(400, f"invalid payload: {exc}", "invalid"), request)
     new = sum(fresh)
     duplicates = len(notification.alerts) - new
+    span = trace_api.get_current_span()
+    span.set_attribute("feedguard.alerts", len(notification.alerts))
+    span.set_attribute("feedguard.alerts.new", new)
     metrics = app[appkeys.METRICS]
     metrics.notifications.labels("accepted").inc()
     if duplicates:

@@ -101,16 +101,19 @@ def serve(
     config: ListenConfig,
     create_app: Callable[[], web.Application],
     logger_name: str,
+    *,
+    trace_ids: bool = False,
     **server_options: Any,
 ) -> int:
     """Configure logging, bind ``config.listen``, build the app and run it until stopped.
 
     The port is bound before anything starts, so a port in use is one line on
     stderr and exit 2, not a traceback after start-up logged its progress.
-    ``server_options`` go to aiohttp's request handler (e.g. ``keepalive_timeout``)."""
+    ``server_options`` go to aiohttp's request handler (e.g. ``keepalive_timeout``);
+    ``trace_ids``: tracing is on, log lines inside a sampled span carry its trace_id."""
     from aiohttp import web
 
-    configure_logging(config.log.level, config.log.format)
+    configure_logging(config.log.level, config.log.format, trace_ids=trace_ids)
     try:
         sock = bind(config.listen)
         get_logger(logger_name).info("starting", listen=config.listen)

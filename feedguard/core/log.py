@@ -88,8 +88,27 @@ def _redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMap
     return event_dict
 
 
-def configure_logging(level: str = "info", fmt: LogFormat = "auto") -> None:
-    """Configure structlog and the stdlib root logger once per process."""
+def trace_id_processor() -> structlog.typing.Processor:
+    """Adds ``trace_id`` to a line logged inside a sampled span.  Installed only when
+    tracing is on (``configure_logging(trace_ids=True)``): the OpenTelemetry API
+    comes with the services' extras, not with the base install (record-success)."""
+    from .tracing import current_trace_id
+
+    def add(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        trace_id = current_trace_id()
+        if trace_id is not None:
+            event_dict.setdefault("trace_id", trace_id)
+        return event_dict
+
+    return add
+
+
+def configure_logging(
+    level: str = "info", fmt: LogFormat = "auto", *, trace_ids: bool = False
+) -> None:
+    """Configure structlog and the stdlib root logger once per process; ``trace_ids``:
+    lines logged inside a sampled span carry its ``trace_id``."""
+    traced = [trace_id_processor()] if trace_ids else []
     use_console = fmt == "console" or (fmt == "auto" and sys.stdout.isatty())
     renderer: Any = (
         structlog.dev.ConsoleRenderer() if use_console else structlog.processors.JSONRenderer()
@@ -104,6 +123,7 @@ def configure_logging(level: str = "info", fmt: LogFormat = "auto") -> None:
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            *traced,
             structlog.processors.add_log_level,
             stamp,
             *finish,
@@ -118,6 +138,7 @@ def configure_logging(level: str = "info", fmt: LogFormat = "auto") -> None:
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[
             structlog.contextvars.merge_contextvars,
+            *traced,
             structlog.stdlib.add_log_level,
             structlog.stdlib.add_logger_name,
             stamp,

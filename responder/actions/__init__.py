@@ -16,6 +16,7 @@ from feedguard.core.airflow import AirflowClient
 from feedguard.core.catalog import Catalog
 from feedguard.core.schema import read_secret
 from feedguard.core.seatunnel import SeaTunnelClient
+from feedguard.core.tracing import Tracing
 
 from ..plugins import Action
 from .disable_feeds import DisableFeeds
@@ -44,16 +45,18 @@ ACTION_NAMES = (
 
 @contextlib.asynccontextmanager
 async def open_actions(
-    settings: ActionsSettings, catalog: Catalog
+    settings: ActionsSettings, catalog: Catalog, tracing: Tracing | None = None
 ) -> AsyncIterator[Mapping[str, Action]]:
+    """``tracing``: the clients' calls become child spans of the step running them."""
+    tracing = tracing or Tracing.off()
     # Secrets are read once here, so a missing token file fails start-up, not an incident.
     runtime_token = read_secret(
         settings.runtime_config.token, settings.runtime_config.token_file, "runtime-config token"
     )
     airflow_password = settings.airflow.read_password()
     seatunnel_password = settings.seatunnel.read_password()
-    configmaps = ConfigMapClient(settings.kubernetes)
-    session = aiohttp.ClientSession(raise_for_status=False)
+    configmaps = ConfigMapClient(settings.kubernetes, tracing)
+    session = aiohttp.ClientSession(raise_for_status=False, trace_configs=tracing.trace_configs())
     try:
         airflow = AirflowClient(session, settings.airflow, password=airflow_password)
         runtime = RuntimeConfigClient(

@@ -1,7 +1,8 @@
 """A small async wrapper around the official ``kubernetes`` client for one ConfigMap.
 
-The client is blocking (urllib3), so every call runs in a worker thread; it is
-given its own request timeout so a thread never outlives the executor's
+The client is blocking (urllib3), so every call runs in a worker thread (with the
+caller's context: ``asyncio.to_thread`` copies it, so the call's span is a child
+of the step's); it is given its own request timeout so a thread never outlives the executor's
 deadline by much.  Errors come back as ``ActionError`` carrying the API
 server's ``Status`` message, retryable only where trying again can help.
 """
@@ -13,12 +14,15 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import urllib3
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
+from opentelemetry.trace import SpanKind
 
 from feedguard.core.schema import read_secret
+from feedguard.core.tracing import Tracing
 
 from ..plugins import ActionError
 from .settings import KubernetesSettings
@@ -93,8 +97,9 @@ def api_error(exc: BaseException, what: str) -> ActionError:
 class ConfigMapClient:
     """GET and merge-PATCH of one namespaced ConfigMap (what the RBAC Role allows)."""
 
-    def __init__(self, settings: KubernetesSettings) -> None:
+    def __init__(self, settings: KubernetesSettings, tracing: Tracing | None = None) -> None:
         self._settings = settings
+        self._tracing = tracing or Tracing.off()
         self._timeout = settings.timeout_seconds
         self._field_manager = settings.field_manager
         self._api_client: k8s.ApiClient | None = None
@@ -118,6 +123,8 @@ class ConfigMapClient:
         what = f"get configmap {namespace}/{name}"
         core = await self._core()
         obj = await self._call(
+            "GET",
+            namespace,
             what,
             core.read_namespaced_config_map,
             name,
@@ -139,15 +146,36 @@ class ConfigMapClient:
             kwargs["dry_run"] = "All"
         core = await self._core()
         obj = await self._call(
-            what, core.patch_namespaced_config_map, name, namespace, dict(body), **kwargs
+            "PATCH",
+            namespace,
+            what,
+            core.patch_namespaced_config_map,
+            name,
+            namespace,
+            dict(body),
+            **kwargs,
         )
         return _state(obj)
 
-    async def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return await asyncio.to_thread(fn, *args, **kwargs)
-        except (k8s.ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
-            raise api_error(exc, what) from exc
+    async def _call(
+        self, method: str, namespace: str, what: str, fn: Any, *args: Any, **kwargs: Any
+    ) -> Any:
+        attributes = {
+            "http.request.method": method,
+            "k8s.namespace.name": namespace,
+            "feedguard.kubernetes.call": what,
+            # The host only: a configured URL may carry credentials.
+            "server.address": urlsplit(self._settings.host or "").hostname or "in-cluster",
+        }
+        name = f"kubernetes {method} configmap"
+        with self._tracing.span(name, kind=SpanKind.CLIENT, attributes=attributes) as span:
+            try:
+                return await asyncio.to_thread(fn, *args, **kwargs)
+            except k8s.ApiException as exc:
+                span.set_attribute("http.response.status_code", exc.status or 0)
+                raise api_error(exc, what) from exc
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                raise api_error(exc, what) from exc
 
     async def close(self) -> None:
         if self._api_client is not None:

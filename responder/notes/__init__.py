@@ -13,6 +13,7 @@ import aiohttp
 
 from feedguard.core.catalog import Catalog
 from feedguard.core.log import get_logger
+from feedguard.core.tracing import Tracing
 
 from ..plugins import Notifier
 from .notifier import SlackNotifier
@@ -32,7 +33,7 @@ __all__ = [
 
 @contextlib.asynccontextmanager
 async def open_notifier(
-    settings: NotesSettings, catalog: Catalog
+    settings: NotesSettings, catalog: Catalog, tracing: Tracing | None = None
 ) -> AsyncIterator[Notifier | None]:
     """The Slack notifier, or None when notes are disabled or no Slack is configured.
 
@@ -56,7 +57,9 @@ async def open_notifier(
     settings.check_startup()
     renderer = NoteRenderer(settings, catalog)
     timeout = aiohttp.ClientTimeout(total=settings.request_timeout_seconds)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
+    # With tracing on, each Slack call is a child span of the note being posted.
+    trace_configs = tracing.trace_configs() if tracing else []
+    async with aiohttp.ClientSession(timeout=timeout, trace_configs=trace_configs) as session:
         delivery: Delivery
         if token:
             delivery = WebApiDelivery(token, settings, session)

@@ -7,6 +7,7 @@ operation is one transaction, so a read-modify-write is atomic.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import fcntl
 import json
 import os
@@ -66,7 +67,10 @@ class SqliteStore(Store):
                     raise InvalidValue(f"not storable: {exc.reason}") from None
                 raise
 
-        return await asyncio.get_running_loop().run_in_executor(self._thread, call)
+        # In the caller's context (as asyncio.to_thread does): a change function's
+        # timeline entries carry the caller's trace_id (incidents.add_event).
+        context = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(self._thread, context.run, call)
 
     def _lock(self) -> None:
         """Hold ``<path>.lock`` for as long as the store is open: one responder per
