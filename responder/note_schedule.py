@@ -13,6 +13,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import structlog
+from opentelemetry.trace import StatusCode
 
 from feedguard.core.log import get_logger
 
@@ -82,20 +83,21 @@ class NoteScheduler(Part):
         request = NoteRequest(
             kind=kind, slot=slot, incident=inc.view(doc), now=self.clock(), next_update_at=next_at
         )
-        try:
-            # The note joins the trace of the incident's latest update.
-            with self.tracing.span(
-                f"note {kind}", doc.get("trace"), attributes={"feedguard.incident_id": doc["id"]}
-            ):
+        # The note joins the trace of the incident's latest update; so do its log
+        # lines and its timeline entry.
+        attributes = {"feedguard.incident_id": incident_id}
+        with self.tracing.span(f"note {kind}", doc.get("trace"), attributes=attributes) as span:
+            try:
                 merged = await self.notifier.post(request)
-        except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            log.warning("note failed", error=error)
-            self.metrics.notes.labels(kind, "failure").inc()
-            await self._done(incident_id, key, None, error)
-            return
-        self.metrics.notes.labels(kind, "success").inc()
-        await self._done(incident_id, key, dict(merged or {}), None)
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                log.warning("note failed", error=error)
+                span.set_status(StatusCode.ERROR, type(exc).__name__)
+                self.metrics.notes.labels(kind, "failure").inc()
+                await self._done(incident_id, key, None, error)
+                return
+            self.metrics.notes.labels(kind, "success").inc()
+            await self._done(incident_id, key, dict(merged or {}), None)
 
     async def _done(
         self, incident_id: str, key: str, merged: dict[str, Any] | None, error: str | None

@@ -204,6 +204,8 @@ async def test_one_trace_per_notification(tmp_path: Path, world: World) -> None:
     events = {e["event"] for e in traced}
     assert "incident opened" in events
     assert any(e.startswith("playbook provider-down") for e in events)
+    assert "step applied" in events
+    assert "note posted: initial:0" in events
 
 
 async def test_unsampled_notification_exports_nothing(tmp_path: Path, world: World) -> None:
