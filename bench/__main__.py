@@ -2,6 +2,14 @@
 
 import sys
 
-from . import config_load, lineage, scrape, webhook
+from . import config_load, lineage, scrape, tracing, webhook
 
-sys.exit(max(scrape.main([]), webhook.main([]), lineage.main([]), config_load.main([])))
+sys.exit(
+    max(
+        scrape.main([]),
+        webhook.main([]),
+        tracing.main([]),
+        lineage.main([]),
+        config_load.main([]),
+    )
+)

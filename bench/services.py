@@ -38,11 +38,18 @@ def redis_server(workdir: Path) -> Iterator[str]:
     port = free_port()
     argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
     argv += ["--appendonly", "no", "--dir", str(workdir)]
-    with (workdir / "redis.log").open("wb") as log:
+    with running(argv, workdir / "redis.log", port):
+        yield f"redis://127.0.0.1:{port}/0"
+
+
+@contextlib.contextmanager
+def running(argv: list[str], log_path: Path, port: int) -> Iterator[None]:
+    """Run ``argv`` (output to ``log_path``) until the block ends, once ``port`` listens."""
+    with log_path.open("wb") as log:
         process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_for_port(port, process)
-        yield f"redis://127.0.0.1:{port}/0"
+        yield
     finally:
         process.terminate()
         process.wait(10)

@@ -33,9 +33,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -45,11 +46,14 @@ TOKEN = "bench-token"
 
 
 @contextlib.contextmanager
-def server(kind: str, redis_url: str, workdir: Path) -> Iterator[str]:
+def server(
+    kind: str, redis_url: str, workdir: Path, extra: Sequence[str] = (), name: str = ""
+) -> Iterator[str]:
+    """``extra``: more arguments of ``--serve`` (bench/tracing.py's tracing set-up)."""
     port = free_port()
     argv = [sys.executable, "-m", "bench.webhook", "--serve", kind, "--port", str(port)]
-    argv += ["--redis", redis_url, "--workdir", str(workdir)]
-    log = (workdir / f"{kind}.log").open("wb")
+    argv += ["--redis", redis_url, "--workdir", str(workdir), *extra]
+    log = (workdir / f"{name or kind}.log").open("wb")
     process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_for_port(port, process)
@@ -80,7 +84,9 @@ def serve_bare(port: int) -> None:
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
 
 
-def serve_responder(port: int, redis_url: str, workdir: Path) -> None:
+def serve_responder(
+    port: int, redis_url: str, workdir: Path, tracing: dict[str, Any] | None = None
+) -> None:
 
     from aiohttp import web
 
@@ -101,6 +107,7 @@ def serve_responder(port: int, redis_url: str, workdir: Path) -> None:
             "store": {"backend": "redis"},
             "redis": {"url": redis_url},
             "webhook": {"bearer_token": TOKEN},
+            **({"tracing": tracing} if tracing else {}),
             "playbooks": [
                 {
                     "name": "down",
@@ -302,12 +309,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--redis", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
+    parser.add_argument("--tracing", help=argparse.SUPPRESS)  # JSON: the tracing section
     args = parser.parse_args(argv)
     if args.serve == "bare":
         serve_bare(args.port)
         return 0
     if args.serve == "responder":
-        serve_responder(args.port, args.redis, Path(args.workdir))
+        tracing = json.loads(args.tracing) if args.tracing else None
+        serve_responder(args.port, args.redis, Path(args.workdir), tracing)
         return 0
     os.environ.setdefault("PYTHONHASHSEED", "0")
     with (
