@@ -2,7 +2,7 @@
 
 import sys
 
-from . import config_load, lineage, scrape, tracing, webhook
+from . import config_load, first_action, lineage, scrape, tracing, webhook
 
 sys.exit(
     max(
@@ -11,5 +11,6 @@ sys.exit(
         tracing.main([]),
         lineage.main([]),
         config_load.main([]),
+        first_action.main([]),
     )
 )

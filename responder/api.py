@@ -170,16 +170,22 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     app = request.app
+    # Outside clients are reported, never a reason to be unready: notifications must
+    # still be taken while Kubernetes or Airflow is down (the steps retry).
+    clients = app[appkeys.CLIENTS].view()
     try:
         await app[appkeys.STORE].ping()
         backlog = await app[appkeys.INBOX].read()
     except StoreUnavailable as exc:
-        return web.json_response({"status": "unavailable", "store": str(exc)}, status=503)
+        return web.json_response(
+            {"status": "unavailable", "store": str(exc), "clients": clients}, status=503
+        )
     inbox = {"depth": backlog.depth, "oldest_age_seconds": round(backlog.oldest_age_seconds, 3)}
+    answer = {"store": "ok", "inbox": inbox, "clients": clients}
     if backlog.oldest_age_seconds > app[appkeys.CONFIG].inbox.ready_max_age_seconds:
         # Alert transitions wait longer than allowed: the runbook is not being run.
-        return web.json_response({"status": "backlog", "store": "ok", "inbox": inbox}, status=503)
-    return web.json_response({"status": "ok", "store": "ok", "inbox": inbox})
+        return web.json_response({"status": "backlog", **answer}, status=503)
+    return web.json_response({"status": "ok", **answer})
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -21,6 +21,7 @@ from feedguard.core.tracing import Tracing
 from . import api, appkeys
 from .actions import open_actions
 from .backlog import InboxMonitor
+from .clients import ClientChecks, ClientWarmup
 from .config import ResponderConfig
 from .engine import Engine
 from .evidence import open_evidence
@@ -89,16 +90,17 @@ async def http_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def plugins_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[appkeys.CONFIG]
+    checks = ClientChecks()
     async with contextlib.AsyncExitStack() as stack:
         actions = app[appkeys.ACTIONS_OVERRIDE]
         if actions is None:
             actions = await stack.enter_async_context(
-                open_actions(config.actions, config.providers, app[appkeys.TRACING])
+                open_actions(config.actions, config.providers, app[appkeys.TRACING], checks=checks)
             )
         notifier = app[appkeys.NOTIFIER_OVERRIDE]
         if notifier is None:
             notifier = await stack.enter_async_context(
-                open_notifier(config.notes, config.providers, app[appkeys.TRACING])
+                open_notifier(config.notes, config.providers, app[appkeys.TRACING], checks=checks)
             )
         app[appkeys.ACTIONS] = actions
         app[appkeys.NOTIFIER] = notifier
@@ -113,7 +115,22 @@ async def plugins_ctx(app: web.Application) -> AsyncIterator[None]:
         unknown = sorted({name for _, name in config.playbook_action_names()} - set(actions.keys()))
         if unknown:
             log.warning("playbooks name actions that do not exist", unknown=unknown)
-        yield
+        used = {name for _, name in config.playbook_action_names()}
+        warmup = ClientWarmup(
+            checks.used(used) if config.clients.check_at_start else [],
+            config.clients,
+            app[appkeys.METRICS].client_ready,
+            app[appkeys.CLOCK],
+        )
+        app[appkeys.CLIENTS] = warmup
+        # In the background: a slow or failing downstream never holds up the start.
+        task = asyncio.create_task(warmup.run())
+        try:
+            yield
+        finally:
+            # Before the stack closes the clients the checks use.
+            task.cancel()
+            await asyncio.wait({task}, timeout=5.0)
 
 
 async def _log_ready_when_store_answers(app: web.Application, every: float = 1.0) -> None:

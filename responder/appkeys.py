@@ -12,6 +12,7 @@ from aiohttp import web
 from feedguard.core.tracing import Tracing
 
 from .backlog import InboxMonitor
+from .clients import ClientWarmup
 from .config import ResponderConfig
 from .engine import Engine
 from .evidence import EvidenceGatherer
@@ -36,6 +37,8 @@ EVIDENCE: web.AppKey[EvidenceGatherer | None] = web.AppKey("evidence")
 ENGINE = web.AppKey("engine", Engine)
 # The service's tracer (Tracing.off() unless tracing.enabled).
 TRACING = web.AppKey("tracing", Tracing)
+# The start-up checks of the outside clients and their state (/readyz, client_ready).
+CLIENTS = web.AppKey("clients", ClientWarmup)
 # Test seams set by create_app(...): replace what open_actions / open_notifier yield.
 ACTIONS_OVERRIDE: web.AppKey[Mapping[str, Action] | None] = web.AppKey("actions_override")
 NOTIFIER_OVERRIDE: web.AppKey[Notifier | None] = web.AppKey("notifier_override")

@@ -154,6 +154,16 @@ class SchedulerSettings(ConfigModel):
     tick_seconds: PositiveFloat = 5.0
 
 
+class ClientSettings(ConfigModel):
+    """Start-up checks of the outside clients (docs/responder.md#client-checks)."""
+
+    # Build and check Kubernetes, Airflow, runtime-config and Slack at start, so
+    # the first action is not slower than the rest; a failed check is retried.
+    check_at_start: bool = True
+    check_timeout_seconds: PositiveFloat = 10.0
+    retry_seconds: PositiveFloat = 30.0
+
+
 class ActionOptions(ConfigModel):
     enabled: bool = True
     dry_run: bool = False
@@ -215,6 +225,7 @@ class ResponderConfig(ServiceSettings):
     playbooks: Items[Playbook] = ()
     action_options: Mapping[str, ActionOptions] = Field(default_factory=dict)
     actions: ActionsSettings = Field(default_factory=ActionsSettings)
+    clients: ClientSettings = Field(default_factory=ClientSettings)
     notes: NotesSettings = Field(default_factory=NotesSettings)
     # Workload logs and credential metadata on every incident (docs/evidence.md).
     evidence: EvidenceSettings = Field(default_factory=EvidenceSettings)

@@ -52,6 +52,13 @@ class Metrics:
             ["action", "result"],
             registry=r,
         )
+        self.client_ready = Gauge(
+            "feedguard_responder_client_ready",
+            "1 when the outside client (kubernetes, airflow, runtime_config, slack) passed "
+            "its start-up check, 0 while it has not (retried until it does).",
+            ["client"],
+            registry=r,
+        )
         self.open_incidents = Gauge(
             "feedguard_responder_open_incidents",
             "Incidents not yet resolved, by provider and state.",

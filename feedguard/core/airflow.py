@@ -369,6 +369,12 @@ class AirflowClient:
         except ValueError as exc:
             raise AirflowError(status, f"{method} {path}: answer is not JSON") from exc
 
+    async def check(self) -> ApiVersion:
+        """What the first call would otherwise pay for: the version (asked once), a
+        token (Airflow 3) and one authenticated read, over the pooled session."""
+        await self.request("GET", "/dags", params={"limit": "1"})
+        return await self.version()
+
     # -- DAGs --
 
     async def get_dag(self, dag_id: str) -> DagInfo:

@@ -2,7 +2,9 @@
 
 ``open_actions`` is the only entry point the core uses: it creates the clients
 (Kubernetes API, Airflow, runtime-config HTTP session) and yields the actions by
-playbook name; leaving the context closes the clients.
+playbook name; leaving the context closes the clients.  Given ``checks``, it
+registers each client's start-up check with the actions that use it
+(responder/clients.py).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from feedguard.core.schema import read_secret
 from feedguard.core.seatunnel import SeaTunnelClient
 from feedguard.core.tracing import Tracing
 
+from ..clients import ClientChecks
 from ..plugins import Action
 from .disable_feeds import DisableFeeds
 from .kube import ConfigMapClient
@@ -45,7 +48,10 @@ ACTION_NAMES = (
 
 @contextlib.asynccontextmanager
 async def open_actions(
-    settings: ActionsSettings, catalog: Catalog, tracing: Tracing | None = None
+    settings: ActionsSettings,
+    catalog: Catalog,
+    tracing: Tracing | None = None,
+    checks: ClientChecks | None = None,
 ) -> AsyncIterator[Mapping[str, Action]]:
     """``tracing``: the clients' calls become child spans of the step running them."""
     tracing = tracing or Tracing.off()
@@ -82,6 +88,24 @@ async def open_actions(
             TriggerFallback.name: TriggerFallback(airflow, settings.fallback_dag),
             TriggerBackfill.name: TriggerBackfill(airflow, settings.backfill_dag),
         }
+        if checks is not None:
+            kube = settings.kubernetes
+            checks.add(
+                "kubernetes",
+                lambda: configmaps.warm_up(kube.namespace, kube.configmap),
+                [ThrottleApi.name],
+            )
+            checks.add(
+                "airflow",
+                airflow.check,
+                [PauseDags.name, DisableFeeds.name, TriggerFallback.name, TriggerBackfill.name],
+            )
+            feature = settings.runtime_config.feature
+            checks.add(
+                "runtime_config",
+                lambda: runtime.check(feature),
+                [ReadCache.name, ReduceBatchSize.name],
+            )
         yield actions
     finally:
         await session.close()

@@ -46,6 +46,11 @@ class RuntimeConfigClient:
         """(status, parsed body); the caller decides what a 404 or 405 means."""
         return await self._request("GET", feature, None)
 
+    async def check(self, feature: str) -> None:
+        """The start-up check: one GET of the feature (the API answers and takes the
+        token; a 404 or 405 passes, read_cache copes with a feature it cannot read)."""
+        await self.get(feature)
+
     async def set(self, feature: str, body: Mapping[str, Any]) -> Any:
         status, answer = await self._request("POST", feature, dict(body))
         if status >= 300:

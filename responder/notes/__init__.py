@@ -15,6 +15,7 @@ from feedguard.core.catalog import Catalog
 from feedguard.core.log import get_logger
 from feedguard.core.tracing import Tracing
 
+from ..clients import ClientChecks
 from ..plugins import Notifier
 from .notifier import SlackNotifier
 from .render import NoteRenderer
@@ -33,13 +34,18 @@ __all__ = [
 
 @contextlib.asynccontextmanager
 async def open_notifier(
-    settings: NotesSettings, catalog: Catalog, tracing: Tracing | None = None
+    settings: NotesSettings,
+    catalog: Catalog,
+    tracing: Tracing | None = None,
+    checks: ClientChecks | None = None,
 ) -> AsyncIterator[Notifier | None]:
     """The Slack notifier, or None when notes are disabled or no Slack is configured.
 
     Reads the token or webhook URL and compiles every template first, so a
     missing secret file or a broken override template stops start-up with a
-    ConfigError instead of failing the first incident's note.
+    ConfigError instead of failing the first incident's note.  With ``checks``,
+    the Web API client registers its start-up check (``auth.test``); an incoming
+    webhook has no endpoint to check without posting, so it has none.
     """
     if not settings.enabled:
         log.info("situation notes disabled (notes.enabled: false)")
@@ -62,7 +68,10 @@ async def open_notifier(
     async with aiohttp.ClientSession(timeout=timeout, trace_configs=trace_configs) as session:
         delivery: Delivery
         if token:
-            delivery = WebApiDelivery(token, settings, session)
+            web_api = WebApiDelivery(token, settings, session)
+            if checks is not None:
+                checks.add("slack", web_api.check)
+            delivery = web_api
             log.info("situation notes via chat.postMessage", channel=settings.channel)
         else:
             assert webhook is not None

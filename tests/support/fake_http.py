@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def record_client_ports(ports: list[int]) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """A middleware appending each request's client port to ``ports``: requests
+    from one port came over one TCP connection."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        ports.append(int(peer[1]) if peer else 0)
+        return await handler(request)
+
+    return middleware
 
 
 @asynccontextmanager

@@ -41,7 +41,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .fake_http import serve_app
+from .fake_http import record_client_ports, serve_app
 from .fake_kubernetes_reads import KubernetesReads, status
 
 MERGE = "application/merge-patch+json"
@@ -82,6 +82,8 @@ class FakeKubernetes(KubernetesReads):
     _version: int = 1000
     # Answer the next N requests with this status (e.g. 500, 409), then behave.
     fail_next: list[int] = field(default_factory=list)
+    # The client port of every request, in order (one port: one TCP connection).
+    client_ports: list[int] = field(default_factory=list)
 
     def grant(
         self,
@@ -119,7 +121,7 @@ class FakeKubernetes(KubernetesReads):
         return [body for method, _, _, body in self.requests if method == "PATCH"]
 
     def app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=[record_client_ports(self.client_ports)])
         path = "/api/v1/namespaces/{namespace}/configmaps/{name}"
         app.router.add_get(path, self._get)
         app.router.add_patch(path, self._patch)

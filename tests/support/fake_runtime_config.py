@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .fake_http import serve_app
+from .fake_http import record_client_ports, serve_app
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,8 @@ class FakeRuntimeConfig:
     # client that dies after the change and before it heard the answer).
     hold_answers: asyncio.Event | None = None
     held: asyncio.Event = field(default_factory=asyncio.Event)
+    # The client port of every request, in order (one port: one TCP connection).
+    client_ports: list[int] = field(default_factory=list)
 
     @classmethod
     def with_features(cls, names: Iterable[str], **kwargs: Any) -> FakeRuntimeConfig:
@@ -59,7 +61,7 @@ class FakeRuntimeConfig:
         return {"name": feature, **self.features[feature]}
 
     def app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=[record_client_ports(self.client_ports)])
         path = "/runtime-config/v1/features/{name}"
         app.router.add_get(path, self._get)
         app.router.add_post(path, self._post)
