@@ -9,9 +9,9 @@ and the runtime-config API (tests/support), opens the responder's actions with
 ``open_actions`` exactly as the responder does, and then times the ``apply`` of
 ``throttle_api`` (Kubernetes ConfigMap GET + PATCH) and of ``read_cache``
 (runtime-config GET + POST): the first one, then ``--later`` more (each reverted
-in between, untimed).  The stand-ins run on the same event loop, so their own
-first requests are served once beforehand through another session: what is
-measured is the responder's side.  Two variants, interleaved per round:
+in between, untimed).  The stand-ins run in a process of their own and serve
+their own first requests once beforehand, so what is measured is the
+responder's side.  Two variants, interleaved per round:
 
 - ``unwarmed``: the actions used straight away (what a responder did before the
   start-up checks);
@@ -27,16 +27,38 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import statistics
 import subprocess
 import sys
 import time
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 ACTIONS = ("throttle_api", "read_cache")
+
+
+def _serve(conn: Connection) -> None:
+    """The stand-ins, in a process of their own (spawned): their work never shares
+    the measured process's interpreter lock or event loop."""
+    asyncio.run(_serve_async(conn))
+
+
+async def _serve_async(conn: Connection) -> None:
+    from tests.support.fake_kubernetes import FakeKubernetes
+    from tests.support.fake_runtime_config import FakeRuntimeConfig
+
+    kube = FakeKubernetes()
+    kube.grant("bench-token")
+    kube.put("aurum-dev", "aurum-api-config", {"AURUM_API_RATE_LIMIT_RPS": "200"})
+    runtime = FakeRuntimeConfig.with_features(["external_read_cache"])
+    async with kube.serve() as kube_url, runtime.serve() as runtime_url:
+        await _warm_stand_ins(kube_url, runtime_url, runtime.token)
+        conn.send((kube_url, runtime_url, runtime.token))
+        await asyncio.to_thread(conn.recv)  # until the measured process is done
 
 
 async def _child(warm: bool, later: int) -> dict[str, Any]:
@@ -47,19 +69,17 @@ async def _child(warm: bool, later: int) -> dict[str, Any]:
     from feedguard.responder.config import ClientSettings
     from feedguard.responder.metrics import Metrics
     from tests.support.action_context import context, provider
-    from tests.support.fake_kubernetes import FakeKubernetes
-    from tests.support.fake_runtime_config import FakeRuntimeConfig
 
-    kube = FakeKubernetes()
-    kube.grant("bench-token")
-    kube.put("aurum-dev", "aurum-api-config", {"AURUM_API_RATE_LIMIT_RPS": "200"})
-    runtime = FakeRuntimeConfig.with_features(["external_read_cache"])
-    async with kube.serve() as kube_url, runtime.serve() as runtime_url:
-        await _warm_stand_ins(kube_url, runtime_url, runtime.token)
+    spawn = multiprocessing.get_context("spawn")
+    ours, theirs = spawn.Pipe()
+    server = spawn.Process(target=_serve, args=(theirs,), daemon=True)
+    server.start()
+    try:
+        kube_url, runtime_url, runtime_token = ours.recv()
         settings = ActionsSettings.model_validate(
             {
                 "kubernetes": {"host": kube_url, "token": "bench-token"},
-                "runtime_config": {"base_url": runtime_url, "token": runtime.token},
+                "runtime_config": {"base_url": runtime_url, "token": runtime_token},
             }
         )
         checks = ClientChecks()
@@ -80,13 +100,15 @@ async def _child(warm: bool, later: int) -> dict[str, Any]:
                     runs.append(time.perf_counter() - started)
                     await action.revert(ctx, target, outcome.previous)
                 times[name] = runs
+    finally:
+        ours.send("stop")
+        server.join(10)
     return times
 
 
 async def _warm_stand_ins(kube_url: str, runtime_url: str, runtime_token: str) -> None:
-    """The stand-ins serve on this process's loop: their own first GET, PATCH and POST
-    are served once beforehand, through another session, so that only the
-    responder's side of a first action is measured (in both variants)."""
+    """The stand-ins' own first GET, PATCH and POST, served once beforehand, so that
+    only the responder's side of a first action is measured (in both variants)."""
     import aiohttp
 
     configmap = f"{kube_url}/api/v1/namespaces/aurum-dev/configmaps/aurum-api-config"

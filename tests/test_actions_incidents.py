@@ -170,6 +170,16 @@ async def responder(world: World) -> AsyncIterator[tuple[TestClient[Any, Any], E
         yield client, app[appkeys.ENGINE]
 
 
+async def clients_checked(client: TestClient[Any, Any]) -> dict[str, Any]:
+    """/readyz's clients once each has been checked at least once (bounded wait)."""
+    for _ in range(400):
+        clients: dict[str, Any] = (await (await client.get("/readyz")).json())["clients"]
+        if clients and all(c["attempts"] and c["checked_at"] for c in clients.values()):
+            return clients
+        await asyncio.sleep(0.025)
+    raise AssertionError(f"start-up checks not done: {clients}")
+
+
 def iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
 
@@ -492,9 +502,11 @@ async def test_dry_run_and_switched_off_action_change_nothing(world: World) -> N
 async def test_retryable_and_final_errors_through_the_executor(world: World) -> None:
     # Kubernetes answers 503 once (retried, then applied); runtime-config
     # refuses the token (final: one attempt, the incident says why).
-    world.kube.fail_next.append(503)
     world.runtime.token = "rotated"
     async with responder(world) as (client, engine):
+        # After the start-up checks (their GET must not take the injected 503).
+        await clients_checked(client)
+        world.kube.fail_next.append(503)
         await post(client, engine, notification("MISO", "firing", world.clock.now - 60))
         await tick(engine)
         doc = await incident(client, "MISO")
