@@ -121,6 +121,7 @@ async def plugins_ctx(app: web.Application) -> AsyncIterator[None]:
             config.clients,
             app[appkeys.METRICS].client_ready,
             app[appkeys.CLOCK],
+            app[appkeys.TRACING],
         )
         app[appkeys.CLIENTS] = warmup
         # In the background: a slow or failing downstream never holds up the start.

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import Gauge
 
 from feedguard.core.log import get_logger
+from feedguard.core.tracing import Tracing
 
 if TYPE_CHECKING:  # the actions package imports this module; config imports the actions
     from .config import ClientSettings
@@ -81,8 +82,10 @@ class ClientWarmup:
         settings: ClientSettings,
         gauge: Gauge,
         clock: Callable[[], float] = time.time,
+        tracing: Tracing | None = None,
     ) -> None:
         self._checks = list(checks)
+        self._tracing = tracing or Tracing.off()
         self._settings = settings
         self._gauge = gauge
         self._clock = clock
@@ -106,9 +109,14 @@ class ClientWarmup:
         state = self.states[check.name]
         state.attempts += 1
         started = time.perf_counter()
+        # A trace of its own per check (no notification is behind it), its calls as children.
+        span = self._tracing.span(
+            f"client check {check.name}", attributes={"feedguard.client": check.name}
+        )
         try:
-            async with asyncio.timeout(self._settings.check_timeout_seconds):
-                await check.check()
+            with span:
+                async with asyncio.timeout(self._settings.check_timeout_seconds):
+                    await check.check()
         except Exception as exc:  # any failure is reported and retried, never raised
             error = _describe(exc, self._settings.check_timeout_seconds)
             if error != state.error:  # log changes, not every retry
