@@ -101,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         app.on_startup.append(_freeze_gc)  # runs after the cleanup contexts have built everything
         return app
 
-    return serve(config, build, __name__)
+    return serve(config, build, __name__, trace_ids=config.tracing.enabled)
 
 
 if __name__ == "__main__":

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import html
 from collections.abc import AsyncIterator
 
 import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
+from opentelemetry.trace import SpanKind
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     GC_COLLECTOR,
@@ -17,11 +19,12 @@ from prometheus_client import (
 )
 
 from feedguard.core.airflow import AirflowClient
-from feedguard.core.build import register_build_info
+from feedguard.core.build import register_build_info, version
 from feedguard.core.http_hardening import install_http_hardening
 from feedguard.core.kube import KubeReader
 from feedguard.core.log import get_logger
 from feedguard.core.seatunnel import SeaTunnelClient
+from feedguard.core.tracing import Tracing
 
 from . import appkeys
 from .collectors.airflow import AirflowCollector
@@ -44,6 +47,14 @@ from .scrape import gather, render, scrape_timeout
 log = get_logger(__name__)
 
 
+async def tracing_ctx(app: web.Application) -> AsyncIterator[None]:
+    tracing = Tracing.start(app[appkeys.CONFIG].tracing, "feedguard-exporter", version())
+    app[appkeys.TRACING] = tracing
+    yield
+    # Flushes the spans still queued; bounded by the export timeout, off the loop.
+    await asyncio.to_thread(tracing.shutdown)
+
+
 async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[appkeys.CONFIG]
     client = aioredis.Redis.from_url(config.redis.url, **config.redis.client_options())
@@ -57,7 +68,11 @@ async def http_ctx(app: web.Application) -> AsyncIterator[None]:
     # Probes must see the provider as it is now: no pooled connection reused
     # across scrapes (force_close), so every probe connects like a client would.
     connector = aiohttp.TCPConnector(limit=config.probes.concurrency, force_close=True)
-    session = aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
+    session = aiohttp.ClientSession(
+        connector=connector,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        trace_configs=app[appkeys.TRACING].trace_configs(),
+    )
     app[appkeys.HTTP] = session
     yield
     await session.close()
@@ -69,7 +84,11 @@ async def airflow_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
         return
     connector = aiohttp.TCPConnector(limit=settings.concurrency)
-    session = aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
+    session = aiohttp.ClientSession(
+        connector=connector,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        trace_configs=app[appkeys.TRACING].trace_configs(),
+    )
     app[appkeys.AIRFLOW] = AirflowClient(session, settings)
     yield
     await session.close()
@@ -80,7 +99,9 @@ async def seatunnel_ctx(app: web.Application) -> AsyncIterator[None]:
     if not settings.enabled:
         yield
         return
-    session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
+    session = aiohttp.ClientSession(
+        cookie_jar=aiohttp.DummyCookieJar(), trace_configs=app[appkeys.TRACING].trace_configs()
+    )
     app[appkeys.SEATUNNEL] = SeaTunnelClient(session, settings)
     yield
     await session.close()
@@ -186,8 +207,13 @@ async def metrics(request: web.Request) -> web.Response:
     )
     deadline = Deadline.in_seconds(max(0.05, timeout - config.scrape.deadline_margin_seconds))
     collectors: list[Collector] = app[appkeys.COLLECTORS]
-    families = await gather(collectors, deadline)
-    body = render(families, app[appkeys.PROCESS_REGISTRY])
+    tracing = app[appkeys.TRACING]
+    # One trace per scrape (sampled at tracing.sampling_ratio): a span per collector,
+    # their probe, Airflow and SeaTunnel calls as its children.
+    attributes = {"http.request.method": "GET", "http.route": "/metrics"}
+    with tracing.span("GET /metrics", kind=SpanKind.SERVER, attributes=attributes):
+        families = await gather(collectors, deadline, tracing)
+        body = render(families, app[appkeys.PROCESS_REGISTRY])
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
@@ -238,6 +264,7 @@ def create_app(config: ExporterConfig) -> web.Application:
     install_http_hardening(app, config.http)
     app.cleanup_ctx.extend(
         [
+            tracing_ctx,
             redis_ctx,
             http_ctx,
             airflow_ctx,

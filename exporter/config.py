@@ -25,6 +25,7 @@ from feedguard.core.schema import (
 from feedguard.core.seatunnel import SeaTunnelSettings
 from feedguard.core.service_config import load_service_config
 from feedguard.core.settings import LogSettings, RedisSettings
+from feedguard.core.tracing import TracingSettings
 
 from .collectors.consumers import read_tokens
 from .collectors.dbt import DbtSettings
@@ -73,6 +74,8 @@ class ExporterConfig(ServiceSettings):
     kubernetes: KubeReadSettings = Field(default_factory=KubeReadSettings)
     # POST /api/v1/lineage, off by default; docs/lineage.md.
     lineage: LineageSettings = Field(default_factory=LineageSettings)
+    # OpenTelemetry traces over OTLP/HTTP, off by default (docs/exporter.md#traces).
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
     log: LogSettings = Field(default_factory=LogSettings)
 
     @property
@@ -130,6 +133,7 @@ def load_config(
             config.seatunnel.read_password,
             config.kubernetes.check,
             config.lineage.read_token,
+            config.tracing.read_headers,
         ],
     )
     # The catalog's secret files (consumer probe tokens), now that it is loaded.

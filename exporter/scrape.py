@@ -6,11 +6,13 @@ import asyncio
 import time
 from collections.abc import Iterable, Sequence
 
+from opentelemetry.trace import StatusCode
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from feedguard.core.log import get_logger
+from feedguard.core.tracing import Tracing
 
 from .collectors.base import Collector, Deadline
 
@@ -39,7 +41,19 @@ def soft_deadline(deadline: Deadline) -> Deadline:
     return Deadline(deadline.at - reserve)
 
 
-async def _run(collector: Collector, deadline: Deadline) -> tuple[Sequence[Metric], bool, float]:
+async def _run(
+    collector: Collector, deadline: Deadline, tracing: Tracing
+) -> tuple[Sequence[Metric], bool, float]:
+    with tracing.span(f"collect {collector.name}") as span:
+        families, ok, seconds = await _collect(collector, deadline)
+        if not ok:
+            span.set_status(StatusCode.ERROR, "collector failed or missed the deadline")
+        return families, ok, seconds
+
+
+async def _collect(
+    collector: Collector, deadline: Deadline
+) -> tuple[Sequence[Metric], bool, float]:
     started = time.perf_counter()
     try:
         async with asyncio.timeout(deadline.remaining()):
@@ -57,9 +71,14 @@ async def _run(collector: Collector, deadline: Deadline) -> tuple[Sequence[Metri
     return families, True, time.perf_counter() - started
 
 
-async def gather(collectors: Sequence[Collector], deadline: Deadline) -> list[Metric]:
-    """Every collector's families plus ``external_exporter_collector_*`` about each."""
-    outcomes = await asyncio.gather(*(_run(c, deadline) for c in collectors))
+async def gather(
+    collectors: Sequence[Collector], deadline: Deadline, tracing: Tracing | None = None
+) -> list[Metric]:
+    """Every collector's families plus ``external_exporter_collector_*`` about each;
+    with ``tracing``, a span per collector (asyncio.gather's tasks copy the context,
+    so they are children of the scrape's span)."""
+    tracing = tracing or Tracing.off()
+    outcomes = await asyncio.gather(*(_run(c, deadline, tracing) for c in collectors))
     up = GaugeMetricFamily(
         "external_exporter_collector_up",
         "1 when the collector's last collection worked.",
