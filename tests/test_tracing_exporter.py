@@ -33,27 +33,26 @@ async def receiver() -> AsyncIterator[tuple[OtlpReceiver, str]]:
         yield found, f"{url}/v1/traces"
 
 
-async def scrape_once(config: Any) -> None:
+async def scrape_once(redis_url: str, providers: Providers, endpoint: str, on: bool) -> None:
+    """One scrape of an exporter probing two providers (one URL with a password)."""
+    ok = providers.url("/ok").replace("http://", f"http://probe:{PROBE_PASSWORD}@")
+    catalog = make_catalog(
+        {"EIA": {"health_probe": {"url": ok}}, "NOAA": providers.probe("/status/503")}
+    )
+    tracing = TracingSettings(enabled=on, endpoint=endpoint, sampling_ratio=1.0)
+    config = config_for(catalog, redis_url).model_copy(update={"tracing": tracing})
     async with TestClient(TestServer(create_app(config), host="127.0.0.1")) as client:
         response = await client.get("/metrics")
         assert response.status == 200
     # Leaving the client stopped the app, whose shutdown flushed the spans.
-
-
-def _catalog(providers: Providers) -> Any:
-    ok = providers.url("/ok").replace("http://", f"http://probe:{PROBE_PASSWORD}@")
-    return make_catalog(
-        {"EIA": {"health_probe": {"url": ok}}, "NOAA": providers.probe("/status/503")}
-    )
+    assert providers.hits == {"/ok": 1, "/status/503": 1}
 
 
 async def test_one_trace_per_scrape(
     redis_url: str, providers: Providers, receiver: tuple[OtlpReceiver, str]
 ) -> None:
     otlp, endpoint = receiver
-    config = config_for(_catalog(providers), redis_url)
-    tracing = TracingSettings(enabled=True, endpoint=endpoint, sampling_ratio=1.0)
-    await scrape_once(config.model_copy(update={"tracing": tracing}))
+    await scrape_once(redis_url, providers, endpoint, on=True)
 
     root = next(s for s in otlp.spans if s.name == "GET /metrics")
     assert root.parent_span_id is None
@@ -66,15 +65,11 @@ async def test_one_trace_per_scrape(
     assert sorted(s.attributes["http.status_code"] for s in calls) == [200, 503]
     assert all(s.kind == CLIENT for s in calls)
     assert PROBE_PASSWORD not in json.dumps([s.attributes for s in otlp.spans])
-    assert providers.hits == {"/ok": 1, "/status/503": 1}
 
 
 async def test_off_exports_nothing(
     redis_url: str, providers: Providers, receiver: tuple[OtlpReceiver, str]
 ) -> None:
     otlp, endpoint = receiver
-    config = config_for(_catalog(providers), redis_url)
-    tracing = TracingSettings(enabled=False, endpoint=endpoint, sampling_ratio=1.0)
-    await scrape_once(config.model_copy(update={"tracing": tracing}))
-    assert providers.hits == {"/ok": 1, "/status/503": 1}
+    await scrape_once(redis_url, providers, endpoint, on=False)
     assert otlp.requests == 0
