@@ -94,11 +94,14 @@ async def world() -> AsyncIterator[World]:
         yield World(receiver, f"{otlp_url}/v1/traces", kube, runtime, airflow, slack, urls)
 
 
-def _config(tmp_path: Path, world: World, **tracing: Any) -> Any:
+def _config(
+    tmp_path: Path, world: World, store: dict[str, Any] | None = None, **tracing: Any
+) -> Any:
     headers = tmp_path / "otlp-headers"
     headers.write_text(f"Authorization=Bearer%20{EXPORT_TOKEN}\n")
     return responder_config(
         tmp_path,
+        **(store or {}),
         catalog=make_catalog({"ISO-NE": {"datasets": ["lmp"], "dags": [INGEST]}}),
         playbooks=PLAYBOOKS,
         actions={
@@ -132,8 +135,11 @@ def _only(spans: list[ReceivedSpan]) -> ReceivedSpan:
     return spans[0]
 
 
-async def test_one_trace_per_notification(tmp_path: Path, world: World) -> None:
-    config = _config(tmp_path, world)
+async def test_one_trace_per_notification(
+    tmp_path: Path, world: World, store_options: dict[str, Any]
+) -> None:
+    """On both stores: the trace context crosses the inbox and the incident document."""
+    config = _config(tmp_path, world, store_options)
     clock = FakeClock(datetime.now(UTC).timestamp())
     async with start_responder(config, clock=clock) as r:
         await r.post(notification([alert("ISO-NE", starts_at=clock.now - 60)]))
