@@ -39,6 +39,8 @@ from .notes.settings import NotesSettings
 
 DEFAULT_LISTEN = "127.0.0.1:9817"
 MiB = 1024 * 1024
+# The heartbeat renews a lease every third of it: at most once a second.
+MIN_LEASE_SECONDS = 3.0
 
 
 def _check_matchers(values: Any) -> str | None:
@@ -88,22 +90,22 @@ class ExecutorSettings(ConfigModel):
     backoff_factor: PositiveFloat = 2.0
     circuit_failure_threshold: AtLeastOne = 5
     circuit_reset_seconds: PositiveFloat = 300.0
-    # A replica running an incident's steps holds a lease this long (renewed per step).
-    lease_seconds: PositiveFloat = 120.0
+    # A replica running an incident (or posting a note) holds a lease this long,
+    # renewed by a heartbeat every third of it while the work runs, so a step may
+    # take longer than the lease; a survivor takes a dead replica's work over
+    # within about one lease (docs/responder.md#replicas).
+    lease_seconds: PositiveFloat = 15.0
     # A step that failed for transient reasons only (connection error, timeout, 5xx,
     # open breaker) is put back to pending this many times, each once its breaker
     # lets a call through; then it needs a human (POST .../retry).
     auto_retries: NonNegativeInt = 3
 
     @model_validator(mode="after")
-    def _lease_outlasts_a_call(self) -> ExecutorSettings:
-        worst = self.timeout_seconds * self.attempts + sum(
-            self.backoff_initial_seconds * self.backoff_factor**n for n in range(self.attempts - 1)
-        )
-        if self.lease_seconds <= worst:
+    def _lease_allows_heartbeats(self) -> ExecutorSettings:
+        if self.lease_seconds < MIN_LEASE_SECONDS:
             raise ValueError(
-                f"lease_seconds: must exceed the longest call with retries ({worst:g}s), "
-                f"or another replica may take over a step still running"
+                f"lease_seconds: must be at least {MIN_LEASE_SECONDS:g}s: it is renewed every "
+                f"third of it, and a shorter one is lost to any pause of the process"
             )
         return self
 
@@ -237,6 +239,13 @@ class ResponderConfig(ServiceSettings):
     def _consistent(self) -> ResponderConfig:
         if self.store.backend == "redis" and self.redis is None:
             raise ValueError("store.backend: 'redis' needs the redis section")
+        if self.store.backend == "redis" and self.redis is not None:
+            timeout = self.redis.socket_timeout_seconds
+            if self.executor.lease_seconds < 3 * timeout:
+                raise ValueError(
+                    f"executor.lease_seconds: must be at least 3 x redis.socket_timeout_seconds "
+                    f"({3 * timeout:g}s): a renewal every third of the lease may take that long"
+                )
         names: dict[str, int] = {}
         for index, playbook in enumerate(self.playbooks):
             if playbook.name in names:

@@ -2,8 +2,9 @@
 (the executor runs each), pass the recovery gate, run the resolved steps, settle.
 
 The state changes are ``transitions``; this module orders them and does the I/O.
-Across replicas the ``incident:ID`` lease decides who runs an incident; within a
-replica, one lock per incident being run.
+Across replicas the ``incident:ID`` lease decides who runs an incident (kept by a
+heartbeat while it runs, ``heartbeat.py``); within a replica, one lock per incident
+being run.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from . import incidents as inc
 from . import transitions as tr
 from .common import Common, Part
 from .executor import Executor, LeaseLost
+from .heartbeat import Heartbeat
 from .note_schedule import NoteScheduler
 from .recovery import RecoveryGate
 from .store import StoreUnavailable
@@ -77,25 +79,27 @@ class IncidentRunner(Part):
                 raise LeaseLost(incident_id)
 
         try:
-            doc = await self.store.get("incident", incident_id)
-            if doc is None:
-                return
-            self.notes.schedule(doc)
-            doc = await self._auto_retry(incident_id, doc)
-            doc = await self._run_pending(incident_id, renew, doc)
-            if (
-                doc is not None
-                and doc["state"] == inc.RECOVERING
-                and await self.recovery.check(doc)
-            ):
-                doc = await self._run_pending(incident_id, renew, None)
-            if doc is not None and doc["state"] == inc.VERIFYING:
-                doc = await self.verifier.check(doc)  # one poll when due, no waiting here
-            if doc is not None and doc["state"] in FINAL_NOTES:
-                self.notes.schedule(doc)  # the resolution note, the verification reply
+            # Renewed in the background while anything below runs (a step, a probe):
+            # the lease can be short, and a survivor takes over within it.
+            async with Heartbeat(self.store, lease, self.owner, ttl):
+                await self._serve(incident_id, renew)
         finally:
             with contextlib.suppress(StoreUnavailable):
                 await self.store.release(lease, self.owner)
+
+    async def _serve(self, incident_id: str, renew: Callable[[], Awaitable[None]]) -> None:
+        doc = await self.store.get("incident", incident_id)
+        if doc is None:
+            return
+        self.notes.schedule(doc)
+        doc = await self._auto_retry(incident_id, doc)
+        doc = await self._run_pending(incident_id, renew, doc)
+        if doc is not None and doc["state"] == inc.RECOVERING and await self.recovery.check(doc):
+            doc = await self._run_pending(incident_id, renew, None)
+        if doc is not None and doc["state"] == inc.VERIFYING:
+            doc = await self.verifier.check(doc)  # one poll when due, no waiting here
+        if doc is not None and doc["state"] in FINAL_NOTES:
+            self.notes.schedule(doc)  # the resolution note, the verification reply
 
     async def _run_pending(
         self, incident_id: str, renew: Callable[[], Awaitable[None]], doc: Doc | None
