@@ -2,13 +2,21 @@
 hourly updates, the resolution), each exactly once across replicas.
 
 Which notes are due is ``transitions.due_notes``; the notifier (``notes/``) renders
-and delivers them.  A note's slot is claimed in the store before posting, so a
-second replica records the slot as taken instead of posting it again.
+and delivers them.  A note is posted under the lease ``note:<incident>:<slot>``,
+kept by a heartbeat while the post (and any Slack ``Retry-After`` wait) lasts; a
+second replica leaves it alone meanwhile.  Before posting, the attempt is written
+on the incident; a slot that has an attempt but no result belonged to a replica
+that died mid-post: the next holder asks the notifier to look for the note in
+Slack (message metadata) and posts it only when it is not there.  One incident's
+notes go out in order: a note not yet settled holds back the later ones, so the
+resolution still threads under the initial note after a takeover.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -20,9 +28,11 @@ from feedguard.core.log import get_logger
 from . import incidents as inc
 from .common import Common, Part
 from .evidence.schedule import EvidenceScheduler
-from .plugins import NoteKind, NoteRequest, Notifier
+from .heartbeat import Heartbeat
+from .plugins import CannotConfirm, NoteKind, NoteRequest, Notifier
+from .steps import LeaseLost
 from .store import StoreUnavailable
-from .transitions import due_notes, note_done
+from .transitions import due_notes, note_attempt, note_done
 
 log = get_logger(__name__)
 
@@ -62,22 +72,39 @@ class NoteScheduler(Part):
             for kind, slot in due:
                 with structlog.contextvars.bound_contextvars(incident_id=incident_id, note=kind):
                     try:
-                        await self._post(incident_id, kind, slot)
+                        settled = await self._post(incident_id, kind, slot)
                     except StoreUnavailable as exc:
                         log.warning("store unavailable while posting a note", error=str(exc))
+                        return
+                    except LeaseLost as exc:
+                        log.warning("note lease lost: another replica posts it", error=str(exc))
+                        return
+                    if not settled:
+                        return  # another replica holds it: the later notes wait for it
 
-    async def _post(self, incident_id: str, kind: NoteKind, slot: int) -> None:
-        assert self.notifier is not None
+    async def _post(self, incident_id: str, kind: NoteKind, slot: int) -> bool:
+        """Settle one note slot; False when another replica is posting it now."""
         key = f"{kind}:{slot}"
-        if not await self.store.claim_once(f"note:{incident_id}:{key}"):
-            await self._done(incident_id, key, None, None)  # another replica posts it
-            return
+        lease = f"note:{incident_id}:{key}"
+        ttl = self.config.executor.lease_seconds
+        if not await self.store.acquire(lease, self.owner, ttl):
+            return False
+        try:
+            async with Heartbeat(self.store, lease, self.owner, ttl):
+                await self._post_held(incident_id, kind, slot, key)
+        finally:
+            with contextlib.suppress(StoreUnavailable):
+                await self.store.release(lease, self.owner)
+        return True
+
+    async def _post_held(self, incident_id: str, kind: NoteKind, slot: int, key: str) -> None:
+        assert self.notifier is not None
         final = kind in ("resolution", "verification")
         if self.evidence is not None and not final:
             await self.evidence.wait(incident_id, slot)
         doc = await self.store.get("incident", incident_id)
-        if doc is None:
-            return
+        if doc is None or key in doc["note_slots"]:
+            return  # settled meanwhile (by another replica)
         interval = self.config.notes.update_interval_seconds
         next_at = None if final else doc["opened_at"] + (slot + 1) * interval
         request = NoteRequest(
@@ -87,6 +114,10 @@ class NoteScheduler(Part):
         # lines and its timeline entry.
         attributes = {"feedguard.incident_id": incident_id}
         with self.tracing.span(f"note {kind}", doc.get("trace"), attributes=attributes) as span:
+            earlier = (doc.get("note_attempts") or {}).get(key)
+            if earlier is not None and await self._found(incident_id, key, request, earlier["at"]):
+                return
+            await self._attempt(incident_id, key)
             try:
                 merged = await self.notifier.post(request)
             except Exception as exc:
@@ -98,6 +129,42 @@ class NoteScheduler(Part):
                 return
             self.metrics.notes.labels(kind, "success").inc()
             await self._done(incident_id, key, dict(merged or {}), None)
+
+    async def _found(self, incident_id: str, key: str, request: NoteRequest, since: float) -> bool:
+        """A replica stopped while posting this note: True when it is settled now
+        (found in Slack and recorded, or recorded as failed because no one can tell)."""
+        assert self.notifier is not None
+        try:
+            found = await self.notifier.find(request, since)
+        except CannotConfirm as exc:
+            error = (
+                f"not confirmed after a replica stopped while posting it ({exc}); not posted again"
+            )
+        except Exception as exc:
+            why = f"{type(exc).__name__}: {exc}"
+            error = f"could not look for it after a replica stopped while posting it: {why}"
+        else:
+            if found is None:
+                return False  # never reached Slack: post it
+            log.info("note found in Slack after a takeover: not posted again")
+            self.metrics.notes.labels(request.kind, "success").inc()
+            await self._done(incident_id, key, dict(found), None)
+            return True
+        log.warning("note failed", error=error)
+        self.metrics.notes.labels(request.kind, "failure").inc()
+        await self._done(incident_id, key, None, error)
+        return True
+
+    async def _attempt(self, incident_id: str, key: str) -> None:
+        at = time.time()  # compared with Slack's message timestamps, not the clock
+
+        def change(doc: Doc | None) -> tuple[Doc | None, None]:
+            if doc is None:
+                return None, None
+            note_attempt(doc, key, self.owner, at)
+            return doc, None
+
+        await self.store.update("incident", incident_id, change)
 
     async def _done(
         self, incident_id: str, key: str, merged: dict[str, Any] | None, error: str | None

@@ -161,11 +161,24 @@ class NoteRequest:
     next_update_at: float | None  # None on the resolution and verification notes
 
 
+class CannotConfirm(Exception):
+    """The notifier cannot tell whether an earlier attempt at a note reached its
+    destination (an incoming webhook cannot read the channel back)."""
+
+
 class Notifier(Protocol):
     async def post(self, request: NoteRequest) -> Mapping[str, JSON]:
         """Render and deliver one note; return data the core merges into incident.notes.
 
         Raises on final failure (after its own retries); the core records it on
-        the incident.  Never called twice for the same (incident, kind, slot).
+        the incident.  Never called twice for the same (incident, kind, slot) by a
+        live replica; after a replica died mid-post, only once ``find`` said no.
         """
+        ...
+
+    async def find(self, request: NoteRequest, since: float) -> Mapping[str, JSON] | None:
+        """Look for this note, posted at or after ``since`` (epoch seconds) by a replica
+        that stopped before recording it: what ``post`` would have returned when it is
+        there, None when it is not.  Raises CannotConfirm when it cannot look, and
+        like ``post`` when looking failed."""
         ...

@@ -407,6 +407,14 @@ def due_notes(doc: Doc, now: float, update_interval: float) -> list[tuple[NoteKi
     return due
 
 
+def note_attempt(doc: Doc, key: str, owner: str, at: float) -> None:
+    """A replica is about to post a note (``at``: wall-clock epoch, as Slack's ``ts``).
+
+    Written before the post: if the replica dies before ``note_done``, the next one
+    knows the note may be in Slack already and looks before posting it again."""
+    doc.setdefault("note_attempts", {})[key] = {"owner": owner, "at": at}
+
+
 def note_done(
     doc: Doc, key: str, merged: Mapping[str, Any] | None, error: str | None, now: float
 ) -> None:
@@ -414,6 +422,7 @@ def note_done(
     (``error``), or posted by another replica (neither)."""
     if key not in doc["note_slots"]:
         doc["note_slots"].append(key)
+    doc.get("note_attempts", {}).pop(key, None)
     kind = key.partition(":")[0]
     if merged is not None:
         doc["notes"].update(merged)

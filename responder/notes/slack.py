@@ -9,6 +9,14 @@ Two ways, as Slack offers them:
   ``ok`` (or ``400 invalid_payload``/``no_text``, ``403 action_prohibited``,
   ``404 no_service``...); no ``ts`` comes back, so there are no threads.
 
+A note carries message ``metadata`` (``event_type`` ``feedguard_note``, the incident
+and the slot in ``event_payload``), so after a replica died mid-post another one can
+look for it with ``conversations.history`` / ``conversations.replies``
+(``include_all_metadata``; bot scopes ``channels:history`` or ``groups:history``, and
+``channels:read`` / ``groups:read`` when ``notes.channel`` is a name rather than an
+ID) before posting it again.  An incoming webhook cannot read the channel: there,
+``find`` raises ``CannotConfirm``.
+
 slack_sdk brings the documented error model (``SlackApiError`` with Slack's
 ``error`` code) and pluggable retry handlers; ours honour ``Retry-After`` on
 429 up to a bound, and retry 500/503 and dropped connections a bounded number
@@ -19,6 +27,8 @@ contains the token or the webhook URL.
 from __future__ import annotations
 
 import asyncio
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -36,7 +46,14 @@ from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from ..plugins import CannotConfirm
 from .settings import NotesSettings
+
+# Slack's conversation IDs: public (C), private (G) channels, DMs (D).
+_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,}$")
+# How far ``find`` reads back, at most (pages of Slack's maximum size).
+FIND_PAGES = 10
+FIND_PAGE_SIZE = 200
 
 
 class NoteDeliveryError(Exception):
@@ -54,12 +71,33 @@ class Delivered:
     ts: str | None  # the message's timestamp, the thread key (Web API only)
 
 
+Metadata = Mapping[str, Any]  # Slack's {"event_type": ..., "event_payload": {...}}
+
+
 class Delivery(Protocol):
     threads: bool
 
     async def send(
-        self, text: str, *, channel: str, thread_ts: str | None, broadcast: bool
+        self,
+        text: str,
+        *,
+        channel: str,
+        thread_ts: str | None,
+        broadcast: bool,
+        metadata: Metadata,
     ) -> Delivered: ...
+
+    async def find(
+        self,
+        *,
+        channel: str,
+        thread_ts: str | None,
+        oldest: float,
+        match: Callable[[Metadata], bool],
+    ) -> Delivered | None:
+        """The newest message since ``oldest`` (in the thread when ``thread_ts``) whose
+        metadata ``match`` accepts; None when there is none."""
+        ...
 
 
 def retry_after_seconds(response: HttpResponse) -> float | None:
@@ -136,6 +174,7 @@ class WebApiDelivery:
             session=session,
             retry_handlers=retry_handlers(settings),
         )
+        self._channel_ids: dict[str, str] = {}  # configured name -> ID
 
     async def check(self) -> None:
         """The start-up check: ``auth.test`` (the token is valid) over the shared session."""
@@ -151,11 +190,18 @@ class WebApiDelivery:
             ) from None
 
     async def send(
-        self, text: str, *, channel: str, thread_ts: str | None, broadcast: bool
+        self,
+        text: str,
+        *,
+        channel: str,
+        thread_ts: str | None,
+        broadcast: bool,
+        metadata: Metadata,
     ) -> Delivered:
         args: dict[str, Any] = {
             "channel": channel,
             "text": text,
+            "metadata": dict(metadata),
             # Notes are text we wrote: no auto-linking of names, no link previews.
             "parse": "none",
             "unfurl_links": False,
@@ -167,27 +213,93 @@ class WebApiDelivery:
                 args["reply_broadcast"] = True
         try:
             response = await self.client.chat_postMessage(**args)
-        except SlackApiError as exc:
-            # An AsyncSlackResponse, or the raw aiohttp response when the body was not JSON.
-            data = getattr(exc.response, "data", None)
-            code = data.get("error") if isinstance(data, dict) else None
-            status = getattr(exc.response, "status_code", None) or getattr(
-                exc.response, "status", None
-            )
-            detail = code or f"HTTP {status}"
-            raise NoteDeliveryError(
-                f"Slack chat.postMessage failed: {detail}", code=code, status=status
-            ) from None
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise NoteDeliveryError(
-                f"Slack chat.postMessage failed: {type(exc).__name__}: {exc}"
-            ) from None
+        except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+            raise _delivery_error("chat.postMessage", exc) from None
         ts = response.get("ts")
         answered_channel = response.get("channel")
         return Delivered(
             channel=str(answered_channel) if answered_channel else channel,
             ts=str(ts) if ts else None,
         )
+
+    async def find(
+        self,
+        *,
+        channel: str,
+        thread_ts: str | None,
+        oldest: float,
+        match: Callable[[Metadata], bool],
+    ) -> Delivered | None:
+        channel_id = await self._channel_id(channel)
+        args: dict[str, Any] = {
+            "channel": channel_id,
+            "oldest": f"{oldest:.6f}",
+            "include_all_metadata": True,
+            "limit": FIND_PAGE_SIZE,
+        }
+        method = "conversations.history"
+        if thread_ts:
+            method = "conversations.replies"
+            args["ts"] = thread_ts
+        found: Delivered | None = None
+        try:
+            for _ in range(FIND_PAGES):
+                if thread_ts:
+                    page = await self.client.conversations_replies(**args)
+                else:
+                    page = await self.client.conversations_history(**args)
+                for message in page.get("messages") or ():
+                    metadata = message.get("metadata")
+                    if isinstance(metadata, dict) and match(metadata):
+                        ts = str(message.get("ts"))
+                        if found is None or float(ts) > float(found.ts or 0):
+                            found = Delivered(channel=channel_id, ts=ts)
+                cursor = (page.get("response_metadata") or {}).get("next_cursor")
+                if not page.get("has_more") or not cursor:
+                    break
+                args["cursor"] = cursor
+        except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+            raise _delivery_error(method, exc) from None
+        return found
+
+    async def _channel_id(self, channel: str) -> str:
+        """History is read by channel ID; a configured name is looked up once."""
+        if _CHANNEL_ID.match(channel):
+            return channel
+        if self._channel_ids.get(channel):
+            return self._channel_ids[channel]
+        name = channel.removeprefix("#")
+        args: dict[str, Any] = {
+            "types": "public_channel,private_channel",
+            "exclude_archived": True,
+            "limit": FIND_PAGE_SIZE,
+        }
+        try:
+            while True:
+                page = await self.client.conversations_list(**args)
+                for found in page.get("channels") or ():
+                    if found.get("name") == name:
+                        self._channel_ids[channel] = str(found["id"])
+                        return self._channel_ids[channel]
+                cursor = (page.get("response_metadata") or {}).get("next_cursor")
+                if not cursor:
+                    break
+                args["cursor"] = cursor
+        except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+            raise _delivery_error("conversations.list", exc) from None
+        raise NoteDeliveryError(f"Slack conversations.list: no channel named {channel!r}")
+
+
+def _delivery_error(method: str, exc: Exception) -> NoteDeliveryError:
+    """A NoteDeliveryError naming Slack's error code (never the token)."""
+    if isinstance(exc, SlackApiError):
+        # An AsyncSlackResponse, or the raw aiohttp response when the body was not JSON.
+        data = getattr(exc.response, "data", None)
+        code = data.get("error") if isinstance(data, dict) else None
+        status = getattr(exc.response, "status_code", None) or getattr(exc.response, "status", None)
+        detail = code or f"HTTP {status}"
+        return NoteDeliveryError(f"Slack {method} failed: {detail}", code=code, status=status)
+    return NoteDeliveryError(f"Slack {method} failed: {type(exc).__name__}: {exc}")
 
 
 class WebhookDelivery:
@@ -204,8 +316,16 @@ class WebhookDelivery:
         )
 
     async def send(
-        self, text: str, *, channel: str, thread_ts: str | None, broadcast: bool
+        self,
+        text: str,
+        *,
+        channel: str,
+        thread_ts: str | None,
+        broadcast: bool,
+        metadata: Metadata,
     ) -> Delivered:
+        # No metadata: an incoming webhook posts text and blocks, and nothing can read
+        # the message back through it anyway.
         try:
             response = await self.client.send(text=text, unfurl_links=False, unfurl_media=False)
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -221,3 +341,13 @@ class WebhookDelivery:
                 status=response.status_code,
             )
         return Delivered(channel=None, ts=None)
+
+    async def find(
+        self,
+        *,
+        channel: str,
+        thread_ts: str | None,
+        oldest: float,
+        match: Callable[[Metadata], bool],
+    ) -> Delivered | None:
+        raise CannotConfirm("an incoming webhook cannot read the channel back")
