@@ -107,17 +107,23 @@ class NoteScheduler(Part):
             return  # settled meanwhile (by another replica)
         interval = self.config.notes.update_interval_seconds
         next_at = None if final else doc["opened_at"] + (slot + 1) * interval
+        at = time.time()  # compared with Slack's message timestamps, not the clock
         request = NoteRequest(
-            kind=kind, slot=slot, incident=inc.view(doc), now=self.clock(), next_update_at=next_at
+            kind=kind,
+            slot=slot,
+            incident=inc.view(doc),
+            now=self.clock(),
+            next_update_at=next_at,
+            progress=_Progress(self, incident_id, key, at),
         )
         # The note joins the trace of the incident's latest update; so do its log
         # lines and its timeline entry.
         attributes = {"feedguard.incident_id": incident_id}
         with self.tracing.span(f"note {kind}", doc.get("trace"), attributes=attributes) as span:
             earlier = (doc.get("note_attempts") or {}).get(key)
-            if earlier is not None and await self._found(incident_id, key, request, earlier["at"]):
+            if earlier is not None and await self._found(incident_id, key, request, earlier):
                 return
-            await self._attempt(incident_id, key)
+            await self.record_attempt(incident_id, key, at, "sending")
             try:
                 merged = await self.notifier.post(request)
             except Exception as exc:
@@ -130,13 +136,15 @@ class NoteScheduler(Part):
             self.metrics.notes.labels(kind, "success").inc()
             await self._done(incident_id, key, dict(merged or {}), None)
 
-    async def _found(self, incident_id: str, key: str, request: NoteRequest, since: float) -> bool:
+    async def _found(self, incident_id: str, key: str, request: NoteRequest, earlier: Doc) -> bool:
         """A replica stopped while posting this note: True when it is settled now
         (found in Slack and recorded, or recorded as failed because no one can tell)."""
         assert self.notifier is not None
         try:
-            found = await self.notifier.find(request, since)
+            found = await self.notifier.find(request, float(earlier["at"]))
         except CannotConfirm as exc:
+            if earlier.get("state") == "waiting":
+                return False  # it stopped waiting out a 429: nothing was posted
             error = (
                 f"not confirmed after a replica stopped while posting it ({exc}); not posted again"
             )
@@ -155,13 +163,11 @@ class NoteScheduler(Part):
         await self._done(incident_id, key, None, error)
         return True
 
-    async def _attempt(self, incident_id: str, key: str) -> None:
-        at = time.time()  # compared with Slack's message timestamps, not the clock
-
+    async def record_attempt(self, incident_id: str, key: str, at: float, state: str) -> None:
         def change(doc: Doc | None) -> tuple[Doc | None, None]:
-            if doc is None:
+            if doc is None or key in doc["note_slots"]:
                 return None, None
-            note_attempt(doc, key, self.owner, at)
+            note_attempt(doc, key, self.owner, at, state)
             return doc, None
 
         await self.store.update("incident", incident_id, change)
@@ -178,3 +184,19 @@ class NoteScheduler(Part):
             return doc, None
 
         await self.store.update("incident", incident_id, change)
+
+
+class _Progress:
+    """A note's delivery progress, written on the incident (see ``NoteProgress``)."""
+
+    def __init__(self, scheduler: NoteScheduler, incident_id: str, key: str, at: float) -> None:
+        self.scheduler = scheduler
+        self.incident_id = incident_id
+        self.key = key
+        self.at = at
+
+    async def waiting(self) -> None:
+        await self.scheduler.record_attempt(self.incident_id, self.key, self.at, "waiting")
+
+    async def sending(self) -> None:
+        await self.scheduler.record_attempt(self.incident_id, self.key, self.at, "sending")

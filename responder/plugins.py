@@ -152,6 +152,19 @@ class Action(Protocol):
 NoteKind = Literal["initial", "update", "resolution", "verification"]
 
 
+class NoteProgress(Protocol):
+    """What the notifier tells the core while one note is being delivered, so a replica
+    taking over after a crash knows whether anything of it can have been posted."""
+
+    async def waiting(self) -> None:
+        """Slack refused the last request (429, ``Retry-After``): nothing is posted yet."""
+        ...
+
+    async def sending(self) -> None:
+        """A request for this note is about to go out again."""
+        ...
+
+
 @dataclass(frozen=True)
 class NoteRequest:
     kind: NoteKind
@@ -159,6 +172,7 @@ class NoteRequest:
     incident: IncidentView
     now: float
     next_update_at: float | None  # None on the resolution and verification notes
+    progress: NoteProgress | None = None
 
 
 class CannotConfirm(Exception):

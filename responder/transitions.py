@@ -407,12 +407,13 @@ def due_notes(doc: Doc, now: float, update_interval: float) -> list[tuple[NoteKi
     return due
 
 
-def note_attempt(doc: Doc, key: str, owner: str, at: float) -> None:
-    """A replica is about to post a note (``at``: wall-clock epoch, as Slack's ``ts``).
+def note_attempt(doc: Doc, key: str, owner: str, at: float, state: str = "sending") -> None:
+    """A replica posts a note (``at``: wall-clock epoch, as Slack's ``ts``): ``sending``
+    (a request may be out), or ``waiting`` (Slack refused the last one with a 429).
 
-    Written before the post: if the replica dies before ``note_done``, the next one
-    knows the note may be in Slack already and looks before posting it again."""
-    doc.setdefault("note_attempts", {})[key] = {"owner": owner, "at": at}
+    Written before each request: if the replica dies before ``note_done``, the next
+    one knows whether the note may be in Slack already."""
+    doc.setdefault("note_attempts", {})[key] = {"owner": owner, "at": at, "state": state}
 
 
 def note_done(

@@ -11,7 +11,7 @@ from feedguard.core.log import get_logger
 from ..plugins import JSON, NoteRequest
 from .render import NoteRenderer
 from .settings import NotesSettings
-from .slack import Delivered, Delivery, Metadata, NoteDeliveryError
+from .slack import Delivered, Delivery, Metadata, NoteDeliveryError, current_progress
 
 log = get_logger("responder.notes")
 
@@ -55,6 +55,7 @@ class SlackNotifier:
         channel, thread_ts = self._where(request)
         broadcast = request.kind == "resolution" and self.settings.broadcast_resolution
 
+        reporting = current_progress.set(request.progress)
         try:
             async with asyncio.timeout(self.settings.post_deadline_seconds):
                 delivered = await self.delivery.send(
@@ -72,6 +73,8 @@ class SlackNotifier:
         except NoteDeliveryError as exc:
             bound.error("note not delivered", error=str(exc), slack_error=exc.code)
             raise
+        finally:
+            current_progress.reset(reporting)
 
         bound.info(
             "note posted",

@@ -27,6 +27,7 @@ contains the token or the webhook URL.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -46,11 +47,15 @@ from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from ..plugins import CannotConfirm
+from ..plugins import CannotConfirm, NoteProgress
 from .settings import NotesSettings
 
 # Slack's conversation IDs: public (C), private (G) channels, DMs (D).
 _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,}$")
+# The note being delivered in this task: its 429 waits are reported to the core.
+current_progress: contextvars.ContextVar[NoteProgress | None] = contextvars.ContextVar(
+    "note_progress", default=None
+)
 # How far ``find`` reads back, at most (pages of Slack's maximum size).
 FIND_PAGES = 10
 FIND_PAGE_SIZE = 200
@@ -146,8 +151,13 @@ class BoundedRateLimitHandler(AsyncRetryHandler):
     ) -> None:
         wait = retry_after_seconds(response) if response is not None else None
         state.next_attempt_requested = True
+        progress = current_progress.get()
+        if progress is not None:
+            await progress.waiting()  # refused: a crash from here on left nothing posted
         # No header (Slack always sends one): one second, the documented posting rate.
         await asyncio.sleep(1.0 if wait is None else wait)
+        if progress is not None:
+            await progress.sending()
         state.increment_current_attempt()
 
 

@@ -31,8 +31,8 @@ It follows Slack's documented behaviour rather than our client's:
 
 Tests read back what was posted with ``messages``/``thread``/``posts_of`` and script
 failures with ``rate_limit_next``, ``fail_next`` and ``http_error_next``;
-``hold_posts`` keeps the answer of the next ``chat.postMessage`` (the message is
-posted) until ``release_posts``, as a reply lost to a crash.
+``hold_posts`` keeps the answers of ``chat.postMessage`` and the webhook (the
+message is posted) until ``release_posts``, as a reply lost to a crash.
 """
 
 from __future__ import annotations
@@ -187,14 +187,9 @@ class FakeSlack:
 
     async def _post_message(self, request: web.Request) -> web.Response:
         path = request.path
-        if self._rate_limits:
-            retry_after = self._rate_limits.pop(0)
-            self._record(path, 429, "ratelimited")
-            return web.json_response(
-                {"ok": False, "error": "ratelimited"},
-                status=429,
-                headers={"Retry-After": str(retry_after)},
-            )
+        limited = self._rate_limited(path)
+        if limited is not None:
+            return limited
         if self._http_errors:
             status = self._http_errors.pop(0)
             self._record(path, status)
@@ -210,13 +205,9 @@ class FakeSlack:
         else:
             args = dict(await request.post())
 
-        header = request.headers.get("Authorization", "")
-        token = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else None
-        token = token or args.get("token")
-        if not token:
-            return self._error(path, "not_authed")
-        if token != self.token:
-            return self._error(path, "invalid_auth")
+        refused = self._check_token(request, args)
+        if refused is not None:
+            return refused
         if self._errors:
             return self._error(path, self._errors.pop(0))
 
@@ -258,12 +249,7 @@ class FakeSlack:
         )
         self.messages.append(message)
         self._record(path, 200)
-        if self._hold is not None:
-            self.held += 1
-            try:
-                await self._hold.wait()  # posted; the answer waits (or never comes)
-            finally:
-                self.held -= 1
+        await self._held_answer()
         answer: dict[str, Any] = {
             "type": "message",
             "subtype": "bot_message",
@@ -285,21 +271,12 @@ class FakeSlack:
                 args.update(await request.json())
             else:
                 args.update(await request.post())
-        if self._rate_limits:
-            retry_after = self._rate_limits.pop(0)
-            self._record(path, 429, "ratelimited")
-            return web.json_response(
-                {"ok": False, "error": "ratelimited"},
-                status=429,
-                headers={"Retry-After": str(retry_after)},
-            )
-        header = request.headers.get("Authorization", "")
-        token = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else None
-        token = token or args.get("token")
-        if not token:
-            return self._error(path, "not_authed")
-        if token != self.token:
-            return self._error(path, "invalid_auth")
+        limited = self._rate_limited(path)
+        if limited is not None:
+            return limited
+        refused = self._check_token(request, args)
+        if refused is not None:
+            return refused
         if method == "conversations.list":
             return self._list(path, args)
         needed = "channels:history"
@@ -425,6 +402,40 @@ class FakeSlack:
             }
         )
 
+    async def _held_answer(self) -> None:
+        """After posting: while ``hold_posts`` is on, the answer waits (or never comes)."""
+        hold = self._hold
+        if hold is None:
+            return
+        self.held += 1
+        try:
+            await hold.wait()
+        finally:
+            self.held -= 1
+
+    def _rate_limited(self, path: str) -> web.Response | None:
+        """A scripted 429 with ``Retry-After`` (seconds), as the Web API answers it."""
+        if not self._rate_limits:
+            return None
+        retry_after = self._rate_limits.pop(0)
+        self._record(path, 429, "ratelimited")
+        return web.json_response(
+            {"ok": False, "error": "ratelimited"},
+            status=429,
+            headers={"Retry-After": str(retry_after)},
+        )
+
+    def _check_token(self, request: web.Request, args: dict[str, Any]) -> web.Response | None:
+        """The bearer token (or a ``token`` argument): None when it is the bot's."""
+        header = request.headers.get("Authorization", "")
+        token = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else None
+        token = token or args.get("token")
+        if not token:
+            return self._error(request.path, "not_authed")
+        if token != self.token:
+            return self._error(request.path, "invalid_auth")
+        return None
+
     def _error(self, path: str, error: str) -> web.Response:
         self._record(path, 200, error)
         return web.json_response({"ok": False, "error": error})
@@ -465,6 +476,7 @@ class FakeSlack:
                 args=body,
             )
         )
+        await self._held_answer()
         return plain(200, "ok")
 
 
