@@ -1,4 +1,4 @@
-"""``feedguard-responder``: serve, check-config, simulate."""
+"""``feedguard-responder``: serve, check-config, simulate, approve, deny."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from feedguard.core.cli import add_version, common_options, load_or_report, serve
 
 from .config import ResponderConfig, load_config
+from .decide_cli import add_commands, decide
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
         "simulate", parents=[common], help="print the plan a webhook payload causes; runs nothing"
     )
     simulate.add_argument("payload", help="Alertmanager webhook JSON file ('-' for stdin)")
+    add_commands(sub, common)
     return parser
 
 
@@ -132,6 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return status
     if command == "simulate":
         return asyncio.run(_simulate(config, args.payload))
+    if command in ("approve", "deny"):
+        return decide(config, args)
 
     from .app import create_app, server_options
 

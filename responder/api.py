@@ -223,6 +223,8 @@ async def index(request: web.Request) -> web.Response:
                 "GET /api/v1/incidents",
                 "GET /api/v1/incidents/{id}",
                 "POST /api/v1/incidents/{id}/retry",
+                "POST /api/v1/incidents/{id}/steps/{step}/approve",
+                "POST /api/v1/incidents/{id}/steps/{step}/deny",
                 "GET /api/v1/ignored",
                 "GET|POST /runtime-config/v1/features/{name}",
                 "GET /healthz",

@@ -20,6 +20,8 @@ from feedguard.core.tracing import Tracing
 
 from . import api, appkeys
 from .actions import open_actions
+from .approval import DECISIONS
+from .approval_api import decide_step
 from .backlog import InboxMonitor
 from .clients import ClientChecks, ClientWarmup
 from .config import ResponderConfig
@@ -230,6 +232,7 @@ def create_app(
         basic_password=config.webhook_basic_password(),
     )
     app[api.FEATURES_TOKEN] = config.features_token()
+    app[appkeys.APPROVERS] = config.approver_tokens()
     app[appkeys.OPENAPI] = load_spec()
     install_http_hardening(app, config.http)
     app.cleanup_ctx.extend([tracing_ctx, store_ctx, redis_ctx, http_ctx, plugins_ctx, engine_ctx])
@@ -238,6 +241,9 @@ def create_app(
     app.router.add_get("/api/v1/incidents", api.list_incidents)
     app.router.add_get("/api/v1/incidents/{id}", api.get_incident)
     app.router.add_post("/api/v1/incidents/{id}/retry", api.retry_incident)
+    for decision in DECISIONS:
+        path = f"/api/v1/incidents/{{id}}/steps/{{step}}/{decision}"
+        app.router.add_post(path, decide_step(decision))
     app.router.add_get("/api/v1/ignored", api.list_ignored)
     app.router.add_get("/runtime-config/v1/features/{name}", api.get_feature)
     app.router.add_post("/runtime-config/v1/features/{name}", api.set_feature)

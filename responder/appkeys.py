@@ -46,3 +46,5 @@ NOTIFIER_OVERRIDE: web.AppKey[Notifier | None] = web.AppKey("notifier_override")
 BACKGROUND = web.AppKey("background", bool)
 # The OpenAPI document (responder/openapi.yml), read once at start.
 OPENAPI: web.AppKey[dict[str, Any]] = web.AppKey("openapi")
+# {token: approver name} of everyone who may decide a step (config.approver_tokens()).
+APPROVERS: web.AppKey[Mapping[str, str]] = web.AppKey("approvers")

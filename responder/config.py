@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 from pydantic import Field, model_validator
 
@@ -173,12 +174,56 @@ class ActionOptions(ConfigModel):
     params: Mapping[str, Any] = Field(default_factory=dict)
 
 
+OnTimeout = Literal["deny", "approve"]
+
+
+class Approver(ConfigModel):
+    """A person (or team) who may approve steps: the name is what the timeline records."""
+
+    name: Name
+    token: Secret = Field(None, description="prefer token_file")
+    token_file: str | None = None
+
+    @model_validator(mode="after")
+    def _has_token(self) -> Approver:
+        if not self.token and not self.token_file:
+            raise ValueError("token: set token or token_file")
+        return self
+
+    def read_token(self) -> str | None:
+        return read_secret(self.token, self.token_file, f"approver {self.name}'s token")
+
+
+class ApprovalSettings(ConfigModel):
+    # A step marked ``approval: required`` waits this long for a decision, then
+    # ``on_timeout`` decides it (a step may override both).
+    timeout_minutes: PositiveFloat = 30.0
+    on_timeout: OnTimeout = "deny"
+    # Who may decide through the API, the page or the CLI, each with a token; none
+    # listed: the features token decides, recorded as "features-token".
+    approvers: Items[Approver] = ()
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> ApprovalSettings:
+        seen: set[str] = set()
+        for index, approver in enumerate(self.approvers):
+            if approver.name in seen:
+                raise ValueError(f"approvers[{index}].name: duplicate approver {approver.name!r}")
+            seen.add(approver.name)
+        return self
+
+
 class Step(ConfigModel):
-    """``{action: NAME, params: {...}}`` runs an action; ``{revert: all|NAME}`` undoes them."""
+    """``{action: NAME, params: {...}}`` runs an action; ``{revert: all|NAME}`` undoes them.
+
+    ``approval: required`` makes the step wait for an operator's decision."""
 
     action: str | None = None
     revert: str | None = None
     params: Mapping[str, Any] = Field(default_factory=dict)
+    approval: Literal["required", "none"] = "none"
+    approval_timeout_minutes: PositiveFloat | None = None
+    approval_on_timeout: OnTimeout | None = None
 
     @model_validator(mode="after")
     def _one_of_action_or_revert(self) -> Step:
@@ -186,6 +231,10 @@ class Step(ConfigModel):
             raise ValueError("action: a step has exactly one of 'action' or 'revert'")
         if self.revert is not None and self.params:
             raise ValueError("params: a revert step takes no params")
+        if self.approval != "required":
+            for field in ("approval_timeout_minutes", "approval_on_timeout"):
+                if getattr(self, field) is not None:
+                    raise ValueError(f"{field}: only with approval: required")
         return self
 
 
@@ -225,6 +274,11 @@ class ResponderConfig(ServiceSettings):
     alertmanager: AlertmanagerSettings = Field(default_factory=AlertmanagerSettings)
     verification: VerificationSettings = Field(default_factory=VerificationSettings)
     playbooks: Items[Playbook] = ()
+    # Steps marked ``approval: required`` (docs/responder.md#approval-gate).
+    approvals: ApprovalSettings = Field(default_factory=ApprovalSettings)
+    # This responder's URL as operators reach it: links to incident pages in notes,
+    # and the default --url of ``feedguard-responder approve|deny``.
+    external_url: HttpUrl | None = None
     action_options: Mapping[str, ActionOptions] = Field(default_factory=dict)
     actions: ActionsSettings = Field(default_factory=ActionsSettings)
     clients: ClientSettings = Field(default_factory=ClientSettings)
@@ -278,6 +332,24 @@ class ResponderConfig(ServiceSettings):
     def features_token(self) -> str | None:
         return read_secret(self.features.token, self.features.token_file, "feature-flag token")
 
+    def approver_tokens(self) -> dict[str, str]:
+        """{token: who} of everyone who may decide a step (see ApprovalSettings)."""
+        found = {}
+        for approver in self.approvals.approvers:
+            token = approver.read_token()
+            if token:
+                found[token] = approver.name
+        if not self.approvals.approvers:
+            token = self.features_token()
+            if token:
+                found[token] = "features-token"
+        return found
+
+    def incident_url(self, incident_id: str) -> str | None:
+        if self.external_url is None:
+            return None
+        return f"{str(self.external_url).rstrip('/')}/incidents/{quote(incident_id, safe='')}"
+
     def playbook_action_names(self) -> list[tuple[str, str]]:
         """(config path, action name) of every action a playbook or option names."""
         found = []
@@ -312,6 +384,7 @@ def _startup_checks(config: ResponderConfig) -> list[Callable[[], object]]:
         config.webhook_bearer_token,
         config.webhook_basic_password,
         config.features_token,
+        config.approver_tokens,
         config.notes.check_startup,
         # What open_actions reads at start: a missing file was a traceback then.
         actions.airflow.read_password,

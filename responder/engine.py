@@ -31,6 +31,7 @@ from feedguard.core.airflow import AirflowClient
 from feedguard.core.log import get_logger
 from feedguard.core.tracing import Tracing
 
+from .approval import Decided, Decision
 from .circuit import Breakers
 from .common import Common
 from .config import ResponderConfig
@@ -189,6 +190,16 @@ class Engine:
 
     async def service_incident(self, incident_id: str) -> None:
         await self.runner.run(incident_id)
+
+    async def decide(
+        self, incident_id: str, step: str, decision: Decision, by: str, via: str
+    ) -> Decided:
+        """An operator's approve or deny of a step awaiting approval; an approved step
+        runs at once."""
+        result = await self.runner.approvals.decide(incident_id, step, decision, by, via)
+        if result.ok:
+            self._spawn(self.service_incident(incident_id))
+        return result
 
     async def retry(self, incident_id: str) -> bool:
         """Put an incident's failed steps back to pending and run them (operator action)."""

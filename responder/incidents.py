@@ -28,6 +28,10 @@ RESOLVED = "resolved"
 NEEDS_ATTENTION = "needs_attention"
 STATES = (OPEN, STABILISING, STABILISED, RECOVERING, VERIFYING, RESOLVED, NEEDS_ATTENTION)
 
+# A step's status while it waits for an operator's decision (approval.py).
+AWAITING_APPROVAL = "awaiting_approval"
+APPROVAL_FIELDS = ("approval", "approval_timeout_minutes", "approval_on_timeout")
+
 # Timeline entries kept per incident; older ones are summarised by a counter.
 TIMELINE_LIMIT = 500
 
@@ -124,7 +128,11 @@ def enqueue(doc: Doc, phase: str, playbook: str, steps: Sequence[Mapping[str, An
     """
     added = 0
     for index, step in enumerate(steps):
-        if any(i["phase"] == phase and _same_step(i, step) for i in doc["work"]):
+        same = next((i for i in doc["work"] if i["phase"] == phase and _same_step(i, step)), None)
+        if same is not None:
+            if step.get("approval") == "required" and same["status"] == "pending":
+                # Another playbook planned it without the gate: the stricter one holds.
+                same.update({k: step.get(k) for k in APPROVAL_FIELDS})
             continue
         added += 1
         doc["work"].append(
@@ -137,6 +145,8 @@ def enqueue(doc: Doc, phase: str, playbook: str, steps: Sequence[Mapping[str, An
                 "revert": step.get("revert"),
                 "params": dict(step.get("params") or {}),
                 "status": "pending",
+                # approval.py: "required" makes the step wait for a decision.
+                **{k: step[k] for k in APPROVAL_FIELDS if step.get(k) is not None},
             }
         )
     return added
@@ -146,13 +156,51 @@ def pending_work(doc: Doc) -> list[Doc]:
     return [item for item in doc["work"] if item["status"] == "pending"]
 
 
+def next_work(doc: Doc) -> Doc | None:
+    """The step whose turn it is: the first pending one, or one awaiting approval
+    (the steps after it wait)."""
+    return next((i for i in doc["work"] if i["status"] in ("pending", AWAITING_APPROVAL)), None)
+
+
+def awaiting_approval(doc: Doc) -> list[Doc]:
+    return [item for item in doc["work"] if item["status"] == AWAITING_APPROVAL]
+
+
+def step_what(item: Mapping[str, Any]) -> str:
+    return str(item.get("action") or f"revert {item.get('revert')}")
+
+
+def approval_steps(doc: Doc) -> list[Doc]:
+    """What notes and pages show of the steps that need (or needed) approval."""
+    steps = []
+    for item in doc["work"]:
+        if item.get("approval") != "required":
+            continue
+        req = item.get("approval_request") or {}
+        steps.append(
+            {
+                "id": item["id"],
+                "what": step_what(item),
+                "phase": item["phase"],
+                "status": item["status"],
+                "requested_at": req.get("requested_at"),
+                "deadline_at": req.get("deadline_at"),
+                "on_timeout": req.get("on_timeout"),
+                "decision": copy.deepcopy(item.get("decision")),
+            }
+        )
+    return steps
+
+
 def all_resolved(doc: Doc) -> bool:
     alerts = doc["alerts"].values()
     return bool(alerts) and all(a["status"] == "resolved" for a in alerts)
 
 
 def settled_state(doc: Doc) -> str:
-    """The state once no work is pending."""
+    """The state once no work is pending (a step awaiting approval keeps it as it is)."""
+    if awaiting_approval(doc):
+        return str(doc["state"])
     failed = any(item["status"] == "failed" for item in doc["work"])
     recovery = doc.get("recovery") or {}
     if recovery.get("steps_enqueued"):
@@ -209,6 +257,7 @@ def view(doc: Doc) -> IncidentView:
         truncated_alerts=_incomplete(doc),
         detection=copy.deepcopy(doc.get("detection")),
         verification=copy.deepcopy(doc.get("verification")),
+        approvals=approval_steps(doc),
     )
 
 
@@ -247,6 +296,7 @@ def summary(doc: Doc) -> Doc:
         "firing": sum(1 for a in doc["alerts"].values() if a["status"] == "firing"),
         "actions": len(doc["actions"]),
         "pending_steps": len(pending_work(doc)),
+        "awaiting_approval": len(awaiting_approval(doc)),
     }
 
 

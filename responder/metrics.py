@@ -11,7 +11,9 @@ from feedguard.core.build import register_build_info
 # Every value the dashboards' labels can take (the executor's record results,
 # the notifier's kinds, a probe's outcome).
 ACTION_RESULTS = ("success", "failure", "dry_run", "skipped")
-NOTE_KINDS = ("initial", "update", "resolution", "verification")
+NOTE_KINDS = ("initial", "update", "resolution", "verification", "approval")
+APPROVAL_DECISIONS = ("approved", "denied")
+APPROVAL_VIA = ("api", "page", "timeout")
 OUTCOMES = ("success", "failure")
 
 # The seed's request latency buckets (0.1 ... 120 s) plus finer ones below 0.1 s:
@@ -115,6 +117,14 @@ class Metrics:
             registry=r,
         )
 
+        self.approvals = Counter(
+            "feedguard_responder_approval_decisions_total",
+            "Decisions on steps awaiting approval, by decision (approved, denied) and how "
+            "they were made (api, page, timeout).",
+            ["decision", "via"],
+            registry=r,
+        )
+
     def start_at_zero(
         self,
         actions: Iterable[str],
@@ -129,6 +139,9 @@ class Metrics:
         for kind in NOTE_KINDS:
             for result in OUTCOMES:
                 self.notes.labels(kind, result)
+        for decision in APPROVAL_DECISIONS:
+            for via in APPROVAL_VIA:
+                self.approvals.labels(decision, via)
         for provider in probed_providers:
             for result in OUTCOMES:
                 self.probes.labels(provider, result)

@@ -99,14 +99,14 @@ class NoteScheduler(Part):
 
     async def _post_held(self, incident_id: str, kind: NoteKind, slot: int, key: str) -> None:
         assert self.notifier is not None
-        final = kind in ("resolution", "verification")
-        if self.evidence is not None and not final:
+        timed = kind in ("initial", "update")  # not resolution, verification, approval
+        if self.evidence is not None and timed:
             await self.evidence.wait(incident_id, slot)
         doc = await self.store.get("incident", incident_id)
         if doc is None or key in doc["note_slots"]:
             return  # settled meanwhile (by another replica)
         interval = self.config.notes.update_interval_seconds
-        next_at = None if final else doc["opened_at"] + (slot + 1) * interval
+        next_at = doc["opened_at"] + (slot + 1) * interval if timed else None
         at = time.time()  # compared with Slack's message timestamps, not the clock
         request = NoteRequest(
             kind=kind,
@@ -115,6 +115,7 @@ class NoteScheduler(Part):
             now=self.clock(),
             next_update_at=next_at,
             progress=_Progress(self, incident_id, key, at),
+            incident_url=self.config.incident_url(incident_id),
         )
         # The note joins the trace of the incident's latest update; so do its log
         # lines and its timeline entry.

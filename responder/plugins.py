@@ -90,6 +90,10 @@ class IncidentView:
     # Verified recovery (runbook 5.3-5.4): the backfill run followed and the quality
     # suite waited for, with stage, outcome and reason; None when nothing is verified.
     verification: Mapping[str, JSON] | None = None
+    # Steps marked ``approval: required``: id, what, phase, status (awaiting_approval,
+    # pending, done, denied, ...), requested_at, deadline_at, on_timeout, decision
+    # ({decision, by, via, at} once decided).
+    approvals: Sequence[Mapping[str, JSON]] = ()
 
 
 @dataclass(frozen=True)
@@ -148,8 +152,9 @@ class Action(Protocol):
 
 
 # "verification": the reply in the resolution note's thread once the backfill and the
-# quality suite were followed to an outcome.
-NoteKind = Literal["initial", "update", "resolution", "verification"]
+# quality suite were followed to an outcome; "approval": the reply asking for a decision
+# on a step marked approval: required.
+NoteKind = Literal["initial", "update", "resolution", "verification", "approval"]
 
 
 class NoteProgress(Protocol):
@@ -168,11 +173,15 @@ class NoteProgress(Protocol):
 @dataclass(frozen=True)
 class NoteRequest:
     kind: NoteKind
-    slot: int  # 0 for initial, resolution, verification; 1, 2, ... for the hourly updates
+    # 0 for initial, resolution, verification; 1, 2, ... for the hourly updates; the
+    # request's number for approval notes (one per step put in awaiting_approval).
+    slot: int
     incident: IncidentView
     now: float
-    next_update_at: float | None  # None on the resolution and verification notes
+    next_update_at: float | None  # None on the resolution, verification and approval notes
     progress: NoteProgress | None = None
+    # The incident page as operators reach it (config external_url); None when unset.
+    incident_url: str | None = None
 
 
 class CannotConfirm(Exception):

@@ -1,5 +1,6 @@
 """Running one incident: under its lease, post due notes, run pending steps in order
-(the executor runs each), pass the recovery gate, run the resolved steps, settle.
+(the executor runs each; a step needing approval waits for a decision, and the
+steps after it with it), pass the recovery gate, run the resolved steps, settle.
 
 The state changes are ``transitions``; this module orders them and does the I/O.
 Across replicas the ``incident:ID`` lease decides who runs an incident (kept by a
@@ -21,6 +22,8 @@ from feedguard.core.log import get_logger
 
 from . import incidents as inc
 from . import transitions as tr
+from .approval import needs_approval
+from .approval_gate import ApprovalGate
 from .common import Common, Part
 from .executor import Executor, LeaseLost
 from .heartbeat import Heartbeat
@@ -51,6 +54,7 @@ class IncidentRunner(Part):
         self.recovery = recovery
         self.notes = notes
         self.verifier = verifier
+        self.approvals = ApprovalGate(common)
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def run(self, incident_id: str) -> None:
@@ -110,12 +114,24 @@ class IncidentRunner(Part):
                 doc = await self.store.get("incident", incident_id)
                 if doc is None:
                     return None
-            pending = inc.pending_work(doc)
-            if not pending:
+            item = inc.next_work(doc)
+            if item is None:
                 if inc.settled_state(doc) != doc["state"]:
                     return await self._settle(incident_id)
                 return doc
-            await self._run_item(incident_id, renew, doc, pending[0])
+            if item["status"] == inc.AWAITING_APPROVAL:
+                if await self.approvals.expire(incident_id, doc):
+                    doc = None
+                    continue
+                return doc  # the steps after it wait for the decision too
+            if needs_approval(item):
+                if item["phase"] == "firing" and doc["state"] in (inc.OPEN, inc.STABILISED):
+                    await self._set_state(incident_id, inc.STABILISING, "running firing steps")
+                doc = await self.approvals.request(incident_id, item)
+                if doc is not None:
+                    self.notes.schedule(doc)  # the note asking for a decision
+                continue
+            await self._run_item(incident_id, renew, doc, item)
             doc = None
             await renew()
 

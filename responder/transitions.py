@@ -14,6 +14,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
+from . import approval
 from . import incidents as inc
 from . import verified_recovery as vr
 from .config import Playbook, Step
@@ -230,7 +231,12 @@ def alert_doc(alert: Doc) -> Doc:
 
 
 def step_doc(step: Step) -> Doc:
-    return {"action": step.action, "revert": step.revert, "params": dict(step.params)}
+    doc: Doc = {"action": step.action, "revert": step.revert, "params": dict(step.params)}
+    if step.approval == "required":
+        doc["approval"] = "required"
+        doc["approval_timeout_minutes"] = step.approval_timeout_minutes
+        doc["approval_on_timeout"] = step.approval_on_timeout
+    return doc
 
 
 # --- steps -------------------------------------------------------------------------------
@@ -369,6 +375,7 @@ def recovery_probe(
     if streak >= probes_required:
         rec["steps_enqueued"] = True
         doc["recovered_at"] = now
+        approval.withdraw_firing(doc, now)
         count = 0
         for name in doc["playbooks"]:
             playbook = playbooks.get(name)
@@ -391,6 +398,10 @@ def due_notes(doc: Doc, now: float, update_interval: float) -> list[tuple[NoteKi
     due: list[tuple[NoteKind, int]] = []
     if "initial:0" not in slots:
         due.append(("initial", 0))
+    for item in inc.awaiting_approval(doc):
+        slot = item["approval_request"]["slot"]
+        if f"approval:{slot}" not in slots:
+            due.append(("approval", slot))
     verification = doc.get("verification")
     if doc["state"] == inc.RESOLVED or verification is not None:
         # Verifying: the resolution note says "backfill triggered"; its outcome follows

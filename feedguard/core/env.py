@@ -48,6 +48,7 @@ NESTED = "__"
 NOT_SETTINGS: Mapping[str, str] = {
     "FEEDGUARD_EXPORTER_CONFIG": "record-success: the exporter settings file to read",
     "FEEDGUARD_RESPONDER_CONFIG": "reserved: the responder settings file",
+    "FEEDGUARD_APPROVER_TOKEN": "feedguard-responder approve|deny: the approver's token",
     "FEEDGUARD_AIRFLOW_VENV": "the test suite: the Airflow 3 venv to start",
     "FEEDGUARD_FUZZ_BODIES": "the test suite: how many bodies the webhook fuzz test sends",
     "FEEDGUARD_FUZZ_SEED": "the test suite: the webhook fuzz test's seed",

@@ -238,6 +238,11 @@ def build_context(
         "truncated_alerts": incident.truncated_alerts,
         "detection": dict(incident.detection) if incident.detection else None,
         "verification": _verification(incident.verification),
+        "incident_url": request.incident_url,
+        "approvals": [dict(step) for step in incident.approvals],
+        "awaiting_approval": [
+            dict(step) for step in incident.approvals if step["status"] == "awaiting_approval"
+        ],
     }
 
 

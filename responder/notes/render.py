@@ -25,6 +25,7 @@ _TITLES = {
     "update": "Update",
     "resolution": "Resolved",
     "verification": "Backfill verification",
+    "approval": "Approval needed",
 }
 
 
@@ -81,6 +82,11 @@ class NoteRenderer:
                 f"First alert: {slack_escape(first.alertname)} since "
                 f"{format_time(first.starts_at, tz)}."
             )
+        for step in request.incident.approvals:
+            if step["status"] == "awaiting_approval":
+                lines.append(f"Step {slack_escape(str(step['id']))} awaits approval.")
+        if request.incident_url:
+            lines.append(f"Incident page: {slack_escape(request.incident_url)}")
         if request.next_update_at is not None:
             lines.append(f"Next update: {format_time(request.next_update_at, tz)}.")
         lines.append("(The note template failed; details are in the responder's log.)")

@@ -33,6 +33,7 @@ TEMPLATE_NAMES = {
     "update": "update.j2",
     "resolution": "resolution.j2",
     "verification": "verification.j2",
+    "approval": "approval.j2",
 }
 # Included by resolution.j2; listed so a broken override is found at start-up.
 PARTIALS = ("checklist.j2",)

@@ -2,12 +2,16 @@
 
 ``GET /incidents`` and ``GET /incidents/{id}`` read the same store as the API;
 ``POST /incidents/{id}/retry`` is the page's retry form (features token typed
-by the operator, CSRF double submit, see csrf.py).
+by the operator, CSRF double submit, see csrf.py), and
+``POST /incidents/{id}/steps/{step}/approve|deny`` its approval form (an
+approver's token typed by the operator; the decision is recorded under the
+approver's name).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import quote
 
 import jinja2
 from aiohttp import web
@@ -15,6 +19,8 @@ from aiohttp import web
 from feedguard.core.auth import check_bearer
 
 from .. import appkeys
+from ..approval import DECISIONS, Decision
+from ..approval_api import Handler, approver
 from ..store import StoreUnavailable
 from . import csrf, views
 
@@ -79,6 +85,8 @@ async def incident(request: web.Request) -> web.Response:
             csrf_token=token,
             retried=request.query.get("retried") == "1",
             retry_enabled=app[FEATURES_TOKEN_KEY] is not None,
+            approvals_enabled=bool(app[appkeys.APPROVERS]),
+            decided=request.query.get("decided"),
         )
     )
     # The page shows live state: never serve it from a cache.
@@ -109,6 +117,42 @@ async def retry(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(f"/incidents/{ident}?retried=1")
 
 
+def decide(decision: Decision) -> Handler:
+    """The approval form's handler for one decision."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return await _decide(request, decision)
+
+    return handler
+
+
+async def _decide(request: web.Request, decision: Decision) -> web.StreamResponse:
+    app = request.app
+    ident, step = request.match_info["id"], request.match_info["step"]
+    if request.content_type != "application/x-www-form-urlencoded":
+        return _message(request, 400, "Not a form", "expected the incident page's approval form")
+    form = await request.post()
+    why = csrf.refused(request, str(form.get("csrf_token", "")))
+    if why is not None:
+        return _message(request, 403, "Refused", why)
+    tokens = app[appkeys.APPROVERS]
+    if not tokens:
+        return _message(
+            request, 503, "Approvals disabled", "set approvals.approvers or features.token"
+        )
+    who = approver(tokens, f"Bearer {form.get('token', '')}")
+    if who is None:
+        return _message(request, 401, "Wrong token", "that is no approver's token")
+    try:
+        result = await app[appkeys.ENGINE].decide(ident, step, decision, who, "page")
+    except StoreUnavailable as exc:
+        return _message(request, 503, "Store unavailable", f"state store unavailable: {exc}")
+    if not result.ok:
+        title = "Not found" if result.status == 404 else "Already decided"
+        return _message(request, result.status, title, str(result.error))
+    raise web.HTTPSeeOther(f"/incidents/{quote(ident, safe='')}?decided={quote(step, safe='')}")
+
+
 async def static(request: web.Request) -> web.Response:
     found = request.app[STATIC].get(request.match_info["name"])
     if found is None:
@@ -133,4 +177,6 @@ def setup_pages(app: web.Application, features_token: str | None) -> None:
     app.router.add_get("/incidents", incidents)
     app.router.add_get("/incidents/{id}", incident)
     app.router.add_post("/incidents/{id}/retry", retry)
+    for decision in DECISIONS:
+        app.router.add_post(f"/incidents/{{id}}/steps/{{step}}/{decision}", decide(decision))
     app.router.add_get("/static/{name}", static)

@@ -11,7 +11,7 @@ import json
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from ..incidents import pending_work
+from ..incidents import approval_steps, pending_work
 from ..isotimes import iso_utc
 from .evidence import evidence_section
 
@@ -219,6 +219,7 @@ def incident_page(doc: Doc, now: float) -> dict[str, Any]:
         "recovery": doc.get("recovery"),
         "verification": _verification(doc, now),
         "evidence": evidence_section(doc, now, moment),
+        "approvals": _approvals(doc, now),
     }
 
 
@@ -246,6 +247,31 @@ def _verification(doc: Doc, now: float) -> dict[str, Any] | None:
         "deadline": moment(verification.get("deadline"), now),
         "last_error": verification.get("last_error"),
     }
+
+
+def _approvals(doc: Doc, now: float) -> list[dict[str, Any]]:
+    """Steps that need (or needed) approval: waiting ones get the form, the others
+    say who decided."""
+    rows = []
+    for step in approval_steps(doc):
+        decided = step["decision"] or {}
+        rows.append(
+            {
+                "id": step["id"],
+                "what": step["what"],
+                "phase": step["phase"],
+                "waiting": step["status"] == "awaiting_approval",
+                "status": step["status"].replace("_", " "),
+                "requested": moment(step["requested_at"], now),
+                "deadline": moment(step["deadline_at"], now),
+                "on_timeout": step["on_timeout"],
+                "decision": decided.get("decision"),
+                "by": decided.get("by"),
+                "via": decided.get("via"),
+                "decided": moment(decided.get("at"), now),
+            }
+        )
+    return rows
 
 
 def incidents_page(docs: list[Doc], now: float) -> list[dict[str, Any]]:
