@@ -22,6 +22,8 @@ from feedguard.responder.store.sqlite import SqliteStore
 from feedguard.responder.transitions import due_notes, step_doc
 
 from .conftest import REPO, make_catalog
+from .support.airflow import AirflowInstance
+from .support.fake_runtime_config import FakeRuntimeConfig
 from .support.fake_slack import FakeSlack, running_fake_slack
 from .support.responder import (
     T0,
@@ -491,3 +493,78 @@ async def test_the_cli_decides_through_a_running_responder(tmp_path: Path) -> No
             f"feedguard-responder deny: HTTP 409: step {GATED} was already approved by alice "
             "(via api); decisions are final"
         )
+
+
+# --- the issue's proof: through the webhook, on the real Airflow 3 ------------------------
+
+
+@pytest.mark.airflow
+async def test_through_the_webhook_on_airflow_3_and_runtime_config(
+    tmp_path: Path, airflow_instance: AirflowInstance
+) -> None:
+    """pause_dags waits for approval and pauses the real DAGs once approved;
+    reduce_batch_size is denied and the runtime-config value is never touched, and
+    recovery unpauses only what ran."""
+    dags = ("external_data_ingest", "external_backfill")
+    for dag in dags:
+        airflow_instance.set_paused(dag, False)
+    fake = FakeRuntimeConfig(token="rc-token")
+    fake.features["external_ingest"] = {"enabled": True, "configuration": {"batch_size": 2000}}
+    airflow = airflow_instance.settings()
+    playbooks = [
+        {
+            "name": "provider-down",
+            "matchers": ['alertname="ExternalProviderDown"'],
+            "firing": [
+                {"action": "pause_dags", "approval": "required"},
+                {"action": "reduce_batch_size", "approval": "required"},
+            ],
+            "resolved": [{"revert": "all"}],
+        }
+    ]
+    async with fake.serve() as rc_url:
+        config = responder_config(
+            tmp_path,
+            catalog=make_catalog({"ISO-NE": {"dags": list(dags)}}),
+            playbooks=playbooks,
+            approvals=APPROVALS,
+            actions={
+                "airflow": {
+                    "base_url": airflow.base_url,
+                    "version": "3",
+                    "username": airflow.username,
+                    "password": airflow.password,
+                },
+                "runtime_config": {"base_url": rc_url, "token": "rc-token"},
+            },
+        )
+        try:
+            async with start_responder(config, clock=FakeClock()) as r:
+                firing = alert("ISO-NE")
+                await r.post(notification([firing]))
+                await r.settle()
+                ident = (await r.incident("ISO-NE"))["id"]
+                assert not any(airflow_instance.is_paused(d) for d in dags)
+                status, _ = await decide(r, ident, "firing:provider-down:0", "approve")
+                assert status == 200
+                await r.settle()
+                assert all(airflow_instance.is_paused(d) for d in dags)
+                incident = await r.incident("ISO-NE")
+                batch = step_of(incident, "firing:provider-down:1")
+                assert batch["status"] == "awaiting_approval"
+                status, _ = await decide(r, ident, "firing:provider-down:1", "deny", BOB)
+                assert status == 200
+                await r.settle()
+                assert fake.posts() == []
+                assert fake.features["external_ingest"]["configuration"]["batch_size"] == 2000
+                await r.post(notification([resolved(firing)]))
+                await r.tick()
+                incident = await r.incident("ISO-NE")
+                assert incident["state"] == "resolved"
+                assert not any(airflow_instance.is_paused(d) for d in dags)
+                assert fake.posts() == []  # nothing of the denied step to undo
+                undone = [a["action"] for a in incident["actions"] if a["phase"] == "recovery"]
+                assert undone == ["pause_dags", "pause_dags"]
+        finally:
+            for dag in dags:
+                airflow_instance.set_paused(dag, False)
