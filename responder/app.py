@@ -21,7 +21,7 @@ from feedguard.core.tracing import Tracing
 from . import api, appkeys
 from .actions import open_actions
 from .approval import DECISIONS
-from .approval_api import decide_step
+from .approval_api import decide_step, for_decision
 from .backlog import InboxMonitor
 from .clients import ClientChecks, ClientWarmup
 from .config import ResponderConfig
@@ -243,7 +243,7 @@ def create_app(
     app.router.add_post("/api/v1/incidents/{id}/retry", api.retry_incident)
     for decision in DECISIONS:
         path = f"/api/v1/incidents/{{id}}/steps/{{step}}/{decision}"
-        app.router.add_post(path, decide_step(decision))
+        app.router.add_post(path, for_decision(decide_step, decision))
     app.router.add_get("/api/v1/ignored", api.list_ignored)
     app.router.add_get("/runtime-config/v1/features/{name}", api.get_feature)
     app.router.add_post("/runtime-config/v1/features/{name}", api.set_feature)

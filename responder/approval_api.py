@@ -46,16 +46,19 @@ def decided_body(incident_id: str, step: str, result: Decided) -> dict[str, Any]
     return cast(dict[str, Any], with_iso_times(body))
 
 
-def decide_step(decision: Decision) -> Handler:
-    """The handler of POST /api/v1/incidents/{id}/steps/{step}/approve (or deny)."""
+def for_decision(
+    fn: Callable[[web.Request, Decision], Awaitable[web.StreamResponse]], decision: Decision
+) -> Handler:
+    """A route's handler: ``fn`` with the decision its path names (…/approve, …/deny)."""
 
-    async def handler(request: web.Request) -> web.Response:
-        return await _decide_step(request, decision)
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return await fn(request, decision)
 
     return handler
 
 
-async def _decide_step(request: web.Request, decision: Decision) -> web.Response:
+async def decide_step(request: web.Request, decision: Decision) -> web.Response:
+    """POST /api/v1/incidents/{id}/steps/{step}/approve (or deny)."""
     app = request.app
     tokens = app[appkeys.APPROVERS]
     if not tokens:

@@ -7,7 +7,7 @@ from typing import Any
 
 from . import incidents as inc
 from . import verified_recovery as vr
-from .config import ResponderConfig
+from .config import ResponderConfig, Step
 from .evidence.gather import would_read
 from .notes.render import NoteRenderer
 from .payload import Alert, Notification
@@ -47,12 +47,13 @@ def plan(
         steps = []
         phase_steps = playbook.firing if alert.status == "firing" else playbook.resolved
         for step in phase_steps:
+            gate = _approval(config, step)
             if step.revert is not None:
-                steps.append({"revert": step.revert})
+                steps.append({"revert": step.revert, **gate})
                 continue
             assert step.action is not None
             params = action_params(config, step.action, step.params)
-            item: dict[str, Any] = {"action": step.action, "params": params}
+            item: dict[str, Any] = {"action": step.action, "params": params, **gate}
             action = actions.get(step.action)
             if action is None:
                 item["error"] = f"unknown action {step.action!r}"
@@ -171,3 +172,17 @@ def rendered_notes(
             }
         )
     return notes
+
+
+def _approval(config: ResponderConfig, step: Step) -> dict[str, Any]:
+    """What a gated step would wait for (``{}`` for a step without the gate)."""
+    if step.approval != "required":
+        return {}
+    settings = config.approvals
+    return {
+        "approval": {
+            "required": True,
+            "timeout_minutes": step.approval_timeout_minutes or settings.timeout_minutes,
+            "on_timeout": step.approval_on_timeout or settings.on_timeout,
+        }
+    }

@@ -5,6 +5,7 @@ timeout decides; exactly one decision wins across replicas (both stores)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 from collections.abc import AsyncIterator
@@ -60,6 +61,16 @@ def actions() -> dict[str, CountingAction]:
         "throttle_api": CountingAction("throttle_api", resource="k8s:cm:rate"),
         "pause_dags": CountingAction("pause_dags", resource="airflow:dag:x"),
     }
+
+
+def gated_config(tmp_path: Path, **overrides: Any) -> Any:
+    return responder_config(
+        tmp_path,
+        catalog=make_catalog({"ISO-NE": {}}),
+        playbooks=overrides.pop("playbooks", PLAYBOOKS),
+        approvals=APPROVALS,
+        **overrides,
+    )
 
 
 def store_options(store: str, request: pytest.FixtureRequest) -> dict[str, Any]:
@@ -148,13 +159,7 @@ async def test_approve_runs_the_step_and_a_second_decision_is_409(
     tmp_path: Path, store: str, request: pytest.FixtureRequest
 ) -> None:
     acts = actions()
-    config = responder_config(
-        tmp_path,
-        catalog=make_catalog({"ISO-NE": {}}),
-        playbooks=PLAYBOOKS,
-        approvals=APPROVALS,
-        **store_options(store, request),
-    )
+    config = gated_config(tmp_path, **store_options(store, request))
     async with start_responder(config, clock=FakeClock(), actions=acts) as r:
         await r.post(notification([alert("ISO-NE")]))
         await r.settle()
@@ -199,13 +204,7 @@ async def test_a_denied_step_never_runs_and_recovery_does_not_revert_it(
     tmp_path: Path, store: str, request: pytest.FixtureRequest
 ) -> None:
     acts = actions()
-    config = responder_config(
-        tmp_path,
-        catalog=make_catalog({"ISO-NE": {}}),
-        playbooks=PLAYBOOKS,
-        approvals=APPROVALS,
-        **store_options(store, request),
-    )
+    config = gated_config(tmp_path, **store_options(store, request))
     async with start_responder(config, clock=FakeClock(), actions=acts) as r:
         firing = alert("ISO-NE")
         await r.post(notification([firing]))
@@ -568,3 +567,27 @@ async def test_through_the_webhook_on_airflow_3_and_runtime_config(
         finally:
             for dag in dags:
                 airflow_instance.set_paused(dag, False)
+
+
+def test_simulate_shows_what_a_gated_step_waits_for(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from feedguard.responder.__main__ import main
+
+    config = tmp_path / "responder.yml"
+    config.write_text(
+        f"catalog_file: {REPO / 'config/external_providers.yml'}\n"
+        "approvals: {timeout_minutes: 20}\n"
+        "playbooks:\n"
+        "  - name: provider-down\n"
+        "    matchers: ['alertname=\"ExternalProviderDown\"']\n"
+        "    firing:\n"
+        "      - {action: pause_dags, approval: required, approval_on_timeout: approve}\n"
+        "      - {action: throttle_api}\n"
+    )
+    payload = str(REPO / "examples/alertmanager-webhook.json")
+    assert main(["simulate", "--config", str(config), payload]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    gated, plain = plan["alerts"][0]["steps"]
+    assert gated["approval"] == {"required": True, "timeout_minutes": 20.0, "on_timeout": "approve"}
+    assert "approval" not in plain

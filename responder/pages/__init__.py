@@ -10,6 +10,7 @@ approver's name).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import quote
 
@@ -20,7 +21,7 @@ from feedguard.core.auth import check_bearer
 
 from .. import appkeys
 from ..approval import DECISIONS, Decision
-from ..approval_api import Handler, approver
+from ..approval_api import approver, for_decision
 from ..store import StoreUnavailable
 from . import csrf, views
 
@@ -94,15 +95,25 @@ async def incident(request: web.Request) -> web.Response:
     return response
 
 
+async def _form(
+    request: web.Request, which: str
+) -> tuple[Mapping[str, object], web.Response | None]:
+    """The posted form, or the answer refusing it (not a form: 400; CSRF: 403)."""
+    if request.content_type != "application/x-www-form-urlencoded":
+        return {}, _message(
+            request, 400, "Not a form", f"expected the incident page's {which} form"
+        )
+    form = await request.post()
+    why = csrf.refused(request, str(form.get("csrf_token", "")))
+    return form, (None if why is None else _message(request, 403, "Refused", why))
+
+
 async def retry(request: web.Request) -> web.StreamResponse:
     app = request.app
     ident = request.match_info["id"]
-    if request.content_type != "application/x-www-form-urlencoded":
-        return _message(request, 400, "Not a form", "expected the incident page's retry form")
-    form = await request.post()
-    why = csrf.refused(request, str(form.get("csrf_token", "")))
-    if why is not None:
-        return _message(request, 403, "Refused", why)
+    form, refused = await _form(request, "retry")
+    if refused is not None:
+        return refused
     expected = app[FEATURES_TOKEN_KEY]
     if expected is None:
         return _message(request, 503, "Retry disabled", "set features.token to allow retries")
@@ -117,24 +128,12 @@ async def retry(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(f"/incidents/{ident}?retried=1")
 
 
-def decide(decision: Decision) -> Handler:
-    """The approval form's handler for one decision."""
-
-    async def handler(request: web.Request) -> web.StreamResponse:
-        return await _decide(request, decision)
-
-    return handler
-
-
-async def _decide(request: web.Request, decision: Decision) -> web.StreamResponse:
+async def decide(request: web.Request, decision: Decision) -> web.StreamResponse:
     app = request.app
     ident, step = request.match_info["id"], request.match_info["step"]
-    if request.content_type != "application/x-www-form-urlencoded":
-        return _message(request, 400, "Not a form", "expected the incident page's approval form")
-    form = await request.post()
-    why = csrf.refused(request, str(form.get("csrf_token", "")))
-    if why is not None:
-        return _message(request, 403, "Refused", why)
+    form, refused = await _form(request, "approval")
+    if refused is not None:
+        return refused
     tokens = app[appkeys.APPROVERS]
     if not tokens:
         return _message(
@@ -178,5 +177,6 @@ def setup_pages(app: web.Application, features_token: str | None) -> None:
     app.router.add_get("/incidents/{id}", incident)
     app.router.add_post("/incidents/{id}/retry", retry)
     for decision in DECISIONS:
-        app.router.add_post(f"/incidents/{{id}}/steps/{{step}}/{decision}", decide(decision))
+        path = f"/incidents/{{id}}/steps/{{step}}/{decision}"
+        app.router.add_post(path, for_decision(decide, decision))
     app.router.add_get("/static/{name}", static)
