@@ -384,7 +384,7 @@ def _startup_checks(config: ResponderConfig) -> list[Callable[[], object]]:
         config.webhook_bearer_token,
         config.webhook_basic_password,
         config.features_token,
-        config.approver_tokens,
+        *(approver.read_token for approver in config.approvals.approvers),
         config.notes.check_startup,
         # What open_actions reads at start: a missing file was a traceback then.
         actions.airflow.read_password,

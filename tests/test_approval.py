@@ -591,3 +591,26 @@ def test_simulate_shows_what_a_gated_step_waits_for(
     gated, plain = plan["alerts"][0]["steps"]
     assert gated["approval"] == {"required": True, "timeout_minutes": 20.0, "on_timeout": "approve"}
     assert "approval" not in plain
+
+
+def test_approver_tokens_come_from_files_relative_to_the_config(tmp_path: Path) -> None:
+    from feedguard.responder.config import load_config
+
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "alice").write_text(ALICE + "\n")
+    config_file = tmp_path / "responder.yml"
+    config_file.write_text(
+        f"catalog_file: {REPO / 'config/external_providers.yml'}\n"
+        "approvals:\n"
+        "  approvers: [{name: alice, token_file: secrets/alice}]\n"
+    )
+    config = load_config(config_file, environ={})
+    assert config.approver_tokens() == {ALICE: "alice"}
+    # With no approvers listed, the features token decides, under its own name.
+    fallback = load_config(config_file, environ={"FEEDGUARD_APPROVALS_APPROVERS": "[]"})
+    assert fallback.approver_tokens() == {}
+    flags = load_config(
+        config_file,
+        environ={"FEEDGUARD_APPROVALS_APPROVERS": "[]", "FEEDGUARD_FEATURES_TOKEN": "f-token"},
+    )
+    assert flags.approver_tokens() == {"f-token": "features-token"}

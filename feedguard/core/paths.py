@@ -57,4 +57,9 @@ def resolve_paths(obj: T, base: Path) -> T:
             resolved = resolve_paths(value, base)
             if resolved is not value:
                 updates[name] = resolved
+        elif isinstance(value, tuple) and any(_fields(item) is not None for item in value):
+            # A list of sections (approvals.approvers[].token_file).
+            items = tuple(resolve_paths(item, base) for item in value)
+            if any(new is not old for new, old in zip(items, value, strict=True)):
+                updates[name] = items
     return _replace(obj, updates) if updates else obj
