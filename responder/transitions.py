@@ -263,7 +263,9 @@ def settle(doc: Doc, now: float, *, notes: bool, verify: vr.Plan | None = None) 
     """Move to the state the incident settles in once no work is pending; True if it
     changed.  With ``verify`` a triggered backfill is verified first (``verifying``).
     A resolved incident stays live until its final notes are posted."""
-    began = verify is not None and _recovered_cleanly(doc) and vr.begin(doc, verify, now)
+    began = (
+        verify is not None and _recovered_cleanly(doc) and vr.begin(doc, verify, now, notes=notes)
+    )
     state = inc.settled_state(doc)
     if state == doc["state"]:
         return began

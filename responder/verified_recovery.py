@@ -86,10 +86,11 @@ def _backfill_record(doc: Doc) -> Doc | None:
     return found[-1] if found else None
 
 
-def begin(doc: Doc, plan: Plan, now: float) -> bool:
+def begin(doc: Doc, plan: Plan, now: float, *, notes: bool = True) -> bool:
     """Start verifying after the resolved steps; True when there is something to follow
     (a triggered backfill) and ``doc["verification"]`` was set.  In dry run only the
-    plan is recorded and nothing is waited for."""
+    plan is recorded and nothing is waited for.  ``notes``: a notifier posts the
+    follow-up reply (the incident stays live for it)."""
     if doc.get("verification") is not None:
         return False
     record = _backfill_record(doc)
@@ -102,6 +103,7 @@ def begin(doc: Doc, plan: Plan, now: float) -> bool:
     dry = record["result"] == "dry_run"
     doc["verification"] = {
         "dry_run": dry,
+        "notes": notes,
         "stage": None if dry else BACKFILL,
         "outcome": PLANNED if dry else None,
         "reason": None,
@@ -157,8 +159,10 @@ def _finish(doc: Doc, now: float, outcome: str, reason: str) -> None:
     inc.add_event(doc, now, f"state {state}: {reason}")
     if state == inc.RESOLVED:
         doc["resolved_at"] = now
-    # Live until the follow-up note is posted (note_done ends it).
-    doc["live"] = True
+    # A resolved incident stays live until its follow-up reply is posted (note_done
+    # ends it); one that needs attention stays live like any other.
+    notes = bool(verification.get("notes", True))
+    doc["live"] = state != inc.RESOLVED or (notes and not inc.final_notes_posted(doc))
 
 
 def _run_name(verification: Doc) -> str:

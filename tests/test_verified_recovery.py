@@ -493,3 +493,13 @@ async def test_check_config_online_looks_for_the_suites_in_the_store(tmp_path: P
         "newest results: external_dbt_outputs (failed at 2026-11-25T23:50:00.123Z), "
         "legacy_outputs (passed at 2026-11-25T23:45:00Z)"
     )
+
+
+def test_without_notes_a_verified_incident_is_no_longer_served_once_resolved() -> None:
+    doc = recovered()
+    tr.settle(doc, T, notes=False, verify=PLAN)
+    assert doc["live"] is True  # verifying: served every tick
+    vr.run_polled(doc, vr.RunPoll("success", started_at=T, ended_at=T + 60), T + 60)
+    vr.suite_polled(doc, passed_suite(T + 100), T + 120)
+    assert doc["state"] == inc.RESOLVED
+    assert doc["live"] is False
