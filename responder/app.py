@@ -158,6 +158,20 @@ async def _log_ready_when_store_answers(app: web.Application, every: float = 1.0
     )
 
 
+async def verify_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Verified recovery reads the backfill's DAG run (only when switched on); its calls
+    are child spans like the actions' (docs/responder.md#verified-recovery)."""
+    config = app[appkeys.CONFIG]
+    if not config.verification.enabled:
+        app[appkeys.VERIFY_AIRFLOW] = None
+        yield
+        return
+    session = aiohttp.ClientSession(trace_configs=app[appkeys.TRACING].trace_configs())
+    app[appkeys.VERIFY_AIRFLOW] = AirflowClient(session, config.actions.airflow)
+    yield
+    await session.close()
+
+
 async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[appkeys.CONFIG]
     engine = Engine(
@@ -170,10 +184,7 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
         http=app[appkeys.HTTP],
         redis=app[appkeys.REDIS],
         evidence=app[appkeys.EVIDENCE],
-        # Verified recovery reads the backfill's DAG run (only when switched on).
-        airflow=AirflowClient(app[appkeys.HTTP], config.actions.airflow)
-        if config.verification.enabled
-        else None,
+        airflow=app[appkeys.VERIFY_AIRFLOW],
         tracing=app[appkeys.TRACING],
     )
     app[appkeys.ENGINE] = engine
@@ -235,7 +246,9 @@ def create_app(
     app[appkeys.APPROVERS] = config.approver_tokens()
     app[appkeys.OPENAPI] = load_spec()
     install_http_hardening(app, config.http)
-    app.cleanup_ctx.extend([tracing_ctx, store_ctx, redis_ctx, http_ctx, plugins_ctx, engine_ctx])
+    app.cleanup_ctx.extend(
+        [tracing_ctx, store_ctx, redis_ctx, http_ctx, plugins_ctx, verify_ctx, engine_ctx]
+    )
     app.router.add_get("/", api.index)
     app.router.add_post("/webhook/alertmanager", alertmanager_webhook)
     app.router.add_get("/api/v1/incidents", api.list_incidents)

@@ -9,6 +9,7 @@ import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from feedguard.core.airflow import AirflowClient
 from feedguard.core.tracing import Tracing
 
 from .backlog import InboxMonitor
@@ -35,6 +36,8 @@ NOTIFIER: web.AppKey[Notifier | None] = web.AppKey("notifier")
 # None when evidence is switched off (evidence.enabled: false).
 EVIDENCE: web.AppKey[EvidenceGatherer | None] = web.AppKey("evidence")
 ENGINE = web.AppKey("engine", Engine)
+# Verified recovery's Airflow client; None when verification is switched off.
+VERIFY_AIRFLOW: web.AppKey[AirflowClient | None] = web.AppKey("verify_airflow")
 # The service's tracer (Tracing.off() unless tracing.enabled).
 TRACING = web.AppKey("tracing", Tracing)
 # The start-up checks of the outside clients and their state (/readyz, client_ready).

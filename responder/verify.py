@@ -61,24 +61,28 @@ class Verifier(Part):
         if not vr.due(doc, self.clock()):
             return doc
         verification = doc["verification"]
-        if verification["stage"] == vr.BACKFILL:
-            run = await self._poll_run(verification["backfill"])
+        stage = verification["stage"]
+        attributes = {"feedguard.incident_id": doc["id"], "feedguard.verification.stage": stage}
+        # One span per poll, in the incident's trace; the timeline entries it adds carry it.
+        with self.tracing.span(f"verify {stage}", doc.get("trace"), attributes=attributes):
+            if stage == vr.BACKFILL:
+                run = await self._poll_run(verification["backfill"])
 
-            def record(current: Doc, now: float) -> bool:
-                return vr.run_polled(current, run, now)
+                def record(current: Doc, now: float) -> bool:
+                    return vr.run_polled(current, run, now)
 
-        else:
-            suite = await self._poll_suite(verification["suite"]["name"])
+            else:
+                suite = await self._poll_suite(verification["suite"]["name"])
 
-            def record(current: Doc, now: float) -> bool:
-                return vr.suite_polled(current, suite, now)
+                def record(current: Doc, now: float) -> bool:
+                    return vr.suite_polled(current, suite, now)
 
-        def change(current: Doc | None) -> tuple[Doc | None, Doc | None]:
-            if current is None or not vr.due(current, self.clock()):
-                return None, current  # another replica polled meanwhile
-            return (current if record(current, self.clock()) else None), current
+            def change(current: Doc | None) -> tuple[Doc | None, Doc | None]:
+                if current is None or not vr.due(current, self.clock()):
+                    return None, current  # another replica polled meanwhile
+                return (current if record(current, self.clock()) else None), current
 
-        updated: Doc | None = await self.store.update("incident", doc["id"], change)
+            updated: Doc | None = await self.store.update("incident", doc["id"], change)
         if updated is not None and vr.failed(updated) and not vr.failed(doc):
             log.error(
                 "verified recovery failed: incident needs attention",

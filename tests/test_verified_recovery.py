@@ -25,8 +25,10 @@ from feedguard.responder.plugins import NoteRequest
 
 from .conftest import make_catalog
 from .support.fake_airflow2 import FakeAirflow2
+from .support.otlp import OtlpReceiver
 from .support.responder import (
     FakeClock,
+    Responder,
     alert,
     notification,
     resolved,
@@ -36,6 +38,14 @@ from .support.responder import (
 
 Doc = dict[str, Any]
 DATA = Path(__file__).parent / "data" / "gx"
+BACKFILL_PLAYBOOKS = [
+    {
+        "name": "provider-down",
+        "matchers": ['alertname="ExternalProviderDown"'],
+        "firing": [],
+        "resolved": [{"action": "trigger_backfill"}],
+    }
+]
 
 PLAN = vr.Plan(
     suite="external_dbt_outputs", poll_interval=60.0, backfill_timeout=3600.0, quality_timeout=600.0
@@ -319,14 +329,7 @@ def dry_run_config(tmp_path: Path, *, enabled: bool = True) -> ResponderConfig:
     return responder_config(
         tmp_path,
         catalog=make_catalog({"ISO-NE": {"quality_suite": "iso_ne_outputs"}, "MISO": {}}),
-        playbooks=[
-            {
-                "name": "provider-down",
-                "matchers": ['alertname="ExternalProviderDown"'],
-                "firing": [],
-                "resolved": [{"action": "trigger_backfill"}],
-            }
-        ],
+        playbooks=BACKFILL_PLAYBOOKS,
         dry_run=True,
         verification={"enabled": enabled, "poll_interval_seconds": 30},
     )
@@ -349,17 +352,22 @@ async def test_simulate_lists_the_follow_up_steps_after_the_backfill(tmp_path: P
     assert all("then" not in e["steps"][0] for e in off)
 
 
+async def outage(responder: Responder, clock: FakeClock, provider: str) -> Doc:
+    """A provider down for 10 minutes, then resolved (no health probe: recovered at once)."""
+    firing = alert(provider, starts_at=clock.now - 60)
+    assert (await responder.post(notification([firing]))).status == 200
+    await responder.tick()
+    clock.advance(600)
+    assert (await responder.post(notification([resolved(firing, clock.now)]))).status == 200
+    await responder.tick()
+    return await responder.incident(provider)
+
+
 async def test_dry_run_records_the_planned_follow_up_and_resolves(tmp_path: Path) -> None:
     config = dry_run_config(tmp_path)
     clock = FakeClock()
-    firing = alert("MISO")
     async with start_responder(config, clock=clock) as responder:
-        assert (await responder.post(notification([firing]))).status == 200
-        await responder.tick()
-        clock.advance(600)
-        assert (await responder.post(notification([resolved(firing)]))).status == 200
-        await responder.tick()
-        doc = await responder.incident("MISO")
+        doc = await outage(responder, clock, "MISO")
         async with responder.session.get(f"{responder.url}/incidents/{doc['id']}") as response:
             assert response.status == 200
             page = await response.text()
@@ -380,6 +388,29 @@ async def test_dry_run_records_the_planned_follow_up_and_resolves(tmp_path: Path
 # --- Airflow 2 (the /api/v1 stand-in) and a GX 0.x result named by the catalog ----------
 
 
+def airflow2_config(tmp_path: Path, airflow_url: str, **overrides: Any) -> ResponderConfig:
+    """MISO (quality_suite legacy_outputs) backfilled through the Airflow 2 stand-in."""
+    return responder_config(
+        tmp_path,
+        catalog=make_catalog({"MISO": {"quality_suite": "legacy_outputs"}}),
+        playbooks=BACKFILL_PLAYBOOKS,
+        actions={
+            "airflow": {
+                "base_url": airflow_url,
+                "version": "2",
+                "username": "admin",
+                "password": "secret",
+            }
+        },
+        verification={
+            "enabled": True,
+            "validations_dir": str(tmp_path / "validations"),
+            "poll_interval_seconds": 60,
+        },
+        **overrides,
+    )
+
+
 async def test_airflow_2_backfill_and_a_gx_0_suite_from_the_catalog(
     tmp_path: Path,
     aiohttp_server: Any,
@@ -388,40 +419,10 @@ async def test_airflow_2_backfill_and_a_gx_0_suite_from_the_catalog(
     fake.add_dag("external_data_backfill")
     server = await aiohttp_server(fake.app())
     validations = tmp_path / "validations"
-    config = responder_config(
-        tmp_path,
-        catalog=make_catalog({"MISO": {"quality_suite": "legacy_outputs"}}),
-        playbooks=[
-            {
-                "name": "provider-down",
-                "matchers": ['alertname="ExternalProviderDown"'],
-                "firing": [],
-                "resolved": [{"action": "trigger_backfill"}],
-            }
-        ],
-        actions={
-            "airflow": {
-                "base_url": str(server.make_url("")).rstrip("/"),
-                "version": "2",
-                "username": "admin",
-                "password": "secret",
-            }
-        },
-        verification={
-            "enabled": True,
-            "validations_dir": str(validations),
-            "poll_interval_seconds": 60,
-        },
-    )
+    config = airflow2_config(tmp_path, str(server.make_url("")).rstrip("/"))
     clock = FakeClock()
-    firing = alert("MISO", starts_at=clock.now - 60)
     async with start_responder(config, clock=clock) as responder:
-        assert (await responder.post(notification([firing]))).status == 200
-        await responder.tick()
-        clock.advance(600)
-        assert (await responder.post(notification([resolved(firing, clock.now)]))).status == 200
-        await responder.tick()
-        doc = await responder.incident("MISO")
+        doc = await outage(responder, clock, "MISO")
         assert doc["state"] == "verifying", doc["timeline"]
         (run,) = fake.runs
         assert doc["verification"]["backfill"]["dag_run_id"] == run.dag_run_id
@@ -503,3 +504,26 @@ def test_without_notes_a_verified_incident_is_no_longer_served_once_resolved() -
     vr.suite_polled(doc, passed_suite(T + 100), T + 120)
     assert doc["state"] == inc.RESOLVED
     assert doc["live"] is False
+
+
+async def test_each_poll_is_a_span_with_its_airflow_call_and_timeline_entries(
+    tmp_path: Path, aiohttp_server: Any
+) -> None:
+    fake = FakeAirflow2(username="admin", password="secret")
+    fake.add_dag("external_data_backfill")
+    airflow_url = str((await aiohttp_server(fake.app())).make_url("")).rstrip("/")
+    receiver = OtlpReceiver()
+    async with receiver.serve() as otlp_url:
+        tracing = {"enabled": True, "endpoint": f"{otlp_url}/v1/traces", "sampling_ratio": 1.0}
+        config = airflow2_config(tmp_path, airflow_url, tracing=tracing)
+        clock = FakeClock()
+        async with start_responder(config, clock=clock) as responder:
+            doc = await outage(responder, clock, "MISO")
+        assert doc["state"] == "verifying"
+    (poll,) = receiver.named("verify backfill")
+    assert poll.attributes["feedguard.incident_id"] == doc["id"]
+    (call,) = receiver.children(poll)
+    assert call.attributes["http.method"] == "GET"
+    assert call.attributes["http.url"].endswith(f"/dagRuns/{fake.runs[0].dag_run_id}")
+    traced = {e["event"]: e.get("trace_id") for e in doc["timeline"]}
+    assert traced[f"backfill run {fake.runs[0].dag_run_id}: queued"] == poll.trace_id
