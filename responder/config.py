@@ -152,6 +152,12 @@ class InboxSettings(ConfigModel):
     ready_max_age_seconds: PositiveFloat = 300.0
 
 
+class IncidentSettings(ConfigModel):
+    # Alerts an incident keeps in full (labels, annotations); beyond them it keeps
+    # counts, so its document stays the same size whatever the number of alerts.
+    alert_sample: AtLeastOne = 100
+
+
 class SchedulerSettings(ConfigModel):
     # How often due work (hourly notes, recovery probes, unfinished steps) is looked for.
     tick_seconds: PositiveFloat = 5.0
@@ -271,6 +277,7 @@ class ResponderConfig(ServiceSettings):
     recovery: RecoverySettings = Field(default_factory=RecoverySettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     inbox: InboxSettings = Field(default_factory=InboxSettings)
+    incidents: IncidentSettings = Field(default_factory=IncidentSettings)
     alertmanager: AlertmanagerSettings = Field(default_factory=AlertmanagerSettings)
     verification: VerificationSettings = Field(default_factory=VerificationSettings)
     playbooks: Items[Playbook] = ()

@@ -61,6 +61,7 @@ def new_incident(
         # The provider's recent OpenLineage FAIL/ABORT when it opened (lineage_failure.py).
         "lineage_failure": lineage_failure,
         "alerts": {},
+        "beyond_sample": {"firing": 0, "resolved": 0},
         "transitions": [],
         "group_keys": [],
         "playbooks": [],
@@ -192,9 +193,29 @@ def approval_steps(doc: Doc) -> list[Doc]:
     return steps
 
 
+def beyond_sample(doc: Doc) -> Doc:
+    """Firings and resolves of the alerts not kept in full (``alerts`` is a sample)."""
+    beyond: Doc = doc.setdefault("beyond_sample", {"firing": 0, "resolved": 0})
+    return beyond
+
+
+def alert_counts(doc: Mapping[str, Any]) -> Doc:
+    """Every alert of the incident, counted: the sample kept in full plus the firings
+    beyond it (a firing beyond the sample counts once per startsAt)."""
+    sample = doc["alerts"].values()
+    firing = sum(1 for a in sample if a["status"] == "firing")
+    beyond = doc.get("beyond_sample") or {"firing": 0, "resolved": 0}
+    return {
+        "total": len(sample) + beyond["firing"],
+        "firing": firing + beyond["firing"] - beyond["resolved"],
+        "resolved": len(sample) - firing + beyond["resolved"],
+        "sampled": len(sample),
+    }
+
+
 def all_resolved(doc: Doc) -> bool:
-    alerts = doc["alerts"].values()
-    return bool(alerts) and all(a["status"] == "resolved" for a in alerts)
+    counts = alert_counts(doc)
+    return bool(counts["total"] > 0 and counts["firing"] == 0)
 
 
 def settled_state(doc: Doc) -> str:
@@ -255,6 +276,7 @@ def view(doc: Doc) -> IncidentView:
         notes=copy.deepcopy(doc["notes"]),
         evidence=copy.deepcopy(doc.get("evidence", [])),
         truncated_alerts=_incomplete(doc),
+        alert_counts=alert_counts(doc),
         detection=copy.deepcopy(doc.get("detection")),
         verification=copy.deepcopy(doc.get("verification")),
         approvals=approval_steps(doc),
@@ -293,7 +315,8 @@ def summary(doc: Doc) -> Doc:
         "recovered_at": doc["recovered_at"],
         "resolved_at": doc["resolved_at"],
         "alerts": sorted({a["alertname"] for a in doc["alerts"].values()}),
-        "firing": sum(1 for a in doc["alerts"].values() if a["status"] == "firing"),
+        "firing": alert_counts(doc)["firing"],
+        "alert_counts": alert_counts(doc),
         "actions": len(doc["actions"]),
         "pending_steps": len(pending_work(doc)),
         "awaiting_approval": len(awaiting_approval(doc)),

@@ -154,13 +154,19 @@ class Intake(Part):
         health_probe = provider.health_probe is not None
         needed = self.config.recovery.probes_required
         trace = carrier()
+        sample = self.config.incidents.alert_sample
 
         def change(doc: Doc | None) -> tuple[Doc | None, tuple[list[bool], bool]]:
             if doc is None:
                 # Firing ones still count as applied, as they always have.
                 return None, ([t.playbook is not None for t in items], False)
             applied = apply_transitions(
-                doc, items, now, health_probe=health_probe, probes_required=needed
+                doc,
+                items,
+                now,
+                health_probe=health_probe,
+                probes_required=needed,
+                alert_sample=sample,
             )
             if applied.changed and trace:
                 # The steps this update planned run in its trace (runner.py).

@@ -81,6 +81,9 @@ class IncidentView:
     # Alerts Alertmanager left out of the notifications (truncatedAlerts) while the
     # picture is incomplete; 0 once complete or never truncated.
     truncated_alerts: int = 0
+    # Every alert counted ({total, firing, resolved, sampled}); ``alerts`` holds only the
+    # sample kept in full (incidents.alert_sample).  Empty: count ``alerts``.
+    alert_counts: Mapping[str, int] = field(default_factory=dict)
     # Detection lag (runbook 7): seconds, source, onset_at, first_notification_at;
     # None when neither a stale dataset nor a failing probe's start was known.
     detection: Mapping[str, JSON] | None = None

@@ -26,6 +26,10 @@ Doc = dict[str, Any]
 # is a no-op; the store's own dedupe covers older ones.  Twice the inbox batch
 # (intake.INBOX_BATCH): an entry re-applied after a crash is always among them.
 TRANSITIONS_KEPT = 200
+# Alerts an incident keeps in full by default (incidents.alert_sample); beyond, counts.
+ALERT_SAMPLE = 100
+# Alertmanager group keys kept per incident (each group is one; a cap all the same).
+GROUP_KEYS_KEPT = 50
 
 
 class Transition(NamedTuple):
@@ -52,6 +56,7 @@ def apply_transitions(
     *,
     health_probe: bool,
     probes_required: int,
+    alert_sample: int = ALERT_SAMPLE,
 ) -> Applied:
     """Apply one provider's transitions of an inbox batch, in order."""
     before = (doc["state"], len(inc.pending_work(doc)))
@@ -63,7 +68,7 @@ def apply_transitions(
     for entry, playbook in transitions:
         changed = note_truncation(doc, entry, now) or changed
         if playbook is not None:
-            changed = fire(doc, entry, playbook, now, applied) or changed
+            changed = fire(doc, entry, playbook, now, applied, alert_sample) or changed
             accepted.append(True)
         else:
             known, did = resolve(doc, entry, now, applied, health_probe, probes_required)
@@ -78,13 +83,27 @@ def apply_transitions(
     return Applied(changed, accepted, needs_service)
 
 
-def fire(doc: Doc, entry: Doc, playbook: Playbook, now: float, applied: set[str]) -> bool:
-    """A firing alert: record it, plan the playbook's firing steps once; True if changed."""
+def fire(
+    doc: Doc,
+    entry: Doc,
+    playbook: Playbook,
+    now: float,
+    applied: set[str],
+    sample: int = ALERT_SAMPLE,
+) -> bool:
+    """A firing alert: record it, plan the playbook's firing steps once; True if changed.
+
+    The first ``sample`` alerts are kept in full (``alerts``); beyond them only counts
+    (``beyond_sample``): the document stays the same size whatever the storm."""
     if entry["key"] in applied:
         return False
     alert = entry["alert"]
     remember(doc, entry["key"], applied)
-    if entry.get("group_key") and entry["group_key"] not in doc["group_keys"]:
+    if (
+        entry.get("group_key")
+        and entry["group_key"] not in doc["group_keys"]
+        and len(doc["group_keys"]) < GROUP_KEYS_KEPT
+    ):
         doc["group_keys"].append(entry["group_key"])
     fingerprint = alert["fingerprint"]
     existing = doc["alerts"].get(fingerprint)
@@ -92,15 +111,23 @@ def fire(doc: Doc, entry: Doc, playbook: Playbook, now: float, applied: set[str]
     if existing and existing["starts_at"] == alert["startsAt"] and existing["status"] == "resolved":
         inc.add_event(doc, now, "stale firing copy ignored (already resolved)", alertname=name)
         return True
-    doc["alerts"][fingerprint] = alert_doc(alert)
-    inc.add_event(
-        doc,
-        now,
-        f"alert firing: {name}",
-        fingerprint=fingerprint,
-        group_key=entry.get("group_key"),
-        truncated=entry.get("truncated", 0),
-    )
+    if existing is None and len(doc["alerts"]) >= sample:
+        # Its transition key (fingerprint, startsAt, status) is new, so this is a new
+        # firing of an alert outside the sample: counted, paired later with its resolve.
+        beyond = inc.beyond_sample(doc)
+        beyond["firing"] += 1
+        # No fingerprint on the line: a storm's firings merge into one counted entry.
+        inc.add_event(doc, now, f"alert firing (beyond the sample): {name}")
+    else:
+        doc["alerts"][fingerprint] = alert_doc(alert)
+        inc.add_event(
+            doc,
+            now,
+            f"alert firing: {name}",
+            fingerprint=fingerprint,
+            group_key=entry.get("group_key"),
+            truncated=entry.get("truncated", 0),
+        )
     if playbook.name not in doc["playbooks"]:
         doc["playbooks"].append(playbook.name)
         count = inc.enqueue(doc, "firing", playbook.name, [step_doc(s) for s in playbook.firing])
@@ -127,16 +154,23 @@ def resolve(
         return True, False
     alert = entry["alert"]
     fingerprint = alert["fingerprint"]
-    if fingerprint not in doc["alerts"]:
-        return False, False
-    remember(doc, entry["key"], applied)
     name = alert["labels"].get("alertname", "")
-    if _older(alert["startsAt"], doc["alerts"][fingerprint]["starts_at"]):
-        # Applied after a newer firing (that one came through the urgent lane).
-        inc.add_event(doc, now, "stale resolved copy ignored (fired again since)", alertname=name)
-        return True, True
-    doc["alerts"][fingerprint] = alert_doc(alert)
-    inc.add_event(doc, now, f"alert resolved: {name}", fingerprint=fingerprint)
+    if fingerprint not in doc["alerts"]:
+        beyond = inc.beyond_sample(doc)
+        if beyond["resolved"] >= beyond["firing"]:
+            return False, False  # no firing outside the sample left for it to end
+        remember(doc, entry["key"], applied)
+        beyond["resolved"] += 1
+        inc.add_event(doc, now, f"alert resolved (beyond the sample): {name}")
+    else:
+        remember(doc, entry["key"], applied)
+        if _older(alert["startsAt"], doc["alerts"][fingerprint]["starts_at"]):
+            # Applied after a newer firing (that one came through the urgent lane).
+            why = "stale resolved copy ignored (fired again since)"
+            inc.add_event(doc, now, why, alertname=name)
+            return True, True
+        doc["alerts"][fingerprint] = alert_doc(alert)
+        inc.add_event(doc, now, f"alert resolved: {name}", fingerprint=fingerprint)
     if inc.all_resolved(doc) and doc["state"] != inc.RECOVERING:
         doc["state"] = inc.RECOVERING
         doc["recovery"] = {

@@ -8,11 +8,17 @@ the test action records how many transitions still wait when it runs.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from feedguard.responder import appkeys
-from feedguard.responder.plugins import Outcome, StepContext, Target
+from feedguard.responder import incidents as inc
+from feedguard.responder import transitions as tr
+from feedguard.responder.config import Playbook, Step
+from feedguard.responder.notes.render import NoteRenderer
+from feedguard.responder.notes.settings import NotesSettings
+from feedguard.responder.plugins import NoteRequest, Outcome, StepContext, Target
 from feedguard.responder.store import Store
 
 from .conftest import make_catalog
@@ -21,6 +27,7 @@ from .support.responder import (
     alert,
     counting_actions,
     notification,
+    resolved,
     responder_config,
     start_responder,
 )
@@ -87,3 +94,132 @@ async def test_a_new_incident_is_acted_on_before_the_storm_drains(
         incidents = {i["provider"]: i for i in await r.incidents()}
         assert set(incidents) == {"ISO-NE", "MISO"}
         assert incidents["ISO-NE"]["firing"] == storm + 1
+
+
+# --- bounded incident documents ------------------------------------------------------
+
+DOWN = Playbook(
+    name="provider-down",
+    matchers=('alertname="ExternalProviderDown"',),
+    firing=(Step(action="throttle_api"),),
+    resolved=(Step(revert="all"),),
+)
+
+
+def _entry(n: int, status: str = "firing") -> dict[str, Any]:
+    return {
+        "key": f"f{n}:T0:{status}",
+        "received_at": 100.0,
+        "group_key": '{}:{provider="ISO-NE"}',
+        "alert": {
+            "fingerprint": f"f{n}",
+            "status": status,
+            "labels": {"alertname": "ExternalProviderDown", "provider": "ISO-NE", "n": str(n)},
+            "annotations": {"summary": "x" * 200},
+            "startsAt": "2026-09-21T10:00:00Z",
+            "endsAt": "",
+        },
+    }
+
+
+def _apply(doc: dict[str, Any], numbers: range, status: str = "firing") -> tr.Applied:
+    playbook = DOWN if status == "firing" else None
+    applied = None
+    for start in range(numbers.start, numbers.stop, 100):  # as the intake: inbox batches
+        batch = [
+            tr.Transition(_entry(n, status), playbook)
+            for n in range(start, min(start + 100, numbers.stop))
+        ]
+        applied = tr.apply_transitions(doc, batch, 110.0, health_probe=False, probes_required=1)
+    assert applied is not None
+    return applied
+
+
+def test_incident_document_size_is_bounded_and_counts_exact_with_20000_alerts() -> None:
+    small = inc.new_incident("ISO-NE-100-abc", "ISO-NE", 100.0, None)
+    _apply(small, range(1_000))
+    doc = inc.new_incident("ISO-NE-100-abc", "ISO-NE", 100.0, None)
+    _apply(doc, range(20_000))
+    size = len(json.dumps(doc))
+    # Twenty times the alerts, the same size (the kept transition keys and the counters
+    # have a digit or two more).
+    assert size - len(json.dumps(small)) < 1_000, size
+    assert size < 256 * 1024
+    assert len(doc["alerts"]) == tr.ALERT_SAMPLE
+    assert inc.alert_counts(doc) == {
+        "total": 20_000,
+        "firing": 20_000,
+        "resolved": 0,
+        "sampled": tr.ALERT_SAMPLE,
+    }
+    assert inc.summary(doc)["firing"] == 20_000
+
+    # All but one resolved (in and beyond the sample): still firing, no recovery.
+    _apply(doc, range(1, 20_000), "resolved")
+    assert inc.alert_counts(doc)["firing"] == 1
+    assert doc["state"] == inc.OPEN
+    assert len(json.dumps(doc)) < 256 * 1024  # the sample's resolves are on the timeline
+    # A resolve the incident cannot pair with a firing is not part of it.
+    stray = _entry(99_999, "resolved")
+    applied = tr.apply_transitions(
+        doc, [tr.Transition(stray, None)], 111.0, health_probe=False, probes_required=1
+    )
+    assert applied.accepted == [False]
+    assert doc["state"] == inc.OPEN
+    # The last one resolves: recovery starts.
+    _apply(doc, range(0, 1), "resolved")
+    assert inc.alert_counts(doc) == {
+        "total": 20_000,
+        "firing": 0,
+        "resolved": 20_000,
+        "sampled": tr.ALERT_SAMPLE,
+    }
+    assert doc["state"] == inc.RECOVERING
+
+
+def test_the_last_resolve_beyond_the_sample_starts_recovery() -> None:
+    doc = inc.new_incident("ISO-NE-100-abc", "ISO-NE", 100.0, None)
+    firing = [tr.Transition(_entry(n), DOWN) for n in range(5)]
+    tr.apply_transitions(doc, firing, 110.0, health_probe=False, probes_required=1, alert_sample=2)
+    assert set(doc["alerts"]) == {"f0", "f1"}
+    resolving = [tr.Transition(_entry(n, "resolved"), None) for n in (0, 1, 2, 3)]
+    tr.apply_transitions(
+        doc, resolving, 111.0, health_probe=False, probes_required=1, alert_sample=2
+    )
+    assert doc["state"] == inc.OPEN
+    assert inc.alert_counts(doc)["firing"] == 1
+    last = [tr.Transition(_entry(4, "resolved"), None)]
+    tr.apply_transitions(doc, last, 112.0, health_probe=False, probes_required=1, alert_sample=2)
+    assert doc["state"] == inc.RECOVERING
+
+
+async def test_the_full_count_is_on_the_api_the_page_and_the_notes(tmp_path: Path) -> None:
+    config = responder_config(tmp_path, catalog=CATALOG, incidents={"alert_sample": 3})
+    async with start_responder(config, actions=counting_actions()) as r:
+        alerts = [alert("ISO-NE", dataset=f"d{n}") for n in range(10)]
+        assert (await r.post(notification(alerts))).status == 200
+        await r.settle()
+        assert (await r.post(notification([resolved(alerts[7])]))).status == 200
+        await r.settle()
+        counts = {"total": 10, "firing": 9, "resolved": 1, "sampled": 3}
+        (row,) = await r.incidents()
+        assert row["alert_counts"] == counts
+        assert row["firing"] == 9
+        body = await r.incident("ISO-NE")
+        assert body["alert_counts"] == counts
+        assert len(body["alerts"]) == 3
+        async with r.session.get(f"{r.url}/incidents/{body['id']}") as page:
+            html = await page.text()
+        assert "Alerts (10: 9 firing, 1 resolved)" in html
+        assert "Showing the first 3 in full" in html
+        doc = await r.app[appkeys.STORE].get("incident", body["id"])
+
+    view = inc.view(doc)
+    renderer = NoteRenderer(NotesSettings(), CATALOG)
+    for kind in ("initial", "update", "resolution"):
+        note = NoteRequest(
+            kind=kind, slot=0, incident=view, now=view.opened_at, next_update_at=view.opened_at
+        )
+        text, from_template = renderer.render(note)
+        assert from_template
+        assert "*Alerts:* 10 (9 firing, 1 resolved); the first 3" in text, kind

@@ -199,6 +199,8 @@ SERVICE_VARIABLES: dict[str, frozenset[str]] = {
             "FEEDGUARD_INBOX_MAX_AGE_SECONDS",
             "FEEDGUARD_INBOX_MAX_DEPTH",
             "FEEDGUARD_INBOX_READY_MAX_AGE_SECONDS",
+            "FEEDGUARD_INCIDENTS",
+            "FEEDGUARD_INCIDENTS_ALERT_SAMPLE",
             "FEEDGUARD_LISTEN",
             "FEEDGUARD_LOG",
             "FEEDGUARD_LOG_FORMAT",

@@ -13,7 +13,7 @@ from typing import Any
 
 from feedguard.core.catalog import Provider
 
-from ..plugins import ActionRecord, AlertView, NoteRequest
+from ..plugins import ActionRecord, AlertView, IncidentView, NoteRequest
 from ..verified_recovery import minutes
 
 BACKFILL_ACTION = "trigger_backfill"
@@ -171,6 +171,15 @@ def _evidence(snapshots: Sequence[Mapping[str, Any]], slot: int) -> dict[str, An
     }
 
 
+def _alert_counts(incident: IncidentView) -> dict[str, int]:
+    """Every alert counted; from the sample itself for a view made without counts."""
+    if incident.alert_counts:
+        return dict(incident.alert_counts)
+    firing = sum(1 for a in incident.alerts if a.status == "firing")
+    total = len(incident.alerts)
+    return {"total": total, "firing": firing, "resolved": total - firing, "sampled": total}
+
+
 def build_context(
     request: NoteRequest,
     provider: Provider | None,
@@ -236,6 +245,7 @@ def build_context(
         "checklist": [dict(item) for item in POST_INCIDENT_CHECKLIST],
         "evidence": _evidence(incident.evidence, request.slot),
         "truncated_alerts": incident.truncated_alerts,
+        "alert_counts": _alert_counts(incident),
         "detection": dict(incident.detection) if incident.detection else None,
         "verification": _verification(incident.verification),
         "incident_url": request.incident_url,

@@ -11,7 +11,7 @@ import json
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from ..incidents import approval_steps, pending_work
+from ..incidents import alert_counts, approval_steps, pending_work
 from ..isotimes import iso_utc
 from .evidence import evidence_section
 
@@ -204,6 +204,7 @@ def incident_page(doc: Doc, now: float) -> dict[str, Any]:
         "last_success_before": moment(doc.get("last_success_before"), now),
         "playbooks": list(doc.get("playbooks") or []),
         "alerts": _alerts(doc, now),
+        "alert_counts": alert_counts(doc),
         "truncated": truncated_alerts(doc),
         "timeline": _timeline(doc, now),
         "timeline_dropped": int(doc.get("timeline_dropped") or 0),
@@ -287,7 +288,7 @@ def incidents_page(docs: list[Doc], now: float) -> list[dict[str, Any]]:
                 "opened": moment(doc["opened_at"], now),
                 "resolved": moment(doc.get("resolved_at"), now),
                 "alerts": sorted({a["alertname"] for a in alerts}),
-                "firing": sum(1 for a in alerts if a["status"] == "firing"),
+                "firing": alert_counts(doc)["firing"],
                 "pending": len(pending_work(doc)),
             }
         )
