@@ -2,13 +2,14 @@
 
 import sys
 
-from . import config_load, first_action, lineage, scrape, tracing, webhook
+from . import config_load, first_action, lineage, scrape, storm, tracing, webhook
 
 sys.exit(
     max(
         scrape.main([]),
         webhook.main([]),
         tracing.main([]),
+        storm.main([]),
         lineage.main([]),
         config_load.main([]),
         first_action.main([]),

@@ -43,13 +43,14 @@ def redis_server(workdir: Path) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def running(argv: list[str], log_path: Path, port: int) -> Iterator[None]:
-    """Run ``argv`` (output to ``log_path``) until the block ends, once ``port`` listens."""
+def running(argv: list[str], log_path: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``argv`` (output to ``log_path``) until the block ends, once ``port`` listens;
+    yields the process."""
     with log_path.open("wb") as log:
         process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_for_port(port, process)
-        yield
+        yield process
     finally:
         process.terminate()
         process.wait(10)
