@@ -4,7 +4,8 @@ new provider's alert, on each store.
     .venv/bin/python -m bench.storm [--alerts 100000] [--per-body 1000] [--stores sqlite,redis]
 
 The responder runs in its own process, exactly as served (``create_app``, its
-background scheduler, dry run: steps are planned and recorded, not executed).
+background scheduler); its playbook's one step is a bench action that calls
+nothing outside (``Mark``).
 This process posts the storm's bodies one after another, then the new
 provider's alert, and reports:
 
@@ -32,17 +33,38 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import aiohttp
+
+from feedguard.responder.plugins import JSON, Outcome, StepContext, Target
 
 from .services import free_port, redis_server, running
 
 TOKEN = "bench-token"
 IDLE_SECONDS = 20.0
 HEADERS = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+
+
+class Mark:
+    """The bench playbook's one step: it calls no outside system, so the delay measured
+    is the responder's own."""
+
+    name: ClassVar[str] = "bench_mark"
+    circuit: ClassVar[str] = "bench"
+    reversible: ClassVar[bool] = False
+
+    def targets(self, ctx: StepContext) -> Sequence[Target]:
+        return [Target(description="bench mark", resource=None)]
+
+    async def apply(self, ctx: StepContext, target: Target) -> Outcome:
+        return Outcome(previous=None)
+
+    async def revert(self, ctx: StepContext, target: Target, previous: JSON) -> Outcome:
+        return Outcome(previous=None)
 
 
 def serve(port: int, store: str, redis_url: str, workdir: Path) -> None:
@@ -61,7 +83,7 @@ def serve(port: int, store: str, redis_url: str, workdir: Path) -> None:
     config = load_model(
         ResponderConfig,
         {
-            "dry_run": True,
+            "dry_run": False,
             "store": {"backend": store, "sqlite_path": str(workdir / "responder.db")},
             "redis": {"url": redis_url},
             "webhook": {"bearer_token": TOKEN},
@@ -70,14 +92,16 @@ def serve(port: int, store: str, redis_url: str, workdir: Path) -> None:
                 {
                     "name": "down",
                     "matchers": ['alertname="ExternalProviderDown"'],
-                    "firing": [{"action": "noop"}],
+                    "firing": [{"action": Mark.name}],
                 }
             ],
         },
         "<bench>",
     )
     config = config.model_copy(update={"catalog": catalog})
-    web.run_app(create_app(config, actions={}), host="127.0.0.1", port=port, print=None)
+    web.run_app(
+        create_app(config, actions={Mark.name: Mark()}), host="127.0.0.1", port=port, print=None
+    )
 
 
 def body(provider: str, first: int, count: int) -> bytes:
@@ -216,7 +240,7 @@ async def idle(child: Child, seconds: float = IDLE_SECONDS) -> None:
 async def run(alerts: int, per_body: int, stores: list[str], workdir: Path, redis_url: str) -> int:
     print(
         f"storm: {alerts} alerts for one provider in {per_body}-alert bodies, then one "
-        "alert of another provider; responder in its own process, dry run"
+        "alert of another provider; responder in its own process"
     )
     for store in stores:
         sub = workdir / store

@@ -68,19 +68,26 @@ class NoteScheduler(Part):
 
     async def _post_all(self, incident_id: str, due: list[tuple[NoteKind, int]]) -> None:
         lock = self._locks.setdefault(incident_id, asyncio.Lock())
-        async with lock:  # one incident's notes go out in order
-            for kind, slot in due:
-                with structlog.contextvars.bound_contextvars(incident_id=incident_id, note=kind):
-                    try:
-                        settled = await self._post(incident_id, kind, slot)
-                    except StoreUnavailable as exc:
-                        log.warning("store unavailable while posting a note", error=str(exc))
-                        return
-                    except LeaseLost as exc:
-                        log.warning("note lease lost: another replica posts it", error=str(exc))
-                        return
-                    if not settled:
-                        return  # another replica holds it: the later notes wait for it
+        try:
+            async with lock:  # one incident's notes go out in order
+                await self._post_in_order(incident_id, due)
+        finally:
+            if not lock.locked() and self._locks.get(incident_id) is lock:
+                del self._locks[incident_id]  # kept while posting only: one per incident ever grew
+
+    async def _post_in_order(self, incident_id: str, due: list[tuple[NoteKind, int]]) -> None:
+        for kind, slot in due:
+            with structlog.contextvars.bound_contextvars(incident_id=incident_id, note=kind):
+                try:
+                    settled = await self._post(incident_id, kind, slot)
+                except StoreUnavailable as exc:
+                    log.warning("store unavailable while posting a note", error=str(exc))
+                    return
+                except LeaseLost as exc:
+                    log.warning("note lease lost: another replica posts it", error=str(exc))
+                    return
+                if not settled:
+                    return  # another replica holds it: the later notes wait for it
 
     async def _post(self, incident_id: str, kind: NoteKind, slot: int) -> bool:
         """Settle one note slot; False when another replica is posting it now."""

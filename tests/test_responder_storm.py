@@ -223,3 +223,45 @@ async def test_the_full_count_is_on_the_api_the_page_and_the_notes(tmp_path: Pat
         text, from_template = renderer.render(note)
         assert from_template
         assert "*Alerts:* 10 (9 firing, 1 resolved); the first 3" in text, kind
+
+
+# --- idle after a storm --------------------------------------------------------------
+
+
+class Notes:
+    """A test Notifier: records what it was asked to post."""
+
+    def __init__(self) -> None:
+        self.kinds: list[str] = []
+
+    async def post(self, request: NoteRequest) -> dict[str, Any]:
+        self.kinds.append(request.kind)
+        return {}
+
+
+async def test_an_idle_responder_after_a_storm_does_no_work(
+    tmp_path: Path, store_options: dict[str, Any]
+) -> None:
+    config = responder_config(tmp_path, catalog=CATALOG, **store_options)
+    notes = Notes()
+    async with start_responder(config, actions=counting_actions(), notifier=notes) as r:
+        for body in range(4):
+            alerts = [alert("ISO-NE", dataset=f"d{body}-{n}") for n in range(500)]
+            assert (await r.post(notification(alerts))).status == 200
+        await r.settle()
+        await r.tick()
+        store = r.app[appkeys.STORE]
+        (after_storm,) = await store.list("incident")
+        assert after_storm["state"] == "stabilised"
+        assert notes.kinds == ["initial"]
+        # Idle ticks: the incident is read, nothing is written, nothing is left behind
+        # (no task, no per-incident lock), nothing waits in the inbox.
+        for _ in range(3):
+            await r.tick()
+        assert await store.list("incident") == [after_storm]
+        assert await store.inbox_stats() == (0, None)
+        assert not r.engine._tasks
+        assert r.engine.runner._locks == {}
+        assert r.engine.notes._locks == {}
+        assert notes.kinds == ["initial"]
+        assert len(json.dumps(after_storm)) < 256 * 1024
