@@ -15,7 +15,14 @@ Exactly-once and reference counting are the core's job:
 - On recovery the core releases the incident's claims in reverse order; the
   last holder's release calls ``revert(ctx, target, original_previous)``.
 - ``apply`` and ``revert`` must be idempotent: the core may call them again
-  after a crash between the call and the record.
+  after a crash between the call and the record, possibly in another replica.
+- Intent before effect: an ``apply`` that learns the value it replaces by reading
+  the target first writes it down with ``ctx.intents.record(target, previous,
+  new)`` *before* it changes the target (or keeps it in the target itself, as
+  the throttle's ConfigMap annotation does).  The core keeps the intent on the
+  incident in the store, so a replica taking over after a crash finds it with
+  ``ctx.intents.get(target)`` and, meeting the target already in the new state,
+  reports the recorded ``previous`` instead of reading its own change as it.
 """
 
 from __future__ import annotations
@@ -100,15 +107,6 @@ class IncidentView:
 
 
 @dataclass(frozen=True)
-class StepContext:
-    incident: IncidentView
-    provider: Provider
-    params: Mapping[str, JSON]  # the playbook step's parameters over the action's defaults
-    now: float
-    dry_run: bool
-
-
-@dataclass(frozen=True)
 class Target:
     """One thing a step changes, e.g. one DAG, one ConfigMap key, one feature flag."""
 
@@ -119,6 +117,68 @@ class Target:
     # such as triggering a run.
     resource: str | None
     params: Mapping[str, JSON] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Intent:
+    """What an action was about to do to a target: the value it replaces and the new one."""
+
+    previous: JSON
+    new: JSON
+    at: float
+    detail: Mapping[str, JSON] = field(default_factory=dict)  # e.g. runs in flight
+
+
+class Intents(Protocol):
+    """The incident's intents, one per target (by resource, else description)."""
+
+    def get(self, target: Target) -> Intent | None: ...
+
+    async def record(
+        self,
+        target: Target,
+        previous: JSON,
+        new: JSON,
+        detail: Mapping[str, JSON] | None = None,
+    ) -> None:
+        """Durable when it returns: only then may the action change the target."""
+        ...
+
+
+def intent_key(target: Target) -> str:
+    return target.resource if target.resource is not None else target.description
+
+
+class MemoryIntents:
+    """Intents kept in this object only: for an action used without a responder core
+    (action-level tests, ``check-config``); the core passes its durable ledger."""
+
+    def __init__(self, now: float = 0.0) -> None:
+        self._now = now
+        self._intents: dict[str, Intent] = {}
+
+    def get(self, target: Target) -> Intent | None:
+        return self._intents.get(intent_key(target))
+
+    async def record(
+        self,
+        target: Target,
+        previous: JSON,
+        new: JSON,
+        detail: Mapping[str, JSON] | None = None,
+    ) -> None:
+        self._intents[intent_key(target)] = Intent(previous, new, self._now, dict(detail or {}))
+
+
+@dataclass(frozen=True)
+class StepContext:
+    incident: IncidentView
+    provider: Provider
+    params: Mapping[str, JSON]  # the playbook step's parameters over the action's defaults
+    now: float
+    dry_run: bool
+    # Where ``apply`` records its intent before changing a target (see the module doc).
+    intents: Intents = field(default_factory=MemoryIntents)
 
 
 @dataclass(frozen=True)

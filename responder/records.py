@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import incidents as inc
+from .intents import drop_intent
 from .plugins import Target
 
 Doc = dict[str, Any]
@@ -57,10 +58,16 @@ def add_record(doc: Doc, item: Doc, record: Doc, event: str) -> bool:
             break
     else:
         doc["actions"].append(record)
-    if item["phase"] == "recovery" and record.get("reverts") is not None:
+    if (
+        item["phase"] == "recovery"
+        and record.get("reverts") is not None
+        and record["result"] in FINAL  # a failed undo stays to do: retried, not forgotten
+    ):
         for original in doc["actions"]:
             if original.get("key") == record["reverts"]:
                 original["reverted"] = True
+                # Undone (or left to its last holder): a later apply reads afresh.
+                drop_intent(doc, original["resource"] or original["target"])
     inc.add_event(
         doc,
         record["at"],

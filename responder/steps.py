@@ -18,6 +18,7 @@ from . import incidents as inc
 from .circuit import Breakers, CircuitOpen
 from .common import Common, Part
 from .config import ResponderConfig
+from .intents import LedgerIntents
 from .plugins import Action, ActionError, Outcome, StepContext, Target
 from .records import add_record, new_record
 
@@ -114,12 +115,14 @@ class StepKit(Part):
     def context(
         self, doc: Doc, provider: Provider, params: Mapping[str, Any], dry: bool
     ) -> StepContext:
+        now = self.clock()
         return StepContext(
             incident=inc.view(doc),
             provider=provider,
             params=params,
-            now=self.clock(),
+            now=now,
             dry_run=dry,
+            intents=LedgerIntents(self.store, doc, now),
         )
 
     def params(self, action: str, step_params: Mapping[str, Any]) -> dict[str, Any]:

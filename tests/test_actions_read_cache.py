@@ -199,6 +199,11 @@ async def test_retry_after_a_timed_out_post_keeps_the_state_from_before(
     retry = await action.apply(ctx, target)
     assert retry.previous == {"enabled": False, "configuration": {}}
     assert retry.changed is False
+    # Another replica (no memory of this process) taking over reads the intent, not "on".
+    survivor = ReadCache(RuntimeConfigClient(session, url, "rc-token", 0.3), settings)
+    taken_over = await survivor.apply(ctx, target)
+    assert taken_over.previous == {"enabled": False, "configuration": {}}
+    assert len(fake.posts(FEATURE)) == 1
     # Another incident meeting the cache on was not the one that switched it.
     other = await action.apply(context(incident_id="inc-2"), target)
     assert other.previous == {"enabled": True, "configuration": {"ttl_seconds": 900}}

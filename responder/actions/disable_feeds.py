@@ -75,9 +75,6 @@ class DisableFeeds:
         self._client = client
         self._catalog = catalog
         self._variable = variable
-        # What this process wrote per (incident, provider): a PATCH that timed out
-        # may have landed, and the retry must still report the value before it.
-        self._sent: dict[tuple[str, str], dict[str, JSON]] = {}
 
     def targets(self, ctx: StepContext) -> Sequence[Target]:
         check_params(self.name, ctx.params, ())
@@ -101,10 +98,13 @@ class DisableFeeds:
                 f"{what}: the catalog in the Variable has no provider {provider!r}",
                 retryable=False,
             )
-        sent = self._sent.get((ctx.incident.id, provider))
-        if sent is not None and _same(current, sent["published"]):
+        intent = ctx.intents.get(target)
+        if intent is not None and _same(current, intent.new):
+            # Written by an earlier attempt (maybe a replica that died before recording).
             return Outcome(
-                previous=sent, detail={"note": "written by an earlier attempt"}, changed=False
+                previous=intent.previous,
+                detail={"note": "written by an earlier attempt"},
+                changed=False,
             )
         if entry.get("enabled") is False:
             # Disabled by someone else already: nothing to do, nothing to undo.
@@ -116,7 +116,7 @@ class DisableFeeds:
         entry["enabled"] = False
         published = _dump(document)
         previous: dict[str, JSON] = {"value": current, "published": published, "was_enabled": True}
-        self._sent[(ctx.incident.id, provider)] = previous
+        await ctx.intents.record(target, previous, published)  # before the write
         try:
             await self._client.set_variable(
                 self._variable, published, "provider catalog (feedguard disable_feeds)"
@@ -140,6 +140,10 @@ class DisableFeeds:
             )
         current = await self._get(what)
         detail: dict[str, JSON] = {"variable": self._variable, "provider": provider}
+        if _same(current, previous["value"]):
+            # Restored by an earlier attempt (maybe before a crash): nothing left to do.
+            detail["note"] = "already the value from before"
+            return Outcome(previous=current, detail=detail, changed=False)
         if _same(current, previous["published"]):
             # Nothing changed it since: the value from before, exactly.
             try:

@@ -28,10 +28,6 @@ class PauseDags:
 
     def __init__(self, client: AirflowClient) -> None:
         self._client = client
-        # (incident, DAG) pauses this process has sent.  A PATCH that timed out
-        # may still have paused the DAG; the retry must not then take it for
-        # an operator's pause and leave it paused after recovery.
-        self._sent: set[tuple[str, str]] = set()
 
     def targets(self, ctx: StepContext) -> Sequence[Target]:
         check_params(self.name, ctx.params, ("dags",))
@@ -55,10 +51,17 @@ class PauseDags:
         what = f"pause DAG {dag_id}"
         try:
             dag = await self._client.get_dag(dag_id)
-            if dag.is_paused and (ctx.incident.id, dag_id) in self._sent:
+            intent = ctx.intents.get(target)
+            if dag.is_paused and intent is not None:
+                # Our own pause from an attempt that timed out or a replica that died
+                # before recording it: not an operator's, so recovery unpauses it.
                 return Outcome(
-                    previous=False,
-                    detail={"dag_id": dag_id, "note": "paused by an earlier attempt"},
+                    previous=intent.previous,
+                    detail={
+                        **intent.detail,
+                        "dag_id": dag_id,
+                        "note": "paused by an earlier attempt",
+                    },
                     changed=False,
                 )
             if dag.is_paused:
@@ -73,14 +76,14 @@ class PauseDags:
             # Captured before pausing: a failure here changes nothing, and the
             # runs in flight at that moment are the ones to look at on resume.
             runs = await self._client.list_runs(dag_id, limit=100, states=_RUN_STATES)
-            self._sent.add((ctx.incident.id, dag_id))
+            in_flight: dict[str, JSON] = {
+                state: [r.dag_run_id for r in runs if r.state == state] for state in _RUN_STATES
+            }
+            await ctx.intents.record(target, False, True, in_flight)  # before the PATCH
             await self._client.set_paused(dag_id, True)
         except AirflowError as exc:
             raise airflow_error(exc, what) from exc
-        detail: dict[str, JSON] = {"dag_id": dag_id}
-        for state in _RUN_STATES:
-            detail[state] = [r.dag_run_id for r in runs if r.state == state]
-        return Outcome(previous=False, detail=detail, changed=True)
+        return Outcome(previous=False, detail={"dag_id": dag_id, **in_flight}, changed=True)
 
     async def revert(self, ctx: StepContext, target: Target, previous: JSON) -> Outcome:
         dag_id = str(target.params["dag_id"])

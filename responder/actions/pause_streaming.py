@@ -77,9 +77,6 @@ class PauseStreaming:
         self._templates = Path(templates_dir)
         self._timeout = savepoint_timeout_seconds
         self._poll = poll_seconds
-        # (incident, job name) -> job id of stops this process sent: a retry after
-        # a timeout must recognise its own savepoint, not take it for an operator's.
-        self._sent: dict[tuple[str, str], str] = {}
 
     def config_path(self, job: StreamingJob) -> Path:
         return (
@@ -152,7 +149,10 @@ class PauseStreaming:
         try:
             running = [j for j in await self._client.running_jobs() if j.name == name]
             live = next((j for j in running if j.status == "RUNNING"), None)
-            ours = self._sent.get((ctx.incident.id, name))
+            # A stop sent by an earlier attempt (maybe a replica that died before
+            # recording it) is ours: its savepoint is the one to resume from.
+            intent = ctx.intents.get(target)
+            ours = intent.detail.get("job_id") if intent is not None else None
             if live is None and ours is None:
                 states = sorted({j.status for j in running}) or ["not in /running-jobs"]
                 return Outcome(
@@ -162,7 +162,9 @@ class PauseStreaming:
                 )
             job_id = live.job_id if live is not None else str(ours)
             if live is not None:
-                self._sent[(ctx.incident.id, name)] = job_id
+                await ctx.intents.record(
+                    target, "RUNNING", _STOPPED, {"job_id": job_id}
+                )  # before the stop
                 await self._client.stop_job(job_id, savepoint=True)
             final = await self._wait_stopped(job_id, what)
         except SeaTunnelError as exc:
@@ -219,5 +221,4 @@ class PauseStreaming:
             )
         except SeaTunnelError as exc:
             raise seatunnel_error(exc, what) from exc
-        self._sent.pop((ctx.incident.id, name), None)
         return Outcome(previous=previous, detail={**detail, "submitted_job_id": submitted})

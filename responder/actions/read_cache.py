@@ -29,10 +29,6 @@ class ReadCache:
     def __init__(self, client: RuntimeConfigClient, settings: RuntimeConfigSettings) -> None:
         self._client = client
         self._settings = settings
-        # The state read before each POST this process sent, per (incident,
-        # feature): a POST that timed out may have switched the cache on, and
-        # the retry must report the state from before it, not "on".
-        self._before: dict[tuple[str, str], dict[str, JSON]] = {}
 
     def targets(self, ctx: StepContext) -> Sequence[Target]:
         check_params(self.name, ctx.params, ("ttl_seconds",))
@@ -54,16 +50,17 @@ class ReadCache:
         }
         current = await self._current(feature)
         detail: dict[str, JSON] = {"feature": feature, "state": wanted}
-        sent = self._before.get((ctx.incident.id, feature))
+        intent = ctx.intents.get(target)
         if current is not None and _same(current, wanted):
-            if sent is not None:
+            if intent is not None:
+                # An earlier attempt (maybe another replica's, before a crash) switched
+                # it on: the state from before is the one recorded then, not "on".
                 detail["note"] = "switched on by an earlier attempt"
-                return Outcome(previous=sent, detail=detail, changed=False)
+                return Outcome(previous=intent.previous, detail=detail, changed=False)
             detail["note"] = "already on with this configuration"
             return Outcome(previous=current, detail=detail, changed=False)
-        previous = self._before.setdefault(
-            (ctx.incident.id, feature), current if current is not None else {"enabled": False}
-        )
+        previous = current if current is not None else {"enabled": False}
+        await ctx.intents.record(target, previous, wanted)  # before the POST
         await self._client.set(feature, wanted)
         if current is None:
             detail["note"] = "previous state unknown (GET not served); assumed off"

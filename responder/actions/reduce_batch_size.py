@@ -30,10 +30,6 @@ class ReduceBatchSize:
     def __init__(self, client: RuntimeConfigClient, settings: RuntimeConfigSettings) -> None:
         self._client = client
         self._settings = settings
-        # What this process read before each POST it sent, per (incident, feature):
-        # a POST that timed out may have landed, and the retry must still report
-        # the value from before it.
-        self._before: dict[tuple[str, str], dict[str, JSON]] = {}
 
     def targets(self, ctx: StepContext) -> Sequence[Target]:
         check_params(self.name, ctx.params, ("batch_size",))
@@ -52,14 +48,17 @@ class ReduceBatchSize:
         enabled, configuration = await self._read(feature)
         current = _value(configuration, key)
         detail: dict[str, JSON] = {"feature": feature, "key": key, "value": size}
-        sent = self._before.get((ctx.incident.id, feature))
-        if current == {"present": True, "value": size}:
-            if sent is not None:
+        wanted = {"present": True, "value": size}
+        intent = ctx.intents.get(target)
+        if current == wanted:
+            if intent is not None:
+                # Set by an earlier attempt (maybe before a crash): the value recorded then.
                 detail["note"] = "set by an earlier attempt"
-                return Outcome(previous=sent, detail=detail, changed=False)
+                return Outcome(previous=intent.previous, detail=detail, changed=False)
             detail["note"] = f"{key} is already {size}"
             return Outcome(previous=current, detail=detail, changed=False)
-        previous = self._before.setdefault((ctx.incident.id, feature), current)
+        previous = current
+        await ctx.intents.record(target, previous, wanted)  # before the POST
         await self._client.set(
             feature, {"enabled": enabled, "configuration": {**configuration, key: size}}
         )
