@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .plugins import JSON, Intent, Target, intent_key
+from .plugins import Intent, Intents, Target
 from .store import Store
 
 Doc = dict[str, Any]
@@ -56,30 +56,17 @@ def drop_intent(doc: Doc, key: str) -> None:
         intents.pop(key, None)
 
 
-class LedgerIntents:
+class LedgerIntents(Intents):
     """``Intents`` of one incident, read from its document and written to the store."""
 
     def __init__(self, store: Store, doc: Mapping[str, Any], now: float) -> None:
+        super().__init__(now, intents_of(doc))
         self._store = store
         self._incident = str(doc["id"])
-        self._now = now
-        self._intents = intents_of(doc)
 
-    def get(self, target: Target) -> Intent | None:
-        return self._intents.get(intent_key(target))
-
-    async def record(
-        self,
-        target: Target,
-        previous: JSON,
-        new: JSON,
-        detail: Mapping[str, JSON] | None = None,
-    ) -> None:
-        key = intent_key(target)
-        intent = Intent(previous, new, self._now, dict(detail or {}))
+    async def _save(self, key: str, target: Target, intent: Intent) -> None:
         found = await self._store.update(
             "incident", self._incident, put_intent(key, target, intent)
         )
         if not found:
             raise LookupError(f"incident {self._incident} is gone: intent not recorded")
-        self._intents[key] = intent

@@ -129,33 +129,18 @@ class Intent:
     detail: Mapping[str, JSON] = field(default_factory=dict)  # e.g. runs in flight
 
 
-class Intents(Protocol):
-    """The incident's intents, one per target (by resource, else description)."""
-
-    def get(self, target: Target) -> Intent | None: ...
-
-    async def record(
-        self,
-        target: Target,
-        previous: JSON,
-        new: JSON,
-        detail: Mapping[str, JSON] | None = None,
-    ) -> None:
-        """Durable when it returns: only then may the action change the target."""
-        ...
-
-
 def intent_key(target: Target) -> str:
     return target.resource if target.resource is not None else target.description
 
 
-class MemoryIntents:
-    """Intents kept in this object only: for an action used without a responder core
-    (action-level tests, ``check-config``); the core passes its durable ledger."""
+class Intents:
+    """The incident's intents, one per target (``intent_key``).  Kept in this object
+    only, as an action used without a responder core (action-level tests) needs; the
+    core passes ``intents.LedgerIntents``, whose ``_save`` writes them to the store."""
 
-    def __init__(self, now: float = 0.0) -> None:
+    def __init__(self, now: float = 0.0, intents: Mapping[str, Intent] | None = None) -> None:
         self._now = now
-        self._intents: dict[str, Intent] = {}
+        self._intents: dict[str, Intent] = dict(intents or {})
 
     def get(self, target: Target) -> Intent | None:
         return self._intents.get(intent_key(target))
@@ -167,7 +152,15 @@ class MemoryIntents:
         new: JSON,
         detail: Mapping[str, JSON] | None = None,
     ) -> None:
-        self._intents[intent_key(target)] = Intent(previous, new, self._now, dict(detail or {}))
+        """Durable when it returns (with the core's ledger): only then may the action
+        change the target."""
+        key = intent_key(target)
+        intent = Intent(previous, new, self._now, dict(detail or {}))
+        await self._save(key, target, intent)
+        self._intents[key] = intent
+
+    async def _save(self, key: str, target: Target, intent: Intent) -> None:
+        """Make the intent durable (nothing to do in memory)."""
 
 
 @dataclass(frozen=True)
@@ -178,7 +171,7 @@ class StepContext:
     now: float
     dry_run: bool
     # Where ``apply`` records its intent before changing a target (see the module doc).
-    intents: Intents = field(default_factory=MemoryIntents)
+    intents: Intents = field(default_factory=Intents)
 
 
 @dataclass(frozen=True)

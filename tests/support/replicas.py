@@ -46,7 +46,7 @@ import aiohttp
 import yaml
 from aiohttp import web
 
-from .services import free_port
+from .services import free_port, stop_process
 
 Handler = Any  # aiohttp's middleware handler type
 
@@ -233,13 +233,8 @@ class Replica:
         self.kills += 1
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            stop_process(self.process)
 
     def owns_socket(self, inode: str) -> bool:
         return self.alive and self.process is not None and inode in _socket_inodes(self.process.pid)
