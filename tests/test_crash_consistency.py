@@ -198,23 +198,22 @@ def responder_yaml(tmp_path: Path, redis_url: str, urls: dict[str, str]) -> dict
         "catalog_file": str(catalog),
         "dry_run": False,
         "store": {"backend": "redis"},
-        "redis": {"url": redis_url},
+        "redis": {"url": redis_url, "socket_timeout_seconds": 1},
         "webhook": {"bearer_token": BEARER},
         "features": {"token": "crash-flags-token"},
         "log": {"format": "json"},
-        # A short lease: the survivor takes over within seconds of the kill.  It must
-        # outlast a call (the check in ExecutorSettings); a first Kubernetes call in a
-        # fresh process on a busy machine takes seconds.
+        # The shortest lease allowed (3 s, 3 x the Redis socket timeout): kept by the
+        # heartbeat while a call runs, it runs out within 3 s of the kill.
         "executor": {
-            "attempts": 1,
-            "timeout_seconds": 4,
-            "lease_seconds": 4.5,
+            "attempts": 2,
+            "timeout_seconds": 10,
+            "lease_seconds": 3,
             "backoff_initial_seconds": 0.01,
         },
         "scheduler": {"tick_seconds": 0.2},
         "playbooks": [PLAYBOOK],
         "actions": {
-            "kubernetes": {"host": urls["kube"], "token": "sa-token", "timeout_seconds": 4},
+            "kubernetes": {"host": urls["kube"], "token": "sa-token", "timeout_seconds": 5},
             "runtime_config": {"base_url": urls["runtime"], "token": "rc-token"},
             "airflow": {
                 "base_url": urls["airflow"],

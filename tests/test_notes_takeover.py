@@ -28,7 +28,7 @@ import redis
 import yaml
 
 from .support.fake_slack import FakeSlack, Message, running_fake_slack
-from .support.replica_process import Replica
+from .support.replicas import Replica
 from .support.responder import alert, notification, resolved
 
 TOKEN = "xoxb-takeover-token"

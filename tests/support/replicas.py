@@ -161,7 +161,11 @@ class Replica:
 
     @classmethod
     def create(
-        cls, workdir: Path, name: str, config: Mapping[str, Any], env: Mapping[str, str] = {}
+        cls,
+        workdir: Path,
+        name: str,
+        config: Mapping[str, Any],
+        env: Mapping[str, str] | None = None,
     ) -> Replica:
         home = workdir / name
         home.mkdir(parents=True, exist_ok=True)
@@ -173,7 +177,7 @@ class Replica:
             port=free_port(),
             config_file=config_file,
             log_path=home / "responder.log",
-            env={**base, "FEEDGUARD_LOG_FORMAT": "json", **env},
+            env={**base, "FEEDGUARD_LOG_FORMAT": "json", **(env or {})},
         )
 
     @property
