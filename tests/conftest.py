@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
+import structlog
 
 from feedguard.core.catalog import Catalog, parse_catalog
 
@@ -72,3 +76,18 @@ def make_catalog(providers: dict[str, dict[str, object]]) -> Catalog:
         {"providers": [{"name": name, **fields} for name, fields in providers.items()]},
         "<test>",
     )
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """configure_logging changes process-wide state: put it back for the next tests."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    hooks = (sys.excepthook, threading.excepthook)
+    config = structlog.get_config()
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    sys.excepthook, threading.excepthook = hooks
+    logging.captureWarnings(False)
+    structlog.configure(**config)

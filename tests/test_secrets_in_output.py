@@ -17,8 +17,7 @@ import json
 import logging
 import os
 import sys
-import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -239,21 +238,6 @@ async def test_exporter_with_redis_down_prints_no_secret(tmp_path: Path) -> None
         async with asyncio.timeout(30):
             out, err = await process.communicate()
     _assert_clean("exporter", out.decode(), err.decode(), [REDIS_PASSWORD])
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    """configure_logging changes process-wide state: put it back for the next tests."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    hooks = (sys.excepthook, threading.excepthook)
-    config = structlog.get_config()
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    sys.excepthook, threading.excepthook = hooks
-    logging.captureWarnings(False)
-    structlog.configure(**config)
 
 
 @pytest.mark.usefixtures("restore_logging")

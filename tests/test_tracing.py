@@ -9,9 +9,11 @@ app stops: its shutdown flushes the batch processor.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import json
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +23,7 @@ import aiohttp
 import pytest
 import structlog
 
-from feedguard.core.log import trace_id_processor
+from feedguard.core.log import configure_logging, trace_id_processor
 from feedguard.core.schema import ConfigError, load_model
 from feedguard.core.tracing import Tracing, TracingSettings
 from feedguard.responder import appkeys
@@ -267,6 +269,30 @@ async def test_log_lines_carry_the_trace_id_inside_a_sampled_span(world: World) 
         tracing.shutdown()
 
 
+@pytest.mark.usefixtures("restore_logging")
+async def test_service_log_lines_carry_the_trace_id(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As serve() sets logging up with tracing on: structlog and stdlib lines written
+    inside a sampled span carry its trace_id, others none."""
+    configure_logging("info", "json", trace_ids=True)
+    settings = TracingSettings(enabled=True, endpoint=world.endpoint, sampling_ratio=1.0)
+    tracing = Tracing.start(settings, "test", "0")
+    try:
+        structlog.get_logger("t").info("before")
+        with tracing.span("work") as span:
+            structlog.get_logger("t").info("inside")
+            logging.getLogger("aiohttp.client").warning("third-party inside")
+            trace_id = f"{span.get_span_context().trace_id:032x}"
+        out = capsys.readouterr().out
+    finally:
+        await asyncio.to_thread(tracing.shutdown)
+    lines = {e["event"]: e for e in map(json.loads, out.splitlines())}
+    assert "trace_id" not in lines["before"]
+    assert lines["inside"]["trace_id"] == trace_id
+    assert lines["third-party inside"]["trace_id"] == trace_id
+
+
 async def test_http_span_urls_lose_credentials(world: World) -> None:
     """The aiohttp child spans record the URL without userinfo or known secrets."""
     settings = TracingSettings(enabled=True, endpoint=world.endpoint, sampling_ratio=1.0)
@@ -279,8 +305,6 @@ async def test_http_span_urls_lose_credentials(world: World) -> None:
                 async with session.get(url) as response:
                     assert response.status == 401
     finally:
-        import asyncio
-
         await asyncio.to_thread(tracing.shutdown)
     call = _only([s for s in world.receiver.spans if s.name == "GET"])
     assert "url-password-0123" not in json.dumps(call.attributes)
