@@ -12,6 +12,7 @@ early (a resolved copy older than it is then ignored: ``transitions.resolve``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -44,12 +45,14 @@ class UrgentLane:
             if alert.get("status") != "firing":
                 continue
             labels = alert.get("labels") or {}
+            name = labels.get("provider")
+            # The cheap checks first: on most requests the provider had its turn.
+            if not name or name in chosen:
+                continue
+            if now - self._last.get(name, -math.inf) < URGENT_EVERY_SECONDS:
+                continue
             provider, _ = check_provider(self.catalog, labels)
-            if provider is None or provider.name in chosen:
-                continue
-            if now - self._last.get(provider.name, -URGENT_EVERY_SECONDS) < URGENT_EVERY_SECONDS:
-                continue
-            if self.match_playbook(labels) is None:
+            if provider is None or self.match_playbook(labels) is None:
                 continue
             chosen[provider.name] = key
             self._last[provider.name] = now
