@@ -312,12 +312,13 @@ def settle(doc: Doc, now: float, *, notes: bool, verify: vr.Plan | None = None) 
 
 
 def _recovered_cleanly(doc: Doc) -> bool:
-    """The resolved steps were planned and none of them is pending or failed."""
+    """The resolved steps were planned and none of them is pending, awaiting approval
+    or failed."""
     if not (doc.get("recovery") or {}).get("steps_enqueued"):
         return False
+    unfinished = ("pending", inc.AWAITING_APPROVAL, "failed")
     return not any(
-        item["phase"] == "recovery" and item["status"] in ("pending", "failed")
-        for item in doc["work"]
+        item["phase"] == "recovery" and item["status"] in unfinished for item in doc["work"]
     )
 
 

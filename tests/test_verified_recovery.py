@@ -527,3 +527,15 @@ async def test_each_poll_is_a_span_with_its_airflow_call_and_timeline_entries(
     assert call.attributes["http.url"].endswith(f"/dagRuns/{fake.runs[0].dag_run_id}")
     traced = {e["event"]: e.get("trace_id") for e in doc["timeline"]}
     assert traced[f"backfill run {fake.runs[0].dag_run_id}: queued"] == poll.trace_id
+
+
+def test_verification_waits_for_a_recovery_step_awaiting_approval() -> None:
+    doc = recovered()
+    inc.enqueue(doc, "recovery", "down", [{"action": "read_cache"}])
+    doc["work"][-1]["status"] = inc.AWAITING_APPROVAL
+    tr.settle(doc, T, notes=True, verify=PLAN)
+    assert doc.get("verification") is None  # not before every resolved step ran
+    doc["work"][-1]["status"] = "done"
+    tr.settle(doc, T + 60, notes=True, verify=PLAN)
+    assert doc["state"] == inc.VERIFYING
+    assert doc["verification"]["started_at"] == T + 60
