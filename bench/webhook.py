@@ -17,8 +17,10 @@ keep-alive connections, after a warm-up.  Scenarios:
   ``startsAt``), so each is recorded, queued, and applied to the incident by the
   scheduler running in the same process.
 
-Figures are printed, never asserted; the goal is at least half the bare
-handler's throughput.
+Each line also gives the server process's CPU time per request (user + system
+from ``/proc``, the responder's apply included): on the shared machine this
+moves far less than throughput.  Figures are printed, never asserted; the goal
+is at least half the bare handler's throughput.
 """
 
 from __future__ import annotations
@@ -50,6 +52,15 @@ def server(
     kind: str, redis_url: str, workdir: Path, extra: Sequence[str] = (), name: str = ""
 ) -> Iterator[str]:
     """``extra``: more arguments of ``--serve`` (bench/tracing.py's tracing set-up)."""
+    with served(kind, redis_url, workdir, extra, name) as (url, _):
+        yield url
+
+
+@contextlib.contextmanager
+def served(
+    kind: str, redis_url: str, workdir: Path, extra: Sequence[str] = (), name: str = ""
+) -> Iterator[tuple[str, int]]:
+    """The server's URL and its process id (for ``cpu_seconds``)."""
     port = free_port()
     argv = [sys.executable, "-m", "bench.webhook", "--serve", kind, "--port", str(port)]
     argv += ["--redis", redis_url, "--workdir", str(workdir), *extra]
@@ -57,7 +68,7 @@ def server(
     process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_for_port(port, process)
-        yield f"http://127.0.0.1:{port}/webhook/alertmanager"
+        yield f"http://127.0.0.1:{port}/webhook/alertmanager", process.pid
     finally:
         process.terminate()
         try:
@@ -67,6 +78,13 @@ def server(
             process.kill()
             process.wait()
         log.close()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far (Linux ``/proc``): unlike
+    throughput, hardly moved by what else the shared machine runs."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # --- the servers (child processes) -----------------------------------------------------
@@ -176,6 +194,8 @@ class Result:
     # Time after the last answer until the scheduler had applied every recorded
     # transition (the inbox empty): work the webhook deferred.
     drain: float = 0.0
+    # CPU seconds the server process used for the round (its drain included).
+    cpu: float = 0.0
 
     @property
     def throughput(self) -> float:
@@ -246,6 +266,7 @@ def merged(results: list[Result]) -> Result:
         sum(r.seconds for r in results),
         [x for r in results for x in r.latencies],
         sum(r.drain for r in results),
+        sum(r.cpu for r in results),
     )
 
 
@@ -255,7 +276,8 @@ def report(name: str, result: Result, base: Result, ratios: list[float]) -> None
         f"{name:<26} {result.throughput:7.0f} req/s  p50 {result.p50 * 1000:6.2f} ms  "
         f"p99 {result.p99 * 1000:6.2f} ms  throughput ratio {ratio:5.2f} "
         f"(per-round median {statistics.median(ratios):4.2f})  "
-        f"p99 ratio {result.p99 / base.p99:5.2f}"
+        f"p99 ratio {result.p99 / base.p99:5.2f}  "
+        f"CPU {result.cpu / result.requests * 1e6:4.0f} µs/request"
     )
     if result.drain:
         drained_ratio = result.throughput_drained / base.throughput
@@ -266,15 +288,16 @@ def report(name: str, result: Result, base: Result, ratios: list[float]) -> None
 async def run(requests: int, concurrency: int, rounds: int, redis_url: str, workdir: Path) -> int:
     warmup = max(200, requests // 5)
     with (
-        server("bare", redis_url, workdir) as bare_url,
-        server("responder", redis_url, workdir) as responder_url,
+        served("bare", redis_url, workdir) as (bare_url, bare_pid),
+        served("responder", redis_url, workdir) as (responder_url, responder_pid),
     ):
         for url in (bare_url, responder_url):
             await load(url, bodies(warmup, 0, 0), concurrency)
         print(
             f"{requests} requests x {rounds} rounds per side, concurrency {concurrency}, "
             "3 alerts per request, loopback, Redis store; 'incl. apply': throughput counting "
-            "the time until the scheduler had applied every new transition"
+            "the time until the scheduler had applied every new transition; CPU: the "
+            "server process's user+system time per request (apply included)"
         )
         offset = 0
         for scenario, new in (("resend", 0), ("1 in 10 new", 10), ("all new", 1)):
@@ -288,10 +311,15 @@ async def run(requests: int, concurrency: int, rounds: int, redis_url: str, work
                 round_bodies = bodies(requests, new, offset)
                 for side in ("bare", "responder") if index % 2 == 0 else ("responder", "bare"):
                     if side == "bare":
-                        bare.append(await load(bare_url, round_bodies, concurrency))
+                        before = cpu_seconds(bare_pid)
+                        result = await load(bare_url, round_bodies, concurrency)
+                        result.cpu = cpu_seconds(bare_pid) - before
+                        bare.append(result)
                     else:
+                        before = cpu_seconds(responder_pid)
                         result = await load(responder_url, round_bodies, concurrency)
                         result.drain = await drained(redis_url)
+                        result.cpu = cpu_seconds(responder_pid) - before
                         responder.append(result)
             ratios = [r.throughput / b.throughput for r, b in zip(responder, bare, strict=True)]
             base = merged(bare)
