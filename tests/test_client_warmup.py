@@ -105,10 +105,14 @@ async def test_clients_are_checked_at_start_and_the_first_action_reuses_them(
         metrics = await r.metrics()
         for name in clients:
             assert value(metrics, READY, client=name) == 1
-        # Each check was one read through the real client, nothing was changed.
-        assert [(m, p) for m, p, _, _ in s.kube.requests] == [
-            ("GET", f"/api/v1/namespaces/{NS}/configmaps/{CM}")
+        # Each check went through the real client and changed nothing.
+        configmap = f"/api/v1/namespaces/{NS}/configmaps/{CM}"
+        assert [(m, p.split("?")[0], b) for m, p, _, b in s.kube.requests] == [
+            ("GET", configmap, None),
+            ("PATCH", configmap, {}),  # an empty merge patch, as a server-side dry run
         ]
+        assert "dryRun=All" in s.kube.requests[1][1]
+        assert s.kube.patches() == []
         assert [(q.method, q.feature) for q in s.runtime.requests] == [("GET", FEATURE)]
         # version: auto asks Airflow 3's health path, then Airflow 2's.
         detection = [("GET", "/api/v2/monitor/health"), ("GET", "/api/v1/health")]
@@ -160,6 +164,18 @@ async def test_a_failing_check_does_not_stop_the_start_and_is_retried(
     out = capsys.readouterr().out
     assert out.count("client check failed; retrying") == 1  # logged once, not per retry
     assert K8S_TOKEN not in out
+
+
+async def test_a_role_without_patch_fails_the_check_at_start(
+    tmp_path: Path, stand_ins: StandIns
+) -> None:
+    s = stand_ins
+    s.kube.grant(K8S_TOKEN, verbs=["get"])  # the Role lacks "patch": the throttle would fail
+    async with start_responder(s.config(tmp_path)) as r:
+        clients = await clients_when(r, False, "kubernetes")
+    assert "HTTP 403" in clients["kubernetes"]["error"]
+    assert 'cannot patch resource "configmaps"' in clients["kubernetes"]["error"]
+    assert s.kube.data(NS, CM) == {KEY: "200"}
 
 
 async def test_an_unreachable_service_is_reported_not_raised(

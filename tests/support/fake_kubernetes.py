@@ -118,7 +118,13 @@ class FakeKubernetes(KubernetesReads):
         return dict(self.configmaps[(namespace, name)].get("data") or {})
 
     def patches(self) -> list[Any]:
-        return [body for method, _, _, body in self.requests if method == "PATCH"]
+        """Bodies of the PATCHes that could change something: server-side dry runs
+        (``?dryRun=All``, e.g. the responder's start-up check) are left out."""
+        return [
+            body
+            for method, path, _, body in self.requests
+            if method == "PATCH" and "dryRun=All" not in path
+        ]
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[record_client_ports(self.client_ports)])
