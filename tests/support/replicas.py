@@ -105,6 +105,8 @@ class HeldAnswer:
             armed is not None
             and request.method == armed[0]
             and request.path.endswith(armed[1])
+            # A server-side dry run (the start-up client check) has no effect to hold.
+            and "dryRun" not in request.query
             and response.status < 300
         ):
             self._armed = None
