@@ -190,14 +190,8 @@ class WebApiDelivery:
         """The start-up check: ``auth.test`` (the token is valid) over the shared session."""
         try:
             await self.client.auth_test()
-        except SlackApiError as exc:
-            data = getattr(exc.response, "data", None)
-            code = data.get("error") if isinstance(data, dict) else None
-            raise NoteDeliveryError(f"Slack auth.test failed: {code or 'no error code'}") from None
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise NoteDeliveryError(
-                f"Slack auth.test failed: {type(exc).__name__}: {exc}"
-            ) from None
+        except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+            raise _delivery_error("auth.test", exc) from None
 
     async def send(
         self,
