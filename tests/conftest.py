@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import redis
 import structlog
@@ -61,6 +62,13 @@ def store_options(request: pytest.FixtureRequest) -> dict[str, Any]:
     if request.param == "redis":
         return {"store": "redis", "redis_url": request.getfixturevalue("redis_url")}
     return {"store": "sqlite"}
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    """An aiohttp client session for tests that build an action's client themselves."""
+    async with aiohttp.ClientSession() as session:
+        yield session
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import aiohttp
@@ -25,12 +24,6 @@ from .support.fake_airflow2 import FakeAirflow2
 INGEST, BACKFILL = "external_data_ingest", "external_backfill"
 FALLBACK_DAG, BACKFILL_DAG = "external_data_fallback", "external_data_backfill"
 DAY = 86_400.0
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 @pytest.fixture

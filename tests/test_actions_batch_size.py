@@ -41,12 +41,6 @@ async def url(fake: FakeRuntimeConfig) -> AsyncIterator[str]:
         yield url
 
 
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 def make_action(session: aiohttp.ClientSession, url: str) -> ReduceBatchSize:
     settings = RuntimeConfigSettings(base_url=url, token="rc-token", timeout_seconds=2)
     return ReduceBatchSize(RuntimeConfigClient(session, url, "rc-token", 2), settings)

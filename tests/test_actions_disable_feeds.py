@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -25,12 +24,6 @@ CATALOG = Catalog(providers=(provider("ISO-NE"), provider("MISO")))
 def enabled(value: str | None) -> dict[str, bool]:
     assert value is not None
     return {p["name"]: p["enabled"] for p in json.loads(value)["providers"]}
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 @pytest.fixture

@@ -32,12 +32,6 @@ async def url(fake: FakeRuntimeConfig) -> AsyncIterator[str]:
         yield url
 
 
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 def make_action(
     session: aiohttp.ClientSession, url: str | None, token: str = "rc-token"
 ) -> ReadCache:
