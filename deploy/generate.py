@@ -14,6 +14,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from feedguard.core.generated import write_or_check
+
 REPO = Path(__file__).resolve().parent.parent
 SOURCE = REPO / "config"
 TARGET = REPO / "deploy" / "base" / "config"
@@ -42,20 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail when files are out of date")
     args = parser.parse_args(argv)
-    stale = []
-    for path, text in outputs().items():
-        if path.exists() and path.read_text() == text:
-            continue
-        if args.check:
-            stale.append(str(path.relative_to(REPO)))
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-            print(f"wrote {path.relative_to(REPO)}")
-    if stale:
-        print(f"out of date: {', '.join(stale)}; run python deploy/generate.py", file=sys.stderr)
-        return 1
-    return 0
+    return write_or_check(
+        outputs(), check=args.check, command="python deploy/generate.py", base=REPO
+    )
 
 
 if __name__ == "__main__":

@@ -30,6 +30,8 @@ from typing import Any
 
 import yaml
 
+from feedguard.core.generated import write_or_check
+
 HERE = Path(__file__).resolve().parent
 DASHBOARDS = HERE / "dashboards"
 CONFIGMAPS = HERE.parent / "deploy" / "base" / "grafana-dashboards.yaml"
@@ -830,21 +832,8 @@ def main(argv: list[str] | None = None) -> int:
         for line in exc.errors:
             print(line, file=sys.stderr)
         return 2
-    stale = []
-    for path, text in outputs(params).items():
-        target = args.out / path.name if args.out else path
-        if target.exists() and target.read_text() == text:
-            continue
-        if args.check:
-            stale.append(str(target))
-        else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text)
-            print(f"wrote {target}")
-    if stale:
-        print(f"out of date: {', '.join(stale)}; run python grafana/generate.py", file=sys.stderr)
-        return 1
-    return 0
+    files = {args.out / p.name if args.out else p: text for p, text in outputs(params).items()}
+    return write_or_check(files, check=args.check, command="python grafana/generate.py")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from pydantic import BaseModel
 
 from feedguard.core.catalog import Catalog
 from feedguard.core.env import env_names
+from feedguard.core.generated import write_or_check
 from feedguard.exporter.config import ExporterConfig
 from feedguard.responder.config import ResponderConfig
 
@@ -88,21 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail when files are out of date")
     args = parser.parse_args(argv)
-    stale = []
-    for path, text in outputs().items():
-        current = path.read_text(encoding="utf-8") if path.exists() else None
-        if current == text:
-            continue
-        if args.check:
-            stale.append(path)
-        else:
-            path.write_text(text, encoding="utf-8")
-            print(f"wrote {path.relative_to(REPO)}")
-    if stale:
-        names = ", ".join(str(p.relative_to(REPO)) for p in stale)
-        print(f"out of date: {names}; run python config/schema/generate.py", file=sys.stderr)
-        return 1
-    return 0
+    return write_or_check(
+        outputs(), check=args.check, command="python config/schema/generate.py", base=REPO
+    )
 
 
 if __name__ == "__main__":

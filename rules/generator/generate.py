@@ -23,6 +23,8 @@ from typing import Any
 import yaml
 from params import THRESHOLDS, Params, ParamsError, add_arguments, load
 
+from feedguard.core.generated import write_or_check
+
 HERE = Path(__file__).resolve().parent
 RULES = HERE.parent
 REPO = RULES.parent
@@ -551,23 +553,9 @@ def main(argv: list[str] | None = None) -> int:
         for line in exc.errors:
             print(line, file=sys.stderr)
         return 2
-    stale = []
-    for path, text in files.items():
-        target = args.out / path.name if args.out else path
-        current = target.read_text() if target.exists() else None
-        if current == text:
-            continue
-        if args.check:
-            stale.append(target)
-        else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text)
-            print(f"wrote {target}")
-    if stale:
-        names = ", ".join(str(p) for p in stale)
-        print(f"out of date: {names}; run python rules/generator/generate.py", file=sys.stderr)
-        return 1
-    return 0
+    if args.out:
+        files = {args.out / path.name: text for path, text in files.items()}
+    return write_or_check(files, check=args.check, command="python rules/generator/generate.py")
 
 
 if __name__ == "__main__":
