@@ -28,6 +28,7 @@ from .actions.kube import ConfigMapClient
 from .actions.runtime_config import RuntimeConfigClient
 from .config import ResponderConfig
 from .isotimes import iso_utc
+from .notes.slack import delivery_error
 from .plugins import ActionError
 
 
@@ -108,12 +109,8 @@ async def check_slack(config: ResponderConfig, session: aiohttp.ClientSession) -
     client = AsyncWebClient(token=token, base_url=notes.base_url, session=session, timeout=10)
     try:
         answer = await client.auth_test()
-    except SlackApiError as exc:
-        data = getattr(exc.response, "data", None)
-        code = data.get("error") if isinstance(data, dict) else None
-        return Check(target, "problem", f"auth.test failed: {code or exc}")
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        return Check(target, "problem", f"auth.test failed: {type(exc).__name__}: {exc}")
+    except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+        return Check(target, "problem", str(delivery_error("auth.test", exc)))
     return Check(target, "ok", f"auth.test ok as {answer.get('user')} in {answer.get('team')}")
 
 

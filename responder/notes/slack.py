@@ -191,7 +191,7 @@ class WebApiDelivery:
         try:
             await self.client.auth_test()
         except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
-            raise _delivery_error("auth.test", exc) from None
+            raise delivery_error("auth.test", exc) from None
 
     async def send(
         self,
@@ -218,7 +218,7 @@ class WebApiDelivery:
         try:
             response = await self.client.chat_postMessage(**args)
         except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
-            raise _delivery_error("chat.postMessage", exc) from None
+            raise delivery_error("chat.postMessage", exc) from None
         ts = response.get("ts")
         answered_channel = response.get("channel")
         return Delivered(
@@ -263,7 +263,7 @@ class WebApiDelivery:
                     break
                 args["cursor"] = cursor
         except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
-            raise _delivery_error(method, exc) from None
+            raise delivery_error(method, exc) from None
         return found
 
     async def _channel_id(self, channel: str) -> str:
@@ -290,11 +290,11 @@ class WebApiDelivery:
                     break
                 args["cursor"] = cursor
         except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
-            raise _delivery_error("conversations.list", exc) from None
+            raise delivery_error("conversations.list", exc) from None
         raise NoteDeliveryError(f"Slack conversations.list: no channel named {channel!r}")
 
 
-def _delivery_error(method: str, exc: Exception) -> NoteDeliveryError:
+def delivery_error(method: str, exc: Exception) -> NoteDeliveryError:
     """A NoteDeliveryError naming Slack's error code (never the token)."""
     if isinstance(exc, SlackApiError):
         # An AsyncSlackResponse, or the raw aiohttp response when the body was not JSON.
