@@ -27,6 +27,7 @@ from urllib.parse import quote
 import aiohttp
 from pydantic import Field, model_validator
 
+from .errors import HttpAnswerError
 from .schema import ConfigModel, HttpUrl, PositiveFloat, PositiveInt, Secret, read_secret
 
 ApiVersion = Literal[2, 3]
@@ -70,13 +71,8 @@ class AirflowSettings(ConfigModel):
 # --- errors -------------------------------------------------------------------
 
 
-class AirflowError(Exception):
+class AirflowError(HttpAnswerError):
     """An answer from Airflow that is not a success, or no answer at all (status 0)."""
-
-    def __init__(self, status: int, detail: str) -> None:
-        self.status = status
-        self.detail = detail
-        super().__init__(f"HTTP {status}: {detail}" if status else detail)
 
 
 class AirflowNotFound(AirflowError):

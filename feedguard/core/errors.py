@@ -1,4 +1,5 @@
-"""Configuration errors: every problem of one run, one ``source: path: message`` per line."""
+"""Shared errors: a configuration's (every problem of one run, one ``source: path: message``
+per line) and an HTTP API's failed answer."""
 
 from __future__ import annotations
 
@@ -23,6 +24,15 @@ class DuplicateKeysError(ConfigError):
     def __init__(self, errors: Iterable[str], data: Any) -> None:
         super().__init__(errors)
         self.data = data
+
+
+class HttpAnswerError(Exception):
+    """An HTTP API's answer that is not a success, or no answer at all (status 0)."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        self.status = status
+        self.detail = detail
+        super().__init__(f"HTTP {status}: {detail}" if status else detail)
 
 
 def join_path(path: str, key: str | int) -> str:

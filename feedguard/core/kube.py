@@ -32,6 +32,7 @@ from urllib.parse import quote
 import aiohttp
 from pydantic import Field, model_validator
 
+from .errors import HttpAnswerError
 from .kube_names import check_k8s_name
 from .schema import ConfigError, ConfigModel, HttpUrl, PositiveFloat, Secret, read_secret
 
@@ -108,13 +109,8 @@ class KubeReadSettings(ConfigModel):
         )
 
 
-class KubeError(Exception):
+class KubeError(HttpAnswerError):
     """A Status answer (``message (reason)``) or no answer (status 0)."""
-
-    def __init__(self, status: int, detail: str) -> None:
-        self.status = status
-        self.detail = detail
-        super().__init__(f"HTTP {status}: {detail}" if status else detail)
 
 
 def parse_time(value: Any) -> float | None:

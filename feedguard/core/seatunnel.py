@@ -28,6 +28,7 @@ from urllib.parse import quote
 import aiohttp
 from pydantic import Field
 
+from .errors import HttpAnswerError
 from .schema import ConfigModel, HttpUrl, PositiveFloat, Secret, check, read_secret
 
 # JobStatus of seatunnel-engine-core, in the engine's order.
@@ -75,13 +76,8 @@ class SeaTunnelSettings(ConfigModel):
         return read_secret(self.password, self.password_file, "SeaTunnel password")
 
 
-class SeaTunnelError(Exception):
+class SeaTunnelError(HttpAnswerError):
     """An answer that is not a success, or no answer at all (status 0)."""
-
-    def __init__(self, status: int, detail: str) -> None:
-        self.status = status
-        self.detail = detail
-        super().__init__(f"HTTP {status}: {detail}" if status else detail)
 
 
 class SeaTunnelUnavailable(SeaTunnelError):
