@@ -8,7 +8,7 @@ from typing import Any
 
 from . import incidents as inc
 from .intents import drop_intent
-from .plugins import Target
+from .plugins import Target, intent_key
 
 Doc = dict[str, Any]
 FINAL = ("success", "dry_run", "skipped")  # results a restart does not redo
@@ -67,7 +67,7 @@ def add_record(doc: Doc, item: Doc, record: Doc, event: str) -> bool:
             if original.get("key") == record["reverts"]:
                 original["reverted"] = True
                 # Undone (or left to its last holder): a later apply reads afresh.
-                drop_intent(doc, original["resource"] or original["target"])
+                drop_intent(doc, intent_key(Target(original["target"], original["resource"])))
     inc.add_event(
         doc,
         record["at"],
