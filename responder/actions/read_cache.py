@@ -44,10 +44,7 @@ class ReadCache:
 
     async def apply(self, ctx: StepContext, target: Target) -> Outcome:
         feature = str(target.params["feature"])
-        wanted: dict[str, JSON] = {
-            "enabled": True,
-            "configuration": {"ttl_seconds": target.params["ttl_seconds"]},
-        }
+        wanted = _wanted(target)
         current = await self._current(feature)
         detail: dict[str, JSON] = {"feature": feature, "state": wanted}
         intent = ctx.intents.get(target)
@@ -74,8 +71,7 @@ class ReadCache:
         if current is not None and _exactly(current, restore):
             detail["note"] = "already in the state to restore"
             return Outcome(previous=current, detail=detail, changed=False)
-        ours = {"enabled": True, "configuration": {"ttl_seconds": target.params["ttl_seconds"]}}
-        if current is not None and not _same(current, ours):
+        if current is not None and not _same(current, _wanted(target)):
             # Neither what this responder set nor what was there before: an
             # operator's newer choice, kept.
             detail["state"] = current
@@ -106,6 +102,11 @@ class ReadCache:
             "enabled": body["enabled"],
             "configuration": configuration if isinstance(configuration, dict) else {},
         }
+
+
+def _wanted(target: Target) -> dict[str, JSON]:
+    """The state ``apply`` posts, and ``revert`` takes as this responder's own."""
+    return {"enabled": True, "configuration": {"ttl_seconds": target.params["ttl_seconds"]}}
 
 
 def _same(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
