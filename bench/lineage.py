@@ -27,7 +27,6 @@ import asyncio
 import contextlib
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,7 +39,7 @@ import yaml
 
 from tests.support.openlineage import run_event
 
-from .services import free_port, redis_server, wait_for_port
+from .services import free_port, redis_server, running
 
 TOKEN = "bench-lineage-token"
 PROVIDERS = [f"P{index}" for index in range(10)]
@@ -97,17 +96,8 @@ def exporter(redis_url: str, workdir: Path) -> Iterator[str]:
     env["FEEDGUARD_LINEAGE_BEARER_TOKEN"] = TOKEN
     argv = [sys.executable, "-m", "feedguard.exporter", "--config", str(config)]
     argv += ["--listen", f"127.0.0.1:{port}"]
-    log = (workdir / "exporter.log").open("wb")
-    process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
-    try:
-        wait_for_port(port, process)
+    with running(argv, workdir / "exporter.log", port, env):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        finally:
-            log.close()
 
 
 @dataclass

@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 
@@ -43,14 +43,21 @@ def redis_server(workdir: Path) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def running(argv: list[str], log_path: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
+def running(
+    argv: list[str], log_path: Path, port: int, env: Mapping[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     """Run ``argv`` (output to ``log_path``) until the block ends, once ``port`` listens;
-    yields the process."""
+    yields the process.  One that ignores SIGTERM for 10 s is killed."""
     with log_path.open("wb") as log:
-        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
         wait_for_port(port, process)
         yield process
     finally:
         process.terminate()
-        process.wait(10)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            print(f"{log_path.stem} did not stop within 10 s of SIGTERM: killed", file=sys.stderr)
+            process.kill()
+            process.wait()

@@ -31,7 +31,6 @@ import contextlib
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,7 +41,7 @@ from typing import Any
 
 import aiohttp
 
-from .services import free_port, redis_server, wait_for_port
+from .services import free_port, redis_server, running
 
 TOKEN = "bench-token"
 
@@ -64,20 +63,8 @@ def served(
     port = free_port()
     argv = [sys.executable, "-m", "bench.webhook", "--serve", kind, "--port", str(port)]
     argv += ["--redis", redis_url, "--workdir", str(workdir), *extra]
-    log = (workdir / f"{name or kind}.log").open("wb")
-    process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_for_port(port, process)
+    with running(argv, workdir / f"{name or kind}.log", port) as process:
         yield f"http://127.0.0.1:{port}/webhook/alertmanager", process.pid
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            print(f"{kind} server did not stop within 10 s of SIGTERM: killed", file=sys.stderr)
-            process.kill()
-            process.wait()
-        log.close()
 
 
 def cpu_seconds(pid: int) -> float:
