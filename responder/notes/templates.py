@@ -35,8 +35,9 @@ TEMPLATE_NAMES = {
     "verification": "verification.j2",
     "approval": "approval.j2",
 }
-# Included by resolution.j2; listed so a broken override is found at start-up.
-PARTIALS = ("checklist.j2",)
+# Included by the notes (checklist.j2 by resolution.j2, evidence.j2 by initial.j2 and
+# update.j2); listed so a broken override is found at start-up.
+PARTIALS = ("checklist.j2", "evidence.j2")
 
 TIME_FORMAT = "%Y-%m-%d %H:%M %Z"
 
