@@ -63,16 +63,23 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     await client.aclose()
 
 
+def client_session(
+    app: web.Application, connector: aiohttp.BaseConnector | None = None
+) -> aiohttp.ClientSession:
+    """A session that keeps no cookies and, with tracing on, makes its requests child spans."""
+    return aiohttp.ClientSession(
+        connector=connector,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        trace_configs=app[appkeys.TRACING].trace_configs(),
+    )
+
+
 async def http_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[appkeys.CONFIG]
     # Probes must see the provider as it is now: no pooled connection reused
     # across scrapes (force_close), so every probe connects like a client would.
     connector = aiohttp.TCPConnector(limit=config.probes.concurrency, force_close=True)
-    session = aiohttp.ClientSession(
-        connector=connector,
-        cookie_jar=aiohttp.DummyCookieJar(),
-        trace_configs=app[appkeys.TRACING].trace_configs(),
-    )
+    session = client_session(app, connector)
     app[appkeys.HTTP] = session
     yield
     await session.close()
@@ -83,12 +90,7 @@ async def airflow_ctx(app: web.Application) -> AsyncIterator[None]:
     if not settings.enabled:
         yield
         return
-    connector = aiohttp.TCPConnector(limit=settings.concurrency)
-    session = aiohttp.ClientSession(
-        connector=connector,
-        cookie_jar=aiohttp.DummyCookieJar(),
-        trace_configs=app[appkeys.TRACING].trace_configs(),
-    )
+    session = client_session(app, aiohttp.TCPConnector(limit=settings.concurrency))
     app[appkeys.AIRFLOW] = AirflowClient(session, settings)
     yield
     await session.close()
@@ -99,9 +101,7 @@ async def seatunnel_ctx(app: web.Application) -> AsyncIterator[None]:
     if not settings.enabled:
         yield
         return
-    session = aiohttp.ClientSession(
-        cookie_jar=aiohttp.DummyCookieJar(), trace_configs=app[appkeys.TRACING].trace_configs()
-    )
+    session = client_session(app)
     app[appkeys.SEATUNNEL] = SeaTunnelClient(session, settings)
     yield
     await session.close()
