@@ -128,21 +128,21 @@ async def _record(request: web.Request, notification: Notification) -> web.Respo
     # The notification's span context (empty when tracing is off): applying the entry
     # and the steps it causes join this trace (intake.py, runner.py).
     trace = carrier()
+    # The notification's fields, built once: a group can hold thousands of alerts.
+    shared: dict[str, Any] = {
+        "group_key": notification.group_key,
+        "receiver": notification.receiver,
+        "received_at": received_at,
+        "truncated": notification.truncated_alerts,
+        "group_labels": dict(notification.group_labels),
+    }
+    if trace:
+        shared["trace"] = trace
     items: dict[str, dict[str, Any]] = {}
     for alert in notification.alerts:
-        items.setdefault(
-            alert.transition_key,
-            {
-                "key": alert.transition_key,
-                "alert": alert.to_json(),
-                "group_key": notification.group_key,
-                "receiver": notification.receiver,
-                "received_at": received_at,
-                "truncated": notification.truncated_alerts,
-                "group_labels": dict(notification.group_labels),
-                **({"trace": trace} if trace else {}),
-            },
-        )
+        key = alert.transition_key
+        if key not in items:
+            items[key] = {"key": key, "alert": alert.to_json(), **shared}
     urgent = app[appkeys.URGENT].pick((key, item["alert"]) for key, item in items.items())
     try:
         # A transition that may open an incident is not held back by a storm's backlog.
