@@ -114,10 +114,10 @@ async def plugins_ctx(app: web.Application) -> AsyncIterator[None]:
         app[appkeys.EVIDENCE] = await stack.enter_async_context(
             open_evidence(config.evidence, config.actions.kubernetes)
         )
-        unknown = sorted({name for _, name in config.playbook_action_names()} - set(actions.keys()))
+        used = {name for _, name in config.playbook_action_names()}
+        unknown = sorted(used - set(actions.keys()))
         if unknown:
             log.warning("playbooks name actions that do not exist", unknown=unknown)
-        used = {name for _, name in config.playbook_action_names()}
         warmup = ClientWarmup(
             checks.used(used) if config.clients.check_at_start else [],
             config.clients,
