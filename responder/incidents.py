@@ -94,18 +94,17 @@ def _traced() -> Doc:
 
 def add_event(doc: Doc, at: float, event: str, **fields: Any) -> None:
     """Append a timeline entry; inside a sampled trace it carries its ``trace_id``."""
-    fields.update(_traced())
     timeline = doc["timeline"]
     if timeline:
         last = timeline[-1]
         same = {k: v for k, v in last.items() if k not in _REPEAT_IGNORES}
-        if same == {"event": event, **{k: v for k, v in fields.items() if k != "trace_id"}}:
+        if same == {"event": event, **fields}:
             # The same event again (a failing probe every 30 s, a re-sent alert):
             # counted on the last entry instead of flooding the timeline.
             last["repeats"] = last.get("repeats", 1) + 1
             last["last_at"] = at
             return
-    timeline.append({"at": at, "event": event, **fields})
+    timeline.append({"at": at, "event": event, **fields, **_traced()})
     extra = len(doc["timeline"]) - TIMELINE_LIMIT
     if extra > 0:
         # Keep the first entry (the opening) and the newest ones.
