@@ -139,7 +139,7 @@ class IncidentRunner(Part):
         self, incident_id: str, renew: Callable[[], Awaitable[None]], doc: Doc, item: Doc
     ) -> None:
         """One step, as a span in the trace of the incident update that planned it."""
-        name = item["action"] or f"revert {item['revert']}"
+        name = inc.step_what(item)
         attributes = {
             "feedguard.incident_id": incident_id,
             "feedguard.step.id": item["id"],
