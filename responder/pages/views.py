@@ -11,7 +11,7 @@ import json
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from ..incidents import alert_counts, approval_steps, pending_work
+from ..incidents import alert_counts, approval_steps, pending_work, step_what
 from ..isotimes import iso_utc
 from .evidence import evidence_section
 
@@ -210,13 +210,8 @@ def incident_page(doc: Doc, now: float) -> dict[str, Any]:
         "timeline_dropped": int(doc.get("timeline_dropped") or 0),
         "actions": _actions(doc, now),
         "notes": _notes(doc, now),
-        "pending": [
-            {"id": s["id"], "what": s.get("action") or f"revert {s.get('revert')}"}
-            for s in pending_work(doc)
-        ],
-        "failed": [
-            {"id": s["id"], "what": s.get("action") or f"revert {s.get('revert')}"} for s in failed
-        ],
+        "pending": [{"id": s["id"], "what": step_what(s)} for s in pending_work(doc)],
+        "failed": [{"id": s["id"], "what": step_what(s)} for s in failed],
         "recovery": doc.get("recovery"),
         "verification": _verification(doc, now),
         "evidence": evidence_section(doc, now, moment),
