@@ -22,9 +22,9 @@ from .plugins import NoteKind
 
 Doc = dict[str, Any]
 
-# Transitions applied to an incident, kept so re-applying an inbox entry after a crash
-# is a no-op; the store's own dedupe covers older ones.  Twice the inbox batch
-# (intake.INBOX_BATCH): an entry re-applied after a crash is always among them.
+# Transitions applied to an incident, kept so an entry applied again is a no-op.  The
+# inbox drops a batch in the transaction that applies it (Store.update_many), so this
+# is a second line (the store's own dedupe covers re-sends), and a batch may be larger.
 TRANSITIONS_KEPT = 200
 # Alerts an incident keeps in full by default (incidents.alert_sample); beyond, counts.
 ALERT_SAMPLE = 100

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from feedguard.responder.store import Store
+from feedguard.responder.store import Ack, Store
 from feedguard.responder.store.redis import RedisStore
 from feedguard.responder.store.sqlite import SqliteStore
 
@@ -63,6 +63,81 @@ async def test_update_without_change_and_live_index(store: Store) -> None:
     assert [d["id"] for d in await store.list("thing", live_only=True)] == ["a"]
     await store.update("thing", "a", lambda doc: ({"id": "a", "live": False}, None))
     assert await store.list("thing", live_only=True) == []
+
+
+async def test_get_many_reads_several_documents(store: Store) -> None:
+    await store.update("thing", "a", lambda doc: ({"id": "a"}, None))
+    assert await store.get_many("thing", ["a", "missing"]) == {"a": {"id": "a"}, "missing": None}
+    assert await store.get_many("thing", []) == {}
+
+
+async def test_update_many_writes_all_and_acks_the_batch_together(store: Store) -> None:
+    items = [(f"k{n}", {"n": n}) for n in range(5)]
+    await store.record_transitions(items, urgent={"k4"})
+    await store.update("incident", "a", lambda doc: ({"id": "a", "n": 0, "live": True}, None))
+
+    def change(docs: dict[tuple[str, str], Any]) -> tuple[dict[tuple[str, str], Any], str]:
+        assert docs == {
+            ("incident", "a"): {"id": "a", "n": 0, "live": True},
+            ("incident", "b"): None,
+            ("ignored", "recent"): None,
+        }
+        changed = {
+            ("incident", "a"): {"id": "a", "n": 1, "live": False},
+            ("incident", "b"): {"id": "b", "live": True},
+        }
+        return changed, "done"
+
+    refs = [("incident", "a"), ("incident", "b"), ("ignored", "recent")]
+    assert await store.update_many(refs, change, ack=Ack(3)) == "done"
+    assert await store.get_many("incident", ["a", "b"]) == {
+        "a": {"id": "a", "n": 1, "live": False},
+        "b": {"id": "b", "live": True},
+    }
+    assert await store.get("ignored", "recent") is None  # unchanged: not written
+    assert [d["id"] for d in await store.list("incident", live_only=True)] == ["b"]
+    # The three oldest of the normal lane went with the writes; the urgent lane is intact.
+    assert [e["n"] for e in await store.inbox_peek(10)] == [3]
+    assert await store.inbox_peek(10, urgent=True) == [{"n": 4}]
+    await store.update_many([], lambda docs: ({}, None), ack=Ack(1, urgent=True))
+    assert await store.inbox_peek(10, urgent=True) == []
+
+
+async def test_update_many_that_fails_changes_nothing(store: Store) -> None:
+    """Applying a batch and dropping it from the inbox are one transaction: when the
+    change fails, the batch stays queued and no document is written."""
+    await store.record_transitions([("k", {"n": 1})])
+
+    def broken(docs: dict[tuple[str, str], Any]) -> tuple[dict[tuple[str, str], Any], None]:
+        raise RuntimeError("bug in the change")
+
+    with pytest.raises(RuntimeError):
+        await store.update_many([("incident", "a")], broken, ack=Ack(1))
+    assert await store.inbox_peek(10) == [{"n": 1}]
+    assert await store.get("incident", "a") is None
+    # The store is still usable (no transaction left open).
+    await store.update_many([("incident", "a")], lambda docs: ({}, None), ack=Ack(1))
+    assert await store.inbox_peek(10) == []
+
+
+async def test_update_many_is_atomic_under_concurrency(store: Store) -> None:
+    """Concurrent batch updates and single updates of the same documents lose nothing
+    (Redis: WATCH conflicts are retried with fresh documents)."""
+    refs = [("counter", "x"), ("counter", "y")]
+
+    def both(docs: dict[tuple[str, str], Any]) -> tuple[dict[tuple[str, str], Any], None]:
+        return {
+            ref: {"count": (doc or {"count": 0})["count"] + 1} for ref, doc in docs.items()
+        }, None
+
+    def one(doc: dict[str, Any] | None) -> tuple[dict[str, Any], None]:
+        return {"count": (doc or {"count": 0})["count"] + 1}, None
+
+    await asyncio.gather(
+        *(store.update_many(refs, both) for _ in range(15)),
+        *(store.update("counter", "x", one) for _ in range(15)),
+    )
+    assert await store.get_many("counter", ["x", "y"]) == {"x": {"count": 30}, "y": {"count": 15}}
 
 
 async def test_claim_once(store: Store) -> None:

@@ -150,6 +150,51 @@ class Tracing:
             return _NO_SPAN
         return self._span(name, parent, kind, attributes, links)
 
+    def detached(
+        self,
+        name: str,
+        parent: Mapping[str, str] | None = None,
+        *,
+        attributes: Mapping[str, str | int | float | bool] | None = None,
+        links: Sequence[trace.Link] = (),
+    ) -> AbstractContextManager[trace.Span]:
+        """Like ``span``, but not made current: several can be open side by side (one
+        store transaction applying several incidents' updates); ``current`` enters one."""
+        if self._provider is None:
+            return _NO_SPAN
+        return self._detached(name, parent, attributes, links)
+
+    @contextmanager
+    def _detached(
+        self,
+        name: str,
+        parent: Mapping[str, str] | None,
+        attributes: Mapping[str, str | int | float | bool] | None,
+        links: Sequence[trace.Link],
+    ) -> Iterator[trace.Span]:
+        span = self.tracer.start_span(
+            name,
+            context=extract(parent) if parent else None,
+            attributes=attributes,
+            links=links,
+            record_exception=False,
+            set_status_on_exception=False,
+        )
+        try:
+            yield span
+        except BaseException as exc:
+            span.set_status(trace.StatusCode.ERROR, type(exc).__name__)
+            raise
+        finally:
+            span.end()
+
+    @staticmethod
+    def current(span: trace.Span) -> AbstractContextManager[Any]:
+        """Make a ``detached`` span current for a while (without ending it)."""
+        if not span.get_span_context().is_valid:
+            return nullcontext()
+        return trace.use_span(span, record_exception=False, set_status_on_exception=False)
+
     @contextmanager
     def _span(
         self,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Collection, Sequence
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from feedguard.core.cli import StartupError
 
@@ -14,6 +14,19 @@ Doc = dict[str, Any]
 # one (None: leave it unchanged) and a result for the caller.  It may run
 # more than once (optimistic retries), so it must not have side effects.
 Updater = Callable[[Doc | None], tuple[Doc | None, R]]
+# A document by kind and key, as ``update_many`` names them.
+Ref = tuple[str, str]
+# ``update_many``'s function: the documents read (None when absent) → the changed ones
+# (the others are left as they are) and a result; pure, like an Updater.
+ManyUpdater = Callable[[dict[Ref, Doc | None]], tuple[dict[Ref, Doc], R]]
+
+
+class Ack(NamedTuple):
+    """Inbox entries an ``update_many`` applied: the ``entries`` oldest of a lane, dropped in
+    the same transaction, so a batch is applied exactly once (never again after a crash)."""
+
+    entries: int
+    urgent: bool = False
 
 
 class StoreUnavailable(Exception):
@@ -75,6 +88,17 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def update(self, kind: str, key: str, fn: Updater[R]) -> R:
         """Read-modify-write one document atomically (retried on concurrent change)."""
+
+    @abc.abstractmethod
+    async def get_many(self, kind: str, keys: Sequence[str]) -> dict[str, Doc | None]:
+        """Several documents of a kind in one read (None for each one absent)."""
+
+    @abc.abstractmethod
+    async def update_many(
+        self, refs: Sequence[Ref], fn: ManyUpdater[R], *, ack: Ack | None = None
+    ) -> R:
+        """Read-modify-write several documents in one atomic transaction (retried on a
+        concurrent change), dropping ``ack``'s inbox entries in it too."""
 
     @abc.abstractmethod
     async def claim_once(self, key: str) -> bool:

@@ -18,7 +18,16 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, WatchError
 
-from .base import Doc, InvalidValue, Store, StoreUnavailable, Updater
+from .base import (
+    Ack,
+    Doc,
+    InvalidValue,
+    ManyUpdater,
+    Ref,
+    Store,
+    StoreUnavailable,
+    Updater,
+)
 
 # KEYS[1] = inbox list, KEYS[2] = urgent inbox list, KEYS[3..] = transition keys;
 # ARGV[1] = ttl ms, ARGV[3..] = payloads, each after a one-byte lane ("u": urgent).
@@ -241,6 +250,16 @@ class RedisStore(Store):
             raise StoreUnavailable(f"redis: {exc}") from exc
         return [_loads(item) for item in raw if item is not None]
 
+    async def get_many(self, kind: str, keys: Sequence[str]) -> dict[str, Doc | None]:
+        if not keys:
+            return {}
+        try:
+            raw = await self.client.mget([self._key("doc", kind, key) for key in keys])
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"redis: {exc}") from exc
+        found = zip(keys, raw, strict=True)
+        return {key: None if item is None else _loads(item) for key, item in found}
+
     async def update(self, kind: str, key: str, fn: Updater[Any]) -> Any:
         doc_key = self._key("doc", kind, key)
         try:
@@ -254,18 +273,58 @@ class RedisStore(Store):
                             await pipe.unwatch()  # type: ignore[no-untyped-call]  # untyped in redis-py
                             return result
                         pipe.multi()  # type: ignore[no-untyped-call]  # untyped in redis-py
-                        pipe.set(doc_key, _dumps(new))
-                        pipe.sadd(self._key("all", kind), key)
-                        if new.get("live"):
-                            pipe.sadd(self._key("live", kind), key)
-                        else:
-                            pipe.srem(self._key("live", kind), key)
+                        self._queue_write(pipe, kind, key, new)
                         await pipe.execute()
                         return result
                     except WatchError:
                         continue
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(f"redis: {exc}") from exc
+
+    async def update_many(
+        self, refs: Sequence[Ref], fn: ManyUpdater[Any], *, ack: Ack | None = None
+    ) -> Any:
+        """WATCH the documents, one MGET, then one MULTI/EXEC with every write and the
+        ack's LTRIM: three round trips whatever the number of documents.  (The inbox
+        itself is not watched: webhooks only append to it, and only the inbox lease
+        holder trims it.)"""
+        keys = [self._key("doc", kind, key) for kind, key in refs]
+        try:
+            async with self.client.pipeline(transaction=True) as pipe:
+                while True:
+                    try:
+                        raws: list[Any] = []
+                        if keys:
+                            await pipe.watch(*keys)
+                            raws = await pipe.mget(keys)
+                        docs = {
+                            ref: None if raw is None else _loads(raw)
+                            for ref, raw in zip(refs, raws, strict=True)
+                        }
+                        new, result = fn(docs)
+                        if not new and ack is None:
+                            await pipe.unwatch()  # type: ignore[no-untyped-call]  # untyped in redis-py
+                            return result
+                        pipe.multi()  # type: ignore[no-untyped-call]  # untyped in redis-py
+                        for (kind, key), doc in new.items():
+                            self._queue_write(pipe, kind, key, doc)
+                        if ack is not None:
+                            pipe.ltrim(self._inbox(urgent=ack.urgent), ack.entries, -1)
+                        await pipe.execute()
+                        return result
+                    except WatchError:
+                        continue
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"redis: {exc}") from exc
+
+    def _queue_write(self, pipe: Any, kind: str, key: str, doc: Doc) -> None:
+        """Queue a document's write and its index entries on a MULTI pipeline."""
+        pipe.set(self._key("doc", kind, key), _dumps(doc))
+        pipe.sadd(self._key("all", kind), key)
+        if doc.get("live"):
+            pipe.sadd(self._key("live", kind), key)
+        else:
+            pipe.srem(self._key("live", kind), key)
 
     async def claim_once(self, key: str) -> bool:
         try:

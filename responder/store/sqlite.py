@@ -18,7 +18,17 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .base import Doc, InvalidValue, Store, StoreUnavailable, StoreUnusable, Updater
+from .base import (
+    Ack,
+    Doc,
+    InvalidValue,
+    ManyUpdater,
+    Ref,
+    Store,
+    StoreUnavailable,
+    StoreUnusable,
+    Updater,
+)
 
 T = TypeVar("T")
 PRUNE_EVERY = 1000  # notifications between two prunings of old transition keys
@@ -184,22 +194,10 @@ class SqliteStore(Store):
     async def inbox_ack(self, count: int, *, urgent: bool = False) -> None:
         table = _lane(urgent)
 
-        def run(db: sqlite3.Connection) -> None:
-            db.execute(
-                f"DELETE FROM {table} WHERE seq IN (SELECT seq FROM {table} ORDER BY seq LIMIT ?)",
-                (count,),
-            )
-
-        await self._run(run)
+        await self._run(lambda db: _drop_oldest(db, table, count))
 
     async def get(self, kind: str, key: str) -> Doc | None:
-        def run(db: sqlite3.Connection) -> Doc | None:
-            row = db.execute(
-                "SELECT body FROM docs WHERE kind = ? AND key = ?", (kind, key)
-            ).fetchone()
-            return None if row is None else _loads(row[0])
-
-        return await self._run(run)
+        return await self._run(lambda db: _select(db, kind, key))
 
     async def list(self, kind: str, *, live_only: bool = False) -> list[Doc]:
         def run(db: sqlite3.Connection) -> list[Doc]:
@@ -215,18 +213,33 @@ class SqliteStore(Store):
 
         return await self._run(run)
 
+    async def get_many(self, kind: str, keys: Sequence[str]) -> dict[str, Doc | None]:
+        def run(db: sqlite3.Connection) -> dict[str, Doc | None]:
+            return {key: _select(db, kind, key) for key in keys}
+
+        return await self._run(run) if keys else {}
+
     async def update(self, kind: str, key: str, fn: Updater[Any]) -> Any:
         def run(db: sqlite3.Connection) -> Any:
             db.execute("BEGIN IMMEDIATE")
-            row = db.execute(
-                "SELECT body FROM docs WHERE kind = ? AND key = ?", (kind, key)
-            ).fetchone()
-            new, result = fn(None if row is None else _loads(row[0]))
+            new, result = fn(_select(db, kind, key))
             if new is not None:
-                db.execute(
-                    "INSERT OR REPLACE INTO docs (kind, key, body, live) VALUES (?, ?, ?, ?)",
-                    (kind, key, json.dumps(new), 1 if new.get("live") else 0),
-                )
+                _write(db, kind, key, new)
+            db.execute("COMMIT")
+            return result
+
+        return await self._run(run)
+
+    async def update_many(
+        self, refs: Sequence[Ref], fn: ManyUpdater[Any], *, ack: Ack | None = None
+    ) -> Any:
+        def run(db: sqlite3.Connection) -> Any:
+            db.execute("BEGIN IMMEDIATE")
+            new, result = fn({(kind, key): _select(db, kind, key) for kind, key in refs})
+            for (kind, key), doc in new.items():
+                _write(db, kind, key, doc)
+            if ack is not None:
+                _drop_oldest(db, _lane(ack.urgent), ack.entries)
             db.execute("COMMIT")
             return result
 
@@ -267,6 +280,25 @@ class SqliteStore(Store):
 def _lane(urgent: bool) -> str:
     """The inbox table of a lane (a constant: safe to put in the SQL text)."""
     return "inbox_urgent" if urgent else "inbox"
+
+
+def _drop_oldest(db: sqlite3.Connection, table: str, count: int) -> None:
+    db.execute(
+        f"DELETE FROM {table} WHERE seq IN (SELECT seq FROM {table} ORDER BY seq LIMIT ?)",
+        (count,),
+    )
+
+
+def _select(db: sqlite3.Connection, kind: str, key: str) -> Doc | None:
+    row = db.execute("SELECT body FROM docs WHERE kind = ? AND key = ?", (kind, key)).fetchone()
+    return None if row is None else _loads(row[0])
+
+
+def _write(db: sqlite3.Connection, kind: str, key: str, doc: Doc) -> None:
+    db.execute(
+        "INSERT OR REPLACE INTO docs (kind, key, body, live) VALUES (?, ?, ?, ?)",
+        (kind, key, json.dumps(doc), 1 if doc.get("live") else 0),
+    )
 
 
 def _received_at(raw: str | bytes | None) -> float | None:
