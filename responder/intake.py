@@ -254,14 +254,15 @@ class Intake(Part):
     async def _open(self, provider: Provider, entry: Doc) -> str:
         opened_at = self.clock()
         incident_id = inc.incident_id(provider.name, entry["received_at"], entry["key"])
-        last_successes, status, failing_since = await self._redis_facts(provider)
+        last_successes, status, failing_since, lineage = await self._redis_facts(provider)
         before = _earliest(last_successes.values())
         detection = detection_lag(
             entry["received_at"],
             stale_onset(last_successes, provider.freshness_sla_seconds),
             probe_failed_at(status, failing_since),
         )
-        failure = await self._lineage_failure(provider, opened_at)
+        # The provider's recent OpenLineage FAIL/ABORT (kept by the exporter), if any.
+        failure = lineage_failure(lineage, opened_at)
 
         def create(doc: Doc | None) -> tuple[Doc | None, bool]:
             if doc is not None:
@@ -284,30 +285,24 @@ class Intake(Part):
         )
         return incident_id
 
-    async def _redis_facts(self, provider: Provider) -> tuple[dict[str, Any], Any, Any]:
-        """({dataset: raw last success}, raw provider status, raw probe failing-since),
-        as Redis has them now."""
+    async def _redis_facts(self, provider: Provider) -> tuple[dict[str, Any], Any, Any, Any]:
+        """({dataset: raw last success}, raw provider status, raw probe failing-since,
+        raw lineage failure), as Redis has them now: one MGET."""
         if self.redis is None:
-            return {}, None, None
+            return {}, None, None, None
         keys = [last_success_key(provider.name, d) for d in provider.datasets]
-        status_keys = [provider_status_key(provider.name), probe_failing_since_key(provider.name)]
+        keys += [
+            provider_status_key(provider.name),
+            probe_failing_since_key(provider.name),
+            lineage_failure_key(provider.name),
+        ]
         try:
-            values = await self.redis.mget([*keys, *status_keys])
+            values = await self.redis.mget(keys)
         except Exception as exc:  # optional data: an outage here must not stop the incident
-            log.warning("cannot read last successes", error=str(exc))
-            return {}, None, None
-        return dict(zip(provider.datasets, values[:-2], strict=True)), values[-2], values[-1]
-
-    async def _lineage_failure(self, provider: Provider, now: float) -> Doc | None:
-        """The provider's recent OpenLineage FAIL/ABORT (kept by the exporter), if any."""
-        if self.redis is None:
-            return None
-        try:
-            raw = await self.redis.get(lineage_failure_key(provider.name))
-        except Exception as exc:  # optional data: an outage here must not stop the incident
-            log.warning("cannot read the lineage failure", error=str(exc))
-            return None
-        return lineage_failure(raw, now)
+            log.warning("cannot read last successes and provider status", error=str(exc))
+            return {}, None, None, None
+        *successes, status, failing_since, lineage = values
+        return dict(zip(provider.datasets, successes, strict=True)), status, failing_since, lineage
 
     def _ignored_records(self, ignored: list[Ignored]) -> list[Doc]:
         """The ignored transitions as kept for GET /api/v1/ignored (bounded copies)."""

@@ -202,7 +202,7 @@ async def test_responder_failure_paths_print_no_secret(
     if store == "redis":
         assert "state store unavailable at start-up" in names
     else:
-        assert "cannot read last successes" in names
+        assert "cannot read last successes and provider status" in names
         # slack_sdk's own retry line made it through, as JSON and masked.
         assert any(e.get("logger", "").startswith("slack_sdk") for e in events), names
     assert any(e.get("logger") == "aiohttp.server" for e in events), names
