@@ -37,6 +37,8 @@ class Metrics:
             ["result"],
             registry=r,
         )
+        # The child every accepted notification counts (a labels() lookup cost ~1 us).
+        self.accepted = self.notifications.labels("accepted")
         self.transitions = Counter(
             "feedguard_responder_alert_transitions_total",
             "Alert transitions applied, by outcome (incident, ignored).",

@@ -74,14 +74,14 @@ async def alertmanager_webhook(request: web.Request) -> web.Response:
         "POST /webhook/alertmanager", kind=SpanKind.SERVER, attributes=attributes
     ) as span:
         try:
-            response = await _handle(request)
+            response = await _handle(request, span)
             span.set_attribute("http.response.status_code", response.status)
             return response
         finally:
             request.app[appkeys.METRICS].webhook_duration.observe(time.perf_counter() - started)
 
 
-async def _handle(request: web.Request) -> web.Response:
+async def _handle(request: web.Request, span: trace_api.Span) -> web.Response:
     app = request.app
     config = app[appkeys.CONFIG]
     try:
@@ -100,7 +100,7 @@ async def _handle(request: web.Request) -> web.Response:
         group_key=notification.group_key, receiver=notification.receiver
     )
     try:
-        return await _record(request, notification)
+        return await _record(request, notification, span)
     finally:
         # A keep-alive connection serves its next request in the same task.
         structlog.contextvars.reset_contextvars(**tokens)
@@ -120,14 +120,16 @@ async def _backlog_refusal(request: web.Request) -> Refused | None:
     return Refused(503, message, "backlog")
 
 
-async def _record(request: web.Request, notification: Notification) -> web.Response:
+async def _record(
+    request: web.Request, notification: Notification, span: trace_api.Span
+) -> web.Response:
     app = request.app
     if notification.truncated_alerts:
         log.warning("alertmanager truncated the group", truncated=notification.truncated_alerts)
     received_at = app[appkeys.CLOCK]()
-    # The notification's span context (empty when tracing is off): applying the entry
-    # and the steps it causes join this trace (intake.py, runner.py).
-    trace = carrier()
+    # The notification's span context (none when tracing is off, so not even asked):
+    # applying the entry and the steps it causes join this trace (intake.py, runner.py).
+    trace = carrier() if app[appkeys.TRACING].enabled else None
     # The notification's fields, built once: a group can hold thousands of alerts.
     shared: dict[str, Any] = {
         "group_key": notification.group_key,
@@ -158,11 +160,10 @@ async def _record(request: web.Request, notification: Notification) -> web.Respo
         return _refuse(Refused(400, f"invalid payload: {exc}", "invalid"), request)
     new = sum(fresh)
     duplicates = len(notification.alerts) - new
-    span = trace_api.get_current_span()
     span.set_attribute("feedguard.alerts", len(notification.alerts))
     span.set_attribute("feedguard.alerts.new", new)
     metrics = app[appkeys.METRICS]
-    metrics.notifications.labels("accepted").inc()
+    metrics.accepted.inc()
     if duplicates:
         metrics.duplicates.inc(duplicates)
     if new:
