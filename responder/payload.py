@@ -121,10 +121,10 @@ def _labels(data: Mapping[str, Any], key: str, path: str) -> dict[str, str]:
         return {}
     if not isinstance(value, dict):
         raise PayloadError(f"{path}{key}: expected an object of strings, got {_kind(value)}")
-    if not all(type(item) is str for item in value.values()):
-        for name, item in value.items():
-            if not isinstance(item, str):
-                raise PayloadError(f"{path}{key}.{name}: expected a string, got {_kind(item)}")
+    # A plain loop: all() over a generator cost twice as much (nine objects a request).
+    for name, item in value.items():
+        if not isinstance(item, str):
+            raise PayloadError(f"{path}{key}.{name}: expected a string, got {_kind(item)}")
     # Freshly decoded JSON, owned by this request: no copy needed.
     return value
 

@@ -50,13 +50,16 @@ def unauthorized() -> Refused:
     return Refused(401, "missing or wrong credentials", "unauthorized")
 
 
+def _too_large(limit: int) -> Refused:
+    return Refused(413, f"body larger than {limit} bytes", "too_large")
+
+
 async def read_json(request: web.Request, limit: int, within_seconds: float | None = None) -> Any:
     """The decoded JSON body, or Refused: 413 over ``limit`` bytes, 408 not all received
     ``within_seconds`` (answer it with ``send_refusal``, which closes the connection),
     400 not JSON or the client gone mid-body (logged as one line, not a traceback)."""
-    too_large = Refused(413, f"body larger than {limit} bytes", "too_large")
     if request.content_length is not None and request.content_length > limit:
-        raise too_large
+        raise _too_large(limit)
     try:
         if request.content.is_eof():
             # All of it has arrived (the usual case, one segment): no wait to bound,
@@ -66,7 +69,7 @@ async def read_json(request: web.Request, limit: int, within_seconds: float | No
             async with asyncio.timeout(within_seconds):
                 body = await request.read()
     except web.HTTPRequestEntityTooLarge:
-        raise too_large from None
+        raise _too_large(limit) from None
     except TimeoutError:
         message = f"body not received within {within_seconds:g} s"
         raise Refused(408, message, "timeout") from None
@@ -77,7 +80,7 @@ async def read_json(request: web.Request, limit: int, within_seconds: float | No
         )
         raise Refused(400, "client disconnected", "disconnected") from None
     if len(body) > limit:
-        raise too_large
+        raise _too_large(limit)
     try:
         return decode_json(body)
     except InvalidJSON as exc:
