@@ -28,6 +28,7 @@ from .base import (
     StoreUnavailable,
     Updater,
 )
+from .packing import fast_packing
 
 # KEYS[1] = inbox list, KEYS[2] = urgent inbox list, KEYS[3..] = transition keys;
 # ARGV[1] = ttl ms, ARGV[3..] = payloads, each after a one-byte lane ("u": urgent).
@@ -104,11 +105,13 @@ class RedisStore(Store):
         self.url = url
         self.prefix = prefix
         self.dedupe_ttl_ms = int(dedupe_ttl_seconds * 1000)
-        self.client: aioredis.Redis = aioredis.Redis.from_url(
-            url,
-            password=password,
-            socket_timeout=socket_timeout,
-            socket_connect_timeout=socket_timeout,
+        self.client: aioredis.Redis = fast_packing(
+            aioredis.Redis.from_url(
+                url,
+                password=password,
+                socket_timeout=socket_timeout,
+                socket_connect_timeout=socket_timeout,
+            )
         )
         self._record = self.client.register_script(_RECORD)
         self._acquire = self.client.register_script(_ACQUIRE)
