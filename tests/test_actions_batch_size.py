@@ -104,16 +104,19 @@ async def test_an_operators_newer_value_is_left_alone(
     assert fake.features[FEATURE]["configuration"]["batch_size"] == 100
 
 
+@pytest.mark.parametrize("refusal", [405, 501])
 async def test_an_unreadable_feature_is_refused_before_any_change(
-    fake: FakeRuntimeConfig, url: str, session: aiohttp.ClientSession
+    fake: FakeRuntimeConfig, url: str, session: aiohttp.ClientSession, refusal: int
 ) -> None:
-    fake.serve_get = False  # GET answers 405: the old value cannot be known
+    # GET answers 405 or 501 (Not Implemented: final, not a passing server error),
+    # so the old value cannot be known.
+    fake.serve_get, fake.get_refusal = False, refusal
     action = make_action(session, url)
     ctx = context()
     (target,) = action.targets(ctx)
     with pytest.raises(ActionError, match="cannot read the current value") as caught:
         await action.apply(ctx, target)
-    assert caught.value.retryable is False
+    assert (caught.value.status, caught.value.retryable) == (refusal, False)
     assert fake.posts() == []
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -13,8 +15,18 @@ from feedguard.responder.actions.runtime_config import RuntimeConfigClient
 from feedguard.responder.actions.settings import RuntimeConfigSettings
 from feedguard.responder.plugins import ActionError
 
+from .conftest import make_catalog
 from .support.action_context import context
 from .support.fake_runtime_config import FakeRuntimeConfig
+from .support.responder import (
+    FakeClock,
+    Responder,
+    alert,
+    notification,
+    resolved,
+    responder_config,
+    start_responder,
+)
 from .support.services import free_port
 
 FEATURE = "external_read_cache"
@@ -93,10 +105,11 @@ async def test_previous_configuration_is_restored(
     assert fake.features[FEATURE] == {"enabled": True, "configuration": {"ttl_seconds": 60}}
 
 
+@pytest.mark.parametrize("refusal", [405, 501])
 async def test_api_without_get_assumes_off(
-    fake: FakeRuntimeConfig, url: str, session: aiohttp.ClientSession
+    fake: FakeRuntimeConfig, url: str, session: aiohttp.ClientSession, refusal: int
 ) -> None:
-    fake.serve_get = False
+    fake.serve_get, fake.get_refusal = False, refusal
     action = make_action(session, url)
     ctx = context()
     (target,) = action.targets(ctx)
@@ -217,3 +230,66 @@ async def test_an_operators_later_change_is_left_alone_and_said_so(
     assert back.changed is False
     assert fake.posts(FEATURE) == [ON]  # nothing posted over the operator's choice
     assert fake.features[FEATURE] == {"enabled": True, "configuration": {"ttl_seconds": 60}}
+
+
+@contextlib.asynccontextmanager
+async def cache_responder(
+    tmp_path: Path, session: aiohttp.ClientSession, url: str
+) -> AsyncIterator[Responder]:
+    """A responder whose one playbook switches the cache on and, on recovery, back."""
+    down = {"name": "provider-down", "matchers": ['alertname="ExternalProviderDown"']}
+    steps = {"firing": [{"action": "read_cache"}], "resolved": [{"revert": "read_cache"}]}
+    config = responder_config(
+        tmp_path, catalog=make_catalog({"ISO-NE": {}}), playbooks=[{**down, **steps}]
+    )
+    actions = {"read_cache": make_action(session, url)}
+    async with start_responder(config, clock=FakeClock(), actions=actions) as r:
+        yield r
+
+
+async def test_a_get_answered_501_is_state_unknown_through_the_executor(
+    fake: FakeRuntimeConfig, url: str, session: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    # An API that does not implement reads: 501 Not Implemented is its final word on
+    # the GET, so the state is unknown (assumed off), once, not a server error retried.
+    fake.serve_get, fake.get_refusal = False, 501
+    async with cache_responder(tmp_path, session, url) as r:
+        firing = alert("ISO-NE")
+        await r.post(notification([firing]))
+        await r.settle()
+        incident = await r.incident("ISO-NE")
+        (applied,) = incident["actions"]
+        assert (applied["result"], applied["detail"]["attempts"]) == ("success", 1)
+        assert applied["previous"] == {"enabled": False}
+        assert applied["detail"]["note"] == "previous state unknown (GET not served); assumed off"
+        assert fake.features[FEATURE] == ON
+        assert [r.method for r in fake.requests] == ["GET", "POST"]
+        # Recovery: the previous state was unknown, so the runbook's 5.5 body.
+        await r.post(notification([resolved(firing)]))
+        await r.tick()
+        incident = await r.incident("ISO-NE")
+    assert incident["state"] == "resolved", incident["timeline"]
+    undo = incident["actions"][-1]
+    assert (undo["phase"], undo["result"]) == ("recovery", "success")
+    assert fake.posts(FEATURE) == [ON, {"enabled": False}]
+    assert fake.features[FEATURE] == {"enabled": False, "configuration": {}}
+    assert [r.method for r in fake.requests] == ["GET", "POST", "GET", "POST"]
+
+
+async def test_a_post_answered_501_is_final_not_retried(
+    fake: FakeRuntimeConfig, url: str, session: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    # The GET is answered 405 (before any injected failure); the POST, 501.
+    fake.serve_get = False
+    fake.fail_next.append(501)
+    async with cache_responder(tmp_path, session, url) as r:
+        await r.post(notification([alert("ISO-NE")]))
+        await r.settle()
+        incident = await r.incident("ISO-NE")
+    (failed,) = incident["actions"]
+    assert failed["result"] == "failure"
+    assert "HTTP 501" in failed["error"]
+    # One attempt, and not transient: no automatic retry will come either.
+    assert (failed["detail"]["attempts"], failed["detail"]["transient"]) == (1, False)
+    assert [r.method for r in fake.requests] == ["GET", "POST"]
+    assert incident["state"] == "needs_attention"

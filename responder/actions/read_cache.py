@@ -14,11 +14,8 @@ from typing import Any, ClassVar
 
 from ..plugins import JSON, ActionError, Outcome, StepContext, Target
 from .params import check_params, positive_int
-from .runtime_config import RuntimeConfigClient
+from .runtime_config import NOT_SERVED, TRANSIENT_5XX, RuntimeConfigClient
 from .settings import RuntimeConfigSettings
-
-# A GET the API does not serve: the runbook only ever POSTs.
-_NO_STATE = frozenset({404, 405, 501})
 
 
 class ReadCache:
@@ -86,13 +83,13 @@ class ReadCache:
 
     async def _current(self, feature: str) -> dict[str, JSON] | None:
         status, body = await self._client.get(feature)
-        if status in _NO_STATE:
+        if status in NOT_SERVED:  # the runbook only ever POSTs
             return None
         if status != 200 or not isinstance(body, dict) or not isinstance(body.get("enabled"), bool):
             raise ActionError(
                 f"runtime-config: GET feature {feature}: HTTP {status}: "
                 f"unexpected answer {str(body)[:200]}",
-                retryable=status >= 500,
+                retryable=status in TRANSIENT_5XX,
                 status=status,
             )
         # The configuration is kept even when empty: restoring it exactly means

@@ -14,6 +14,18 @@ from ..plugins import ActionError
 
 # Another attempt cannot fix a bad token, a missing feature or a refused body.
 _FINAL = frozenset({400, 401, 403, 404, 405, 409, 415, 422})
+# The only server errors that may pass by themselves; any other 5xx (501 Not
+# Implemented above all) is the API's final word.
+TRANSIENT_5XX = frozenset({500, 502, 503, 504})
+# A GET the API does not serve: answered to the caller, which decides what it means.
+NOT_SERVED = frozenset({404, 405, 501})
+
+
+def retryable(status: int) -> bool:
+    """Whether another attempt may get another answer to this HTTP status."""
+    if status >= 500:
+        return status in TRANSIENT_5XX
+    return status not in _FINAL
 
 
 class RuntimeConfigClient:
@@ -43,12 +55,13 @@ class RuntimeConfigClient:
         return headers
 
     async def get(self, feature: str) -> tuple[int, Any]:
-        """(status, parsed body); the caller decides what a 404 or 405 means."""
+        """(status, parsed body); the caller decides what a 404, 405 or 501 (the API
+        does not serve this GET) means.  Any other 5xx raises."""
         return await self._request("GET", feature, None)
 
     async def check(self, feature: str) -> None:
         """The start-up check: one GET of the feature (the API answers and takes the
-        token; a 404 or 405 passes, read_cache copes with a feature it cannot read)."""
+        token; a 404, 405 or 501 passes, read_cache copes with a feature it cannot read)."""
         await self.get(feature)
 
     async def set(self, feature: str, body: Mapping[str, Any]) -> Any:
@@ -72,7 +85,9 @@ class RuntimeConfigClient:
                     parsed = text
                 if method == "GET" and response.status in (401, 403):
                     raise _error(method, feature, response.status, parsed)
-                if response.status >= 500:
+                if response.status >= 500 and not (
+                    method == "GET" and response.status in NOT_SERVED
+                ):
                     raise _error(method, feature, response.status, parsed)
                 return response.status, parsed
         except TimeoutError as exc:
@@ -93,6 +108,6 @@ def _error(method: str, feature: str, status: int, body: Any) -> ActionError:
     text = str(detail)[:300] if detail is not None else "no body"
     return ActionError(
         f"runtime-config: {method} feature {feature}: HTTP {status}: {text}",
-        retryable=status not in _FINAL,
+        retryable=retryable(status),
         status=status,
     )

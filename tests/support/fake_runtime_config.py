@@ -4,7 +4,8 @@
 A feature state is ``{"name", "enabled", "configuration"}``.  Errors are JSON
 ``{"error": <reason>, "detail": <what is wrong>}``: 401 for a missing or wrong
 token, 404 for a feature the API does not know, 422 for a body that is not a
-feature state.  Every request is recorded for the test to assert on.
+feature state, 405 or 501 for a GET when reads are not served (``serve_get``).
+Every request is recorded for the test to assert on.
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ class FakeRuntimeConfig:
     token: str = "runtime-token"
     features: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[Seen] = field(default_factory=list)
-    serve_get: bool = True  # False: GET answers 405, as an API that only takes POSTs
+    serve_get: bool = True  # False: GET answers ``get_refusal``
+    # 405: an API that only takes POSTs; 501: one that does not implement reads.
+    get_refusal: int = 405
     fail_next: list[int] = field(default_factory=list)
     # Set: a POST changes the state, then its answer waits for this event (a
     # client that dies after the change and before it heard the answer).
@@ -89,7 +92,8 @@ class FakeRuntimeConfig:
         name = request.match_info["name"]
         self.requests.append(Seen("GET", name, request.headers.get("Authorization"), None))
         if not self.serve_get:
-            return self._error(405, "method_not_allowed", "GET is not supported")
+            reason = {405: "method_not_allowed", 501: "not_implemented"}[self.get_refusal]
+            return self._error(self.get_refusal, reason, "GET is not supported")
         problem = self._check(request, name)
         if problem is not None:
             return problem
