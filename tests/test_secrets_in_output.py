@@ -275,3 +275,59 @@ def test_redact_text() -> None:
     assert redact_text("redis://user:pw@host:6379/0") == "redis://***@host:6379/0"
     assert redact_text("https://tok@example.com/x") == "https://***@example.com/x"
     assert redact_text("plain https://example.com/a@b") == "plain https://example.com/a@b"
+
+
+# Registers secrets from a thread while the main thread redacts log lines, with the
+# interpreter switching threads as often as it can: iterating the registered set
+# while it grows used to raise "Set changed size during iteration".
+_RACE = r"""
+import sys, threading
+from feedguard.core.log import redact_text, register_secret
+
+sys.setswitchinterval(1e-6)
+secrets = [f"race-secret-{n:06d}-padding" for n in range(6000)]
+done = threading.Event()
+errors = []
+
+def register():
+    for secret in secrets:
+        register_secret(secret)
+    done.set()
+
+thread = threading.Thread(target=register)
+thread.start()
+lines = 0
+try:
+    while not done.is_set():
+        redact_text(f"line {lines}: {secrets[lines % len(secrets)]} was refused")
+        lines += 1
+except RuntimeError as exc:
+    errors.append(repr(exc))
+thread.join()
+masked = redact_text(" ".join(secrets))
+print(repr(errors) if errors else "ok", lines, masked.count("***"), len(secrets))
+"""
+
+
+def test_redaction_while_another_thread_registers_secrets() -> None:
+    """A logging call never raises: redacting while secrets are registered from another
+    thread (config read in a worker thread while the loop logs) is safe, and every
+    secret registered is masked afterwards.  In a child process: the thousands of
+    secrets it registers stay out of this one's redaction."""
+    import subprocess
+
+    result = subprocess.run(
+        [sys.executable, "-c", _RACE], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    verdict, lines, masked, registered = result.stdout.split(maxsplit=3)
+    assert verdict == "ok", result.stdout
+    assert int(lines) > 0  # it did redact while the other thread registered
+    assert int(masked) == int(registered) == 6000
+
+
+def test_a_secret_containing_another_is_masked_whole() -> None:
+    register_secret("inner-secret-4e1d")
+    register_secret("outer-inner-secret-4e1d-tail")
+    assert redact_text("got outer-inner-secret-4e1d-tail") == "got ***"
+    assert redact_text("got inner-secret-4e1d") == "got ***"

@@ -41,13 +41,21 @@ MIN_SECRET_LENGTH = 8
 
 _secrets: set[str] = set()
 _secrets_lock = threading.Lock()
+# What redact_text iterates: an immutable snapshot replaced (under the lock) on each
+# registration, so a line redacted while another thread registers a secret never
+# sees the set change under it, and the hot path takes no lock.  Longest first: a
+# secret containing another is masked whole.
+_secrets_snapshot: tuple[str, ...] = ()
 
 
 def register_secret(value: str | None) -> None:
     """Mask this value wherever it would appear in a log line or a printed error."""
+    global _secrets_snapshot
     if value and len(value) >= MIN_SECRET_LENGTH:
         with _secrets_lock:
-            _secrets.add(value)
+            if value not in _secrets:
+                _secrets.add(value)
+                _secrets_snapshot = tuple(sorted(_secrets, key=len, reverse=True))
 
 
 def redact_text(text: str) -> str:
@@ -60,7 +68,7 @@ def redact_text(text: str) -> str:
         text = _SLACK_TOKEN.sub(MASK, text)
     if "/services/" in text:
         text = _SLACK_WEBHOOK.sub(r"\1" + MASK, text)
-    for secret in _secrets:
+    for secret in _secrets_snapshot:
         if secret in text:
             text = text.replace(secret, MASK)
     return text
