@@ -4,9 +4,13 @@ Once the resolved steps ran and the backfill was triggered, the incident is
 ``verifying``: first the backfill's DAG run is followed to a final state, then
 the quality suite must produce a result newer than the run's end.  Only a
 passing suite resolves the incident; a failed run, a failed suite or an
-expired bound leaves it ``needs_attention``.  Everything the waiting needs
-(stage, deadline, next poll) is in ``doc["verification"]``, so any replica
-resumes it after a restart; ``verify.Verifier`` does the polling I/O.
+expired bound leaves it ``needs_attention``.  A backfill step an approver (or
+the approval timeout) denied triggered nothing, so nothing is followed: the
+record says who denied it and which missed window stays missing, and the
+incident resolves (the decision was a human's, or the configured timeout's).
+Everything the waiting needs (stage, deadline, next poll) is in
+``doc["verification"]``, so any replica resumes it after a restart;
+``verify.Verifier`` does the polling I/O.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from . import incidents as inc
+from .approval import DENIED as STEP_DENIED
+from .isotimes import iso_utc
 
 Doc = dict[str, Any]
 
@@ -24,6 +30,8 @@ RUN_SUCCESS, RUN_FAILED = "success", "failed"
 # Stages: following the run, waiting for the suite; then an outcome.
 BACKFILL, QUALITY = "backfill", "quality"
 PASSED, FAILED, PLANNED = "passed", "failed", "planned"
+# The backfill step was denied (by an approver or the approval timeout): nothing ran.
+DENIED = "denied"
 
 
 class Plan(NamedTuple):
@@ -86,16 +94,109 @@ def _backfill_record(doc: Doc) -> Doc | None:
     return found[-1] if found else None
 
 
+def _unseen_run(dag_id: str, run_id: str) -> Doc:
+    return {
+        "dag_id": dag_id,
+        "dag_run_id": run_id,
+        "state": None,
+        "started_at": None,
+        "ended_at": None,
+        "duration_seconds": None,
+    }
+
+
+def _unseen_suite(name: str) -> Doc:
+    return {
+        "name": name,
+        "success": None,
+        "run_time": None,
+        "unsuccessful": None,
+        "evaluated": None,
+    }
+
+
+def denied_backfill(doc: Doc) -> Doc | None:
+    """The recovery's backfill step that was denied (by an approver or the timeout)."""
+    return next(
+        (
+            item
+            for item in doc["work"]
+            if item["phase"] == "recovery"
+            and item["action"] == BACKFILL_ACTION
+            and item["status"] == STEP_DENIED
+        ),
+        None,
+    )
+
+
+def missed_window(doc: Doc, now: float) -> tuple[float, float]:
+    """(start, end) of the data the backfill was for: from the last success before the
+    outage (the open time when unknown) to the recovery (as trigger_backfill takes it)."""
+    start = doc.get("last_success_before")
+    if start is None:
+        start = doc["opened_at"]
+    end = doc.get("recovered_at")
+    return float(start), float(max(start, end if end is not None else now))
+
+
+def denied_by(decision: Doc) -> str:
+    """``alice (via api)``, or ``the approval timeout (on_timeout deny)``."""
+    if decision.get("via") == "timeout":
+        return "the approval timeout (on_timeout deny)"
+    return f"{decision.get('by')} (via {decision.get('via')})"
+
+
+def _not_run(doc: Doc, plan: Plan, item: Doc, now: float, notes: bool) -> None:
+    """Record that the backfill was denied: nothing to follow, the window stays missing."""
+    decision = item.get("decision") or {}
+    start, end = missed_window(doc, now)
+    reason = (
+        f"backfill step {item['id']} ({inc.step_what(item)}) was denied by "
+        f"{denied_by(decision)}: no run was triggered, so nothing was verified; the missed "
+        f"window {iso_utc(start)} to {iso_utc(end)} stays missing"
+    )
+    doc["verification"] = {
+        "dry_run": False,
+        "notes": notes,
+        "stage": None,
+        "outcome": DENIED,
+        "reason": reason,
+        "steps": [],
+        "started_at": now,
+        "finished_at": now,
+        "deadline": now,
+        "next_poll_at": None,
+        "poll_interval": plan.poll_interval,
+        "quality_timeout": plan.quality_timeout,
+        "last_error": None,
+        "denied": {
+            "step": item["id"],
+            "by": decision.get("by"),
+            "via": decision.get("via"),
+            "at": decision.get("at"),
+        },
+        "missed_window": {"start_at": start, "end_at": end},
+        "backfill": _unseen_run("", ""),  # no run was triggered
+        "suite": _unseen_suite(plan.suite),
+    }
+    inc.add_event(doc, now, f"not verified: {reason}")
+
+
 def begin(doc: Doc, plan: Plan, now: float, *, notes: bool = True) -> bool:
-    """Start verifying after the resolved steps; True when there is something to follow
-    (a triggered backfill) and ``doc["verification"]`` was set.  In dry run only the
-    plan is recorded and nothing is waited for.  ``notes``: a notifier posts the
-    follow-up reply (the incident stays live for it)."""
+    """Start verifying after the resolved steps; True when ``doc["verification"]`` was
+    set: a triggered backfill to follow, or a denied one (recorded as ``denied``, with
+    nothing to follow).  In dry run only the plan is recorded and nothing is waited
+    for.  ``notes``: a notifier posts the follow-up reply (the incident stays live for
+    it)."""
     if doc.get("verification") is not None:
         return False
     record = _backfill_record(doc)
     if record is None:
-        return False
+        denied = denied_backfill(doc)
+        if denied is None:
+            return False
+        _not_run(doc, plan, denied, now, notes)
+        return True
     params = record.get("target_params") or {}
     dag_id = str((record.get("detail") or {}).get("dag_id") or params.get("dag_id") or "")
     run_id = str((record.get("detail") or {}).get("dag_run_id") or params.get("dag_run_id") or "")
@@ -115,21 +216,8 @@ def begin(doc: Doc, plan: Plan, now: float, *, notes: bool = True) -> bool:
         "poll_interval": plan.poll_interval,
         "quality_timeout": plan.quality_timeout,
         "last_error": None,
-        "backfill": {
-            "dag_id": dag_id,
-            "dag_run_id": run_id,
-            "state": None,
-            "started_at": None,
-            "ended_at": None,
-            "duration_seconds": None,
-        },
-        "suite": {
-            "name": plan.suite,
-            "success": None,
-            "run_time": None,
-            "unsuccessful": None,
-            "evaluated": None,
-        },
+        "backfill": _unseen_run(dag_id, run_id),
+        "suite": _unseen_suite(plan.suite),
     }
     if dry:
         for step in steps:

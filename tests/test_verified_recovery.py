@@ -389,11 +389,12 @@ async def test_dry_run_records_the_planned_follow_up_and_resolves(tmp_path: Path
 
 
 def airflow2_config(tmp_path: Path, airflow_url: str, **overrides: Any) -> ResponderConfig:
-    """MISO (quality_suite legacy_outputs) backfilled through the Airflow 2 stand-in."""
+    """MISO (quality_suite legacy_outputs) backfilled through the Airflow 2 stand-in;
+    ``playbooks`` and ``verification`` (merged) may be overridden too."""
     return responder_config(
         tmp_path,
         catalog=make_catalog({"MISO": {"quality_suite": "legacy_outputs"}}),
-        playbooks=BACKFILL_PLAYBOOKS,
+        playbooks=overrides.pop("playbooks", BACKFILL_PLAYBOOKS),
         actions={
             "airflow": {
                 "base_url": airflow_url,
@@ -406,6 +407,7 @@ def airflow2_config(tmp_path: Path, airflow_url: str, **overrides: Any) -> Respo
             "enabled": True,
             "validations_dir": str(tmp_path / "validations"),
             "poll_interval_seconds": 60,
+            **overrides.pop("verification", {}),
         },
         **overrides,
     )

@@ -129,15 +129,47 @@ def _causes(alerts: Sequence[AlertView]) -> list[str]:
     return seen
 
 
-def _backfill(actions: Sequence[ActionRecord]) -> dict[str, Any]:
+def _backfill(actions: Sequence[ActionRecord], incident: IncidentView) -> dict[str, Any]:
     runs = [a for a in actions if a.action == BACKFILL_ACTION]
     if not runs:
+        denied = _denied_backfill(incident)
+        if denied is not None:
+            return denied
         return {"status": "not_run", "records": []}
     latest = max(runs, key=lambda a: a.at)
     return {
         "status": latest.result,
         "records": [_action(a) for a in runs],
         "latest": _action(latest),
+    }
+
+
+def _denied_backfill(incident: IncidentView) -> dict[str, Any] | None:
+    """The recovery's backfill step an approver or the approval timeout denied: who, and
+    the window it was for (last success before the outage, else the open, to recovery)."""
+    step = next(
+        (
+            s
+            for s in incident.approvals
+            if s.get("phase") == "recovery"
+            and s.get("what") == BACKFILL_ACTION
+            and s.get("status") == "denied"
+        ),
+        None,
+    )
+    if step is None:
+        return None
+    start = incident.last_success_before
+    if start is None:
+        start = incident.opened_at
+    end = incident.recovered_at if incident.recovered_at is not None else incident.resolved_at
+    decision = step.get("decision")
+    return {
+        "status": "denied",
+        "records": [],
+        "step": step.get("id"),
+        "decision": dict(decision) if isinstance(decision, Mapping) else {},
+        "window": {"start": start, "end": max(start, end) if end is not None else None},
     }
 
 
@@ -240,7 +272,7 @@ def build_context(
         "recovery_actions": [_action(a) for a in actions if a.phase == "recovery"],
         "new_actions": [_action(a) for a in actions if a.at > since],
         "since_last_note": since,
-        "backfill": _backfill(actions),
+        "backfill": _backfill(actions, incident),
         "eta": eta,
         "checklist": [dict(item) for item in POST_INCIDENT_CHECKLIST],
         "evidence": _evidence(incident.evidence, request.slot),

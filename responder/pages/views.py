@@ -226,14 +226,17 @@ def _verification(doc: Doc, now: float) -> dict[str, Any] | None:
         return None
     backfill = verification.get("backfill") or {}
     suite = verification.get("suite") or {}
+    denied = verification.get("outcome") == "denied"  # the backfill never ran
     return {
         "dry_run": bool(verification.get("dry_run")),
         "steps": list(verification.get("steps") or []),
         "stage": verification.get("stage"),
         "outcome": verification.get("outcome"),
         "reason": verification.get("reason"),
-        "run": f"{backfill.get('dag_id')} / {backfill.get('dag_run_id')}",
-        "run_state": backfill.get("state") or "not seen yet",
+        "run": "none" if denied else f"{backfill.get('dag_id')} / {backfill.get('dag_run_id')}",
+        "run_state": "not triggered (denied)"
+        if denied
+        else backfill.get("state") or "not seen yet",
         "suite": suite.get("name"),
         "suite_result": (
             None if suite.get("success") is None else "passed" if suite["success"] else "failed"
