@@ -120,6 +120,22 @@ async def test_an_unreadable_feature_is_refused_before_any_change(
     assert fake.posts() == []
 
 
+async def test_a_rate_limited_read_is_transient(
+    fake: FakeRuntimeConfig, url: str, session: aiohttp.ClientSession
+) -> None:
+    # 429 on the GET: another attempt may read it (before, only a 5xx was transient).
+    fake.fail_next.append(429)
+    action = make_action(session, url)
+    ctx = context()
+    (target,) = action.targets(ctx)
+    with pytest.raises(ActionError, match="cannot read the current value") as caught:
+        await action.apply(ctx, target)
+    assert (caught.value.status, caught.value.retryable) == (429, True)
+    assert fake.posts() == []
+    outcome = await action.apply(ctx, target)
+    assert outcome.changed is True
+
+
 @pytest.mark.parametrize(
     ("params", "message"),
     [

@@ -293,3 +293,41 @@ async def test_a_post_answered_501_is_final_not_retried(
     assert (failed["detail"]["attempts"], failed["detail"]["transient"]) == (1, False)
     assert [r.method for r in fake.requests] == ["GET", "POST"]
     assert incident["state"] == "needs_attention"
+
+
+async def test_a_get_answered_429_is_retried_not_final(
+    fake: FakeRuntimeConfig, url: str, session: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    # Too Many Requests passes by itself: the read is transient (before, only a 5xx
+    # was, so a rate-limited GET failed the step for good).
+    action = make_action(session, url)
+    ctx = context()
+    (target,) = action.targets(ctx)
+    fake.fail_next.append(429)
+    with pytest.raises(ActionError) as raised:
+        await action.apply(ctx, target)
+    assert (raised.value.status, raised.value.retryable) == (429, True)
+    assert fake.posts() == []
+    # Through the executor: the second attempt reads and switches the cache on.
+    fake.fail_next.append(429)
+    async with cache_responder(tmp_path, session, url) as r:
+        await r.post(notification([alert("ISO-NE")]))
+        await r.settle()
+        incident = await r.incident("ISO-NE")
+    (applied,) = incident["actions"]
+    assert (applied["result"], applied["detail"]["attempts"]) == ("success", 2)
+    assert fake.features[FEATURE] == ON
+
+
+async def test_a_state_the_client_cannot_read_is_final(
+    fake: FakeRuntimeConfig, url: str, session: aiohttp.ClientSession
+) -> None:
+    # 200 with a state that is not one: asking again gets the same answer.
+    fake.features[FEATURE] = {"enabled": "yes", "configuration": {}}
+    action = make_action(session, url)
+    ctx = context()
+    (target,) = action.targets(ctx)
+    with pytest.raises(ActionError, match="unexpected answer") as raised:
+        await action.apply(ctx, target)
+    assert (raised.value.status, raised.value.retryable) == (200, False)
+    assert fake.posts() == []

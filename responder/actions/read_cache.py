@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from ..plugins import JSON, ActionError, Outcome, StepContext, Target
 from .params import check_params, positive_int
-from .runtime_config import NOT_SERVED, TRANSIENT_5XX, RuntimeConfigClient
+from .runtime_config import NOT_SERVED, RuntimeConfigClient, retryable
 from .settings import RuntimeConfigSettings
 
 
@@ -89,7 +89,7 @@ class ReadCache:
             raise ActionError(
                 f"runtime-config: GET feature {feature}: HTTP {status}: "
                 f"unexpected answer {str(body)[:200]}",
-                retryable=status in TRANSIENT_5XX,
+                retryable=retryable(status),
                 status=status,
             )
         # The configuration is kept even when empty: restoring it exactly means

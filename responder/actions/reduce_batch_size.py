@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from ..plugins import JSON, ActionError, Outcome, StepContext, Target
 from .params import check_params, positive_int
-from .runtime_config import TRANSIENT_5XX, RuntimeConfigClient
+from .runtime_config import RuntimeConfigClient, retryable
 from .settings import RuntimeConfigSettings
 
 _ABSENT: dict[str, JSON] = {"present": False}
@@ -99,7 +99,7 @@ class ReduceBatchSize:
             raise ActionError(
                 f"reduce_batch_size: GET feature {feature}: HTTP {status}: cannot read the "
                 f"current value (nothing exact to restore), answer {str(body)[:200]}",
-                retryable=status in TRANSIENT_5XX,
+                retryable=retryable(status),
                 status=status,
             )
         return body["enabled"], dict(body.get("configuration") or {})

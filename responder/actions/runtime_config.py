@@ -22,7 +22,11 @@ NOT_SERVED = frozenset({404, 405, 501})
 
 
 def retryable(status: int) -> bool:
-    """Whether another attempt may get another answer to this HTTP status."""
+    """Whether another attempt may get another answer to this HTTP status: a passing
+    server error, or a 4xx that is not the API's final word (408, 429 ...).  A 2xx
+    with a body the caller cannot use is final: asking again gets the same."""
+    if status < 400:
+        return False
     if status >= 500:
         return status in TRANSIENT_5XX
     return status not in _FINAL
