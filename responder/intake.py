@@ -151,19 +151,20 @@ class Intake(Part):
                 updates[incident_id] = (provider, items)
             change = self._change(updates, spans, self._ignored_records(ignored))
             refs: list[Ref] = [("incident", incident_id) for incident_id in updates]
-            if ignored:
+            # Only a resolved alert can turn out not to be part of its incident.
+            resolved = any(t.playbook is None for _, items in updates.values() for t in items)
+            if ignored or resolved:
                 refs.append(IGNORED_DOC)
             results = await self.store.update_many(refs, change, ack=Ack(len(entries), urgent))
-        self._log_ignored(ignored)
         touched = []
-        outside: list[Ignored] = []
         for incident_id, (provider, items) in updates.items():
             accepted, needs_service = results[incident_id]
-            outside += self._applied(incident_id, provider, items, accepted)
+            self._applied(incident_id, provider, items, accepted)
+            ignored += _outside(incident_id, items, accepted)
             # A repeat of what the incident already knows needs no run (the tick still comes).
             if needs_service:
                 touched.append(incident_id)
-        await self._ignore(outside)
+        self._log_ignored(ignored)
         return touched
 
     def _update_span(self, provider: Provider, items: list[Transition]) -> Any:
@@ -217,9 +218,16 @@ class Intake(Part):
                         doc["trace"] = trace
                     changed[("incident", incident_id)] = doc
                 results[incident_id] = (applied.accepted, applied.needs_service)
-            if ignored:
+            kept_records = ignored + self._ignored_records(
+                [
+                    found
+                    for incident_id, (_, items) in updates.items()
+                    for found in _outside(incident_id, items, results[incident_id][0])
+                ]
+            )
+            if kept_records:
                 kept = docs[IGNORED_DOC]
-                for record in ignored:
+                for record in kept_records:
                     kept = add_ignored(kept, record)
                 assert kept is not None
                 changed[IGNORED_DOC] = kept
@@ -229,15 +237,12 @@ class Intake(Part):
 
     def _applied(
         self, incident_id: str, provider: Provider, items: list[Transition], accepted: list[bool]
-    ) -> list[Ignored]:
-        """Log and count an incident's applied transitions; returns those it did not take
-        (a resolved alert the incident does not know)."""
+    ) -> None:
+        """Log and count an incident's applied transitions."""
         count = 0
-        outside: list[Ignored] = []
         with structlog.contextvars.bound_contextvars(incident_id=incident_id):
             for (entry, playbook), known in zip(items, accepted, strict=True):
                 if not known:
-                    outside.append((entry, f"alert is not part of incident {incident_id}"))
                     continue
                 count += 1
                 log.debug(
@@ -249,7 +254,6 @@ class Intake(Part):
                 )
             self.metrics.transitions.labels("incident").inc(count)
             log.info("alert transitions applied", provider=provider.name, transitions=count)
-        return outside
 
     async def _open(self, provider: Provider, entry: Doc) -> str:
         opened_at = self.clock()
@@ -318,6 +322,7 @@ class Intake(Part):
         ]
 
     def _log_ignored(self, ignored: list[Ignored]) -> None:
+        """One line and one count each (the batch's transaction kept them)."""
         for entry, reason in ignored:
             alert = entry["alert"]
             log.info(
@@ -329,21 +334,14 @@ class Intake(Part):
         if ignored:
             self.metrics.transitions.labels("ignored").inc(len(ignored))
 
-    async def _ignore(self, ignored: list[Ignored]) -> None:
-        """Log and keep ignored transitions with one ledger write (one write per
-        transition made a storm of unknown alerts cost a write each)."""
-        if not ignored:
-            return
-        self._log_ignored(ignored)
-        records = self._ignored_records(ignored)
 
-        def append(doc: Doc | None) -> tuple[Doc, None]:
-            for record in records:
-                doc = add_ignored(doc, record)
-            assert doc is not None
-            return doc, None
-
-        await self.store.update(*IGNORED_DOC, append)
+def _outside(incident_id: str, items: list[Transition], accepted: list[bool]) -> list[Ignored]:
+    """The transitions an incident did not take (a resolved alert it does not know)."""
+    return [
+        (entry, f"alert is not part of incident {incident_id}")
+        for (entry, _), known in zip(items, accepted, strict=True)
+        if not known
+    ]
 
 
 def add_ignored(doc: Doc | None, record: Doc) -> Doc:

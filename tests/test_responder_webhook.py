@@ -11,6 +11,7 @@ import pytest
 
 from .conftest import make_catalog
 from .support.responder import (
+    T0,
     CountingAction,
     alert,
     counting_actions,
@@ -184,3 +185,28 @@ async def test_metrics_expose_the_webhook_histogram(tmp_path: Path) -> None:
         assert f'feedguard_responder_webhook_duration_seconds_bucket{{le="{bucket}"}}' in text
     assert 'feedguard_responder_open_incidents{provider="ISO-NE",state="stabilised"} 1.0' in text
     assert 'feedguard_responder_actions_total{action="throttle_api",result="success"} 1.0' in text
+
+
+@pytest.mark.parametrize("store", ["sqlite", "redis"])
+async def test_a_resolved_alert_the_incident_never_saw_is_listed_as_ignored(
+    tmp_path: Path, store: str, request: pytest.FixtureRequest
+) -> None:
+    """Applied in the batch's one transaction: the incident is untouched by it, and the
+    ignored list names it (on both stores)."""
+    redis_url = request.getfixturevalue("redis_url") if store == "redis" else None
+    config = responder_config(tmp_path, catalog=CATALOG, store=store, redis_url=redis_url)
+    async with start_responder(config, actions=counting()) as r:
+        await r.post(notification([alert("ISO-NE")]))
+        await r.settle()
+        opened = await r.incident("ISO-NE")
+        stranger = alert("ISO-NE", dataset="never-fired", status="resolved", ends_at=T0 + 60)
+        response = await r.post(notification([stranger]))
+        assert await response.json() == {"status": "accepted", "new": 1, "duplicates": 0}
+        await r.settle()
+        incident = await r.incident("ISO-NE")
+        ignored = (await r.get_json("/api/v1/ignored"))["ignored"]
+    assert [(i["reason"], i["alert"]["fingerprint"]) for i in ignored] == [
+        (f"alert is not part of incident {opened['id']}", stranger["fingerprint"])
+    ]
+    assert incident["state"] == opened["state"]
+    assert len(incident["alerts"]) == 1
