@@ -244,7 +244,8 @@ def final_notes_posted(doc: Doc) -> bool:
     slots = doc.get("note_slots") or ()
     verification = doc.get("verification") or {}
     followup = verification.get("outcome") in ("passed", "failed")
-    return "resolution:0" in slots and (not followup or "verification:0" in slots)
+    slot = f"verification:{verification.get('attempt') or 0}"  # one reply per attempt
+    return "resolution:0" in slots and (not followup or slot in slots)
 
 
 def view(doc: Doc) -> IncidentView:

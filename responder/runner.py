@@ -228,13 +228,15 @@ class IncidentRunner(Part):
         await self.store.update("incident", incident_id, change)
 
     async def retry(self, incident_id: str) -> bool:
-        """Put an incident's failed steps back to pending; False when it does not exist."""
+        """Put an incident's failed steps back to pending and restart a failed
+        verification; False when it does not exist."""
         now = self.clock()
 
         def change(doc: Doc | None) -> tuple[Doc | None, bool]:
             if doc is None:
                 return None, False
-            return (doc if tr.retry_failed(doc, now) else None), True
+            verify = self.verifier.plan(doc["provider"])
+            return (doc if tr.retry(doc, now, verify) else None), True
 
         found: bool = await self.store.update("incident", incident_id, change)
         return found

@@ -357,6 +357,13 @@ def auto_retry(doc: Doc, step_ids: Sequence[str], limit: int, now: float) -> boo
     return retried
 
 
+def retry(doc: Doc, now: float, verify: vr.Plan | None) -> bool:
+    """An operator's retry: a failed verification restarts, failed steps go back to
+    pending (both may happen at once); False when there is nothing to retry."""
+    restarted = vr.restart(doc, verify, now)
+    return retry_failed(doc, now) > 0 or restarted
+
+
 def retry_failed(doc: Doc, now: float) -> int:
     """Put failed steps back to pending (operator action); how many."""
     failed = [item for item in doc["work"] if item["status"] == "failed"]
@@ -446,8 +453,9 @@ def due_notes(doc: Doc, now: float, update_interval: float) -> list[tuple[NoteKi
         if "resolution:0" not in slots:
             due.append(("resolution", 0))
         outcome = (verification or {}).get("outcome")
-        if outcome in (vr.PASSED, vr.FAILED) and "verification:0" not in slots:
-            due.append(("verification", 0))
+        slot = vr.note_slot(doc)  # a retry's outcome is a reply of its own
+        if outcome in (vr.PASSED, vr.FAILED) and f"verification:{slot}" not in slots:
+            due.append(("verification", slot))
         return due
     slot = int((now - doc["opened_at"]) // update_interval) if update_interval > 0 else 0
     if slot >= 1 and f"update:{slot}" not in slots:

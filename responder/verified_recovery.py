@@ -10,7 +10,9 @@ record says who denied it and which missed window stays missing, and the
 incident resolves (the decision was a human's, or the configured timeout's).
 Everything the waiting needs (stage, deadline, next poll) is in
 ``doc["verification"]``, so any replica resumes it after a restart;
-``verify.Verifier`` does the polling I/O.
+``verify.Verifier`` does the polling I/O.  An operator's retry of an incident
+whose verification failed (``restart``) follows the same run again with fresh
+bounds, keeping the earlier outcomes as ``history``.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ BACKFILL, QUALITY = "backfill", "quality"
 PASSED, FAILED, PLANNED = "passed", "failed", "planned"
 # The backfill step was denied (by an approver or the approval timeout): nothing ran.
 DENIED = "denied"
+# Earlier attempts a restarted verification keeps (the page and API show what failed).
+HISTORY_KEPT = 5
 
 
 class Plan(NamedTuple):
@@ -307,6 +311,8 @@ def suite_polled(doc: Doc, poll: SuitePoll, now: float) -> bool:
     ended = verification["backfill"]["ended_at"]
     # A run Airflow gave no end time to: only a result after the run was seen final counts.
     after = ended if ended is not None else verification["started_at"]
+    # After a retry, the result that failed before is not the one waited for.
+    after = max(after, verification.get("results_after") or after)
     fresh = poll.found and poll.run_time is not None and poll.run_time > after
     if poll.error is not None:
         verification["last_error"] = poll.error
@@ -345,3 +351,66 @@ def due(doc: Doc, now: float) -> bool:
     if doc["state"] != inc.VERIFYING or verification is None or not waiting(doc):
         return False
     return bool(now >= (verification.get("next_poll_at") or 0.0))
+
+
+def retryable(doc: Doc) -> bool:
+    """The incident needs attention because its verification failed."""
+    verification = doc.get("verification")
+    return (
+        doc["state"] == inc.NEEDS_ATTENTION
+        and verification is not None
+        and verification.get("outcome") == FAILED
+    )
+
+
+def note_slot(doc: Doc) -> int:
+    """The verification reply's note slot: one per attempt, so a retry's reply is new."""
+    return int((doc.get("verification") or {}).get("attempt") or 0)
+
+
+def restart(doc: Doc, plan: Plan | None, now: float) -> bool:
+    """An operator's retry after a failed verification (``plan`` None: verification is
+    switched off, nothing restarts): follow the same run again (a cleared run keeps its
+    run_id) with fresh bounds, then the suite as before; True if restarted."""
+    if plan is None or not retryable(doc):
+        return False
+    verification = doc["verification"]
+    backfill, suite = verification["backfill"], verification["suite"]
+    attempt, run_id = note_slot(doc), backfill["dag_run_id"]
+    earlier = {
+        "attempt": attempt,
+        "outcome": verification["outcome"],
+        "reason": verification["reason"],
+        "started_at": verification["started_at"],
+        "finished_at": verification["finished_at"],
+        "backfill": dict(backfill),
+        "suite": dict(suite),
+    }
+    history = [*(verification.get("history") or []), earlier][-HISTORY_KEPT:]
+    seen = [suite["run_time"], verification.get("results_after")]
+    verification.update(
+        attempt=attempt + 1,
+        history=history,
+        steps=describe(plan._replace(suite=suite["name"]), backfill["dag_id"], run_id),
+        stage=BACKFILL,
+        outcome=None,
+        reason=None,
+        started_at=now,
+        finished_at=None,
+        deadline=now + plan.backfill_timeout,
+        next_poll_at=now,
+        poll_interval=plan.poll_interval,
+        quality_timeout=plan.quality_timeout,
+        last_error=None,
+        results_after=max((t for t in seen if t is not None), default=None),
+        backfill=_unseen_run(backfill["dag_id"], run_id),
+        suite=_unseen_suite(suite["name"]),
+    )
+    doc["state"] = inc.VERIFYING
+    doc["live"] = True
+    inc.add_event(
+        doc,
+        now,
+        f"retry requested: verification restarted (run {run_id}, suite {suite['name']})",
+    )
+    return True

@@ -5,6 +5,7 @@ clock, no network."""
 
 from __future__ import annotations
 
+import copy
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -541,3 +542,137 @@ def test_verification_waits_for_a_recovery_step_awaiting_approval() -> None:
     tr.settle(doc, T + 60, notes=True, verify=PLAN)
     assert doc["state"] == inc.VERIFYING
     assert doc["verification"]["started_at"] == T + 60
+
+
+# --- a retry after a failed verification ------------------------------------------------
+
+
+def failed_run() -> Doc:
+    """Verification failed: the backfill run failed; the reply about it was posted."""
+    doc = verifying()
+    doc["note_slots"] = ["initial:0", "resolution:0"]
+    vr.run_polled(doc, vr.RunPoll("failed", started_at=T, ended_at=T + 60), T + 60)
+    tr.note_done(doc, "verification:0", {}, None, T + 70)
+    assert doc["state"] == inc.NEEDS_ATTENTION
+    return doc
+
+
+def test_a_retry_follows_the_same_run_again_with_fresh_bounds() -> None:
+    doc = failed_run()
+    assert vr.retryable(doc)
+    assert tr.retry(doc, T + 5000, PLAN)
+    verification = doc["verification"]
+    assert doc["state"] == inc.VERIFYING
+    assert doc["live"] is True
+    assert verification["attempt"] == 1
+    assert verification["stage"] == vr.BACKFILL
+    assert verification["outcome"] is None
+    assert verification["deadline"] == T + 5000 + PLAN.backfill_timeout
+    assert verification["next_poll_at"] == T + 5000
+    assert verification["backfill"]["dag_run_id"] == RUN_ID
+    assert verification["backfill"]["state"] is None
+    (earlier,) = verification["history"]
+    assert earlier["attempt"] == 0
+    assert earlier["outcome"] == vr.FAILED
+    assert earlier["reason"] == f"backfill run {RUN_ID} failed in 1 min"
+    assert earlier["backfill"]["state"] == "failed"
+    assert events(doc)[-1] == (
+        f"retry requested: verification restarted (run {RUN_ID}, suite external_dbt_outputs)"
+    )
+    assert vr.due(doc, T + 5000)
+    assert tr.due_notes(doc, T + 5000, 3600) == []  # nothing to say while verifying
+
+    # The run was cleared in Airflow and ran again; the suite passed after it.
+    vr.run_polled(doc, vr.RunPoll("success", started_at=T + 4000, ended_at=T + 4600), T + 5000)
+    assert verification["stage"] == vr.QUALITY
+    vr.suite_polled(doc, passed_suite(T + 4700), T + 5060)
+    assert doc["state"] == inc.RESOLVED
+    # The new outcome is a reply of its own: slot 0 was the failure's.
+    assert tr.due_notes(doc, T + 5100, 3600) == [("verification", 1)]
+    assert doc["live"] is True
+    tr.note_done(doc, "verification:1", {}, None, T + 5100)
+    assert doc["live"] is False
+
+
+def test_after_a_failed_suite_only_a_newer_result_counts() -> None:
+    doc = verifying()
+    vr.run_polled(doc, vr.RunPoll("success", started_at=T, ended_at=T + 60), T + 60)
+    failing = vr.SuitePoll(True, success=False, run_time=T + 100, unsuccessful=1, evaluated=3)
+    vr.suite_polled(doc, failing, T + 120)
+    assert doc["state"] == inc.NEEDS_ATTENTION
+    assert tr.retry(doc, T + 600, PLAN)
+    verification = doc["verification"]
+    assert verification["results_after"] == T + 100
+    vr.run_polled(doc, vr.RunPoll("success", started_at=T, ended_at=T + 60), T + 600)
+    # The result that failed is still the newest: not what the retry waits for.
+    assert vr.suite_polled(doc, failing, T + 660)
+    assert doc["state"] == inc.VERIFYING
+    assert verification["suite"]["run_time"] is None
+    vr.suite_polled(doc, passed_suite(T + 650), T + 720)
+    assert doc["state"] == inc.RESOLVED
+    assert [h["suite"]["success"] for h in verification["history"]] == [False]
+
+
+def test_a_retry_with_nothing_to_retry_changes_nothing() -> None:
+    resolved_doc = verifying()
+    vr.run_polled(resolved_doc, vr.RunPoll("success", started_at=T, ended_at=T + 60), T + 60)
+    vr.suite_polled(resolved_doc, passed_suite(T + 100), T + 120)
+    dry = recovered(result="dry_run")
+    tr.settle(dry, T, notes=True, verify=PLAN)
+    for doc in (verifying(), resolved_doc, dry, recovered()):
+        before = copy.deepcopy(doc)
+        assert not tr.retry(doc, T + 9000, PLAN)
+        assert doc == before
+
+
+def test_with_verification_switched_off_a_retry_does_not_restart_it() -> None:
+    doc = failed_run()
+    before = copy.deepcopy(doc)
+    assert not tr.retry(doc, T + 5000, None)
+    assert doc == before
+
+
+def test_failed_steps_are_retried_in_the_same_retry() -> None:
+    doc = failed_run()
+    inc.enqueue(doc, "firing", "down", [{"action": "pause_dags"}])
+    doc["work"][-1]["status"] = "failed"
+    assert tr.retry(doc, T + 5000, PLAN)
+    assert doc["work"][-1]["status"] == "pending"
+    assert doc["verification"]["attempt"] == 1
+    assert events(doc)[-2:] == [
+        f"retry requested: verification restarted (run {RUN_ID}, suite external_dbt_outputs)",
+        "retry requested: 1 failed steps",
+    ]
+    # The steps run first; then it settles into verifying again, not resolved.
+    doc["work"][-1]["status"] = "done"
+    tr.settle(doc, T + 5010, notes=True, verify=PLAN)
+    assert doc["state"] == inc.VERIFYING
+
+
+def test_the_history_keeps_the_last_attempts() -> None:
+    doc = failed_run()
+    for attempt in range(1, 8):
+        now = T + 1000 * attempt
+        assert tr.retry(doc, now, PLAN)
+        vr.run_polled(doc, vr.RunPoll("failed", started_at=now, ended_at=now + 60), now + 60)
+    history = doc["verification"]["history"]
+    assert [h["attempt"] for h in history] == [2, 3, 4, 5, 6]
+    assert doc["verification"]["attempt"] == 7
+
+
+def test_the_reply_after_a_retry_says_so_and_how_to_retry_again() -> None:
+    doc = failed_run()
+    lines = render_followup(doc).splitlines()
+    assert "after retry" not in lines[0]
+    assert (
+        f"then `POST /api/v1/incidents/{doc['id']}/retry` or the incident page's Retry"
+        in (lines[2])
+    )
+    tr.retry(doc, T + 5000, PLAN)
+    vr.run_polled(doc, vr.RunPoll("success", started_at=T + 4000, ended_at=T + 4600), T + 5000)
+    vr.suite_polled(doc, passed_suite(T + 4700), T + 5060)
+    assert (
+        render_followup(doc)
+        .splitlines()[0]
+        .endswith("Data backfill verified: ISO-NE* · after retry 1")
+    )

@@ -11,6 +11,7 @@ import json
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from .. import verified_recovery as vr
 from ..incidents import alert_counts, approval_steps, pending_work, step_what
 from ..isotimes import iso_utc
 from .evidence import evidence_section
@@ -214,6 +215,7 @@ def incident_page(doc: Doc, now: float) -> dict[str, Any]:
         "failed": [{"id": s["id"], "what": step_what(s)} for s in failed],
         "recovery": doc.get("recovery"),
         "verification": _verification(doc, now),
+        "reverify": vr.retryable(doc),
         "evidence": evidence_section(doc, now, moment),
         "approvals": _approvals(doc, now),
     }
@@ -227,6 +229,17 @@ def _verification(doc: Doc, now: float) -> dict[str, Any] | None:
     backfill = verification.get("backfill") or {}
     suite = verification.get("suite") or {}
     denied = verification.get("outcome") == "denied"  # the backfill never ran
+    history = [
+        {
+            "attempt": earlier.get("attempt"),
+            "finished": moment(earlier.get("finished_at"), now),
+            "outcome": earlier.get("outcome"),
+            "reason": earlier.get("reason"),
+            "run_state": (earlier.get("backfill") or {}).get("state") or "not seen",
+            "suite_result": _suite_result(earlier.get("suite") or {}),
+        }
+        for earlier in verification.get("history") or []
+    ]
     return {
         "dry_run": bool(verification.get("dry_run")),
         "steps": list(verification.get("steps") or []),
@@ -238,14 +251,17 @@ def _verification(doc: Doc, now: float) -> dict[str, Any] | None:
         if denied
         else backfill.get("state") or "not seen yet",
         "suite": suite.get("name"),
-        "suite_result": (
-            None if suite.get("success") is None else "passed" if suite["success"] else "failed"
-        ),
+        "suite_result": _suite_result(suite),
         "suite_at": moment(suite.get("run_time"), now),
         "next_poll": moment(verification.get("next_poll_at"), now),
         "deadline": moment(verification.get("deadline"), now),
         "last_error": verification.get("last_error"),
+        "history": history,
     }
+
+
+def _suite_result(suite: Doc) -> str | None:
+    return None if suite.get("success") is None else "passed" if suite["success"] else "failed"
 
 
 def _approvals(doc: Doc, now: float) -> list[dict[str, Any]]:
