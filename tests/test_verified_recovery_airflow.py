@@ -59,12 +59,13 @@ def gx_result(success: bool) -> dict[str, Any]:
     return result
 
 
-def write_result(validations: Path, run_time: float, success: bool) -> None:
+def write_result(validations: Path, run_time: float, success: bool, suite: str = SUITE) -> None:
     """Where a file-mode context stores a checkpoint run's result (docs: dbt-gx facts)."""
     name = datetime.fromtimestamp(run_time, UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-    folder = validations / SUITE / "__none__" / name
+    folder = validations / suite / "__none__" / name
     folder.mkdir(parents=True)
     body = gx_result(success)
+    body["suite_name"] = suite
     body["meta"]["run_id"]["run_time"] = datetime.fromtimestamp(run_time, UTC).isoformat()
     (folder / "warehouse_duckdb-external_outputs.json").write_text(json.dumps(body))
 
