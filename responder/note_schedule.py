@@ -26,6 +26,7 @@ from opentelemetry.trace import StatusCode
 from feedguard.core.log import get_logger
 
 from . import incidents as inc
+from . import verified_recovery as vr
 from .common import Common, Part
 from .evidence.schedule import EvidenceScheduler
 from .heartbeat import Heartbeat
@@ -112,6 +113,8 @@ class NoteScheduler(Part):
         doc = await self.store.get("incident", incident_id)
         if doc is None or key in doc["note_slots"]:
             return  # settled meanwhile (by another replica)
+        if kind == "verification" and not vr.reply_due(doc, slot):
+            return  # a retry restarted the verification meanwhile: the next reply tells
         interval = self.config.notes.update_interval_seconds
         next_at = doc["opened_at"] + (slot + 1) * interval if timed else None
         at = time.time()  # compared with Slack's message timestamps, not the clock

@@ -452,9 +452,8 @@ def due_notes(doc: Doc, now: float, update_interval: float) -> list[tuple[NoteKi
         # as a reply in the thread, and no hourly update any more.
         if "resolution:0" not in slots:
             due.append(("resolution", 0))
-        outcome = (verification or {}).get("outcome")
         slot = vr.note_slot(doc)  # a retry's outcome is a reply of its own
-        if outcome in (vr.PASSED, vr.FAILED) and f"verification:{slot}" not in slots:
+        if vr.reply_due(doc, slot) and f"verification:{slot}" not in slots:
             due.append(("verification", slot))
         return due
     slot = int((now - doc["opened_at"]) // update_interval) if update_interval > 0 else 0

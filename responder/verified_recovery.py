@@ -368,6 +368,13 @@ def note_slot(doc: Doc) -> int:
     return int((doc.get("verification") or {}).get("attempt") or 0)
 
 
+def reply_due(doc: Doc, slot: int) -> bool:
+    """Whether the verification reply of this slot has an outcome to tell; False once a
+    retry restarted the verification before the reply went out (the next one tells)."""
+    verification = doc.get("verification") or {}
+    return note_slot(doc) == slot and verification.get("outcome") in (PASSED, FAILED)
+
+
 def restart(doc: Doc, plan: Plan | None, now: float) -> bool:
     """An operator's retry after a failed verification (``plan`` None: verification is
     switched off, nothing restarts): follow the same run again (a cleared run keeps its

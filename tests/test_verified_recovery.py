@@ -676,3 +676,17 @@ def test_the_reply_after_a_retry_says_so_and_how_to_retry_again() -> None:
         .splitlines()[0]
         .endswith("Data backfill verified: ISO-NE* · after retry 1")
     )
+
+
+def test_a_retry_before_the_failure_reply_went_out_leaves_the_telling_to_the_next() -> None:
+    doc = verifying()
+    doc["note_slots"] = ["initial:0", "resolution:0"]
+    vr.run_polled(doc, vr.RunPoll("failed", started_at=T, ended_at=T + 60), T + 60)
+    assert tr.due_notes(doc, T + 70, 3600) == [("verification", 0)]
+    assert tr.retry(doc, T + 70, PLAN)
+    # Slot 0 would render the restarted, still waiting verification: it is not due.
+    assert not vr.reply_due(doc, 0)
+    assert tr.due_notes(doc, T + 80, 3600) == []
+    vr.run_polled(doc, vr.RunPoll("success", started_at=T, ended_at=T + 60), T + 90)
+    vr.suite_polled(doc, passed_suite(T + 100), T + 150)
+    assert tr.due_notes(doc, T + 160, 3600) == [("verification", 1)]
