@@ -8,9 +8,10 @@ and the failed attempt kept as history on the incident (API and page)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -41,7 +42,20 @@ def finish(run: Run, state: str, started: float, ended: float) -> None:
     run.state, run.start_date, run.end_date = state, at(started), at(ended)
 
 
-async def start(tmp_path: Path, aiohttp_server: Any, slack: FakeSlack) -> tuple[FakeAirflow2, Any]:
+class Started(NamedTuple):
+    responder: Responder
+    clock: FakeClock
+    ident: str  # the MISO incident, verifying
+    run: Run  # its backfill run in the stand-in
+    airflow: FakeAirflow2
+
+
+@asynccontextmanager
+async def verifying(
+    tmp_path: Path, aiohttp_server: Any, slack: FakeSlack
+) -> AsyncIterator[Started]:
+    """A responder (Airflow 2 stand-in, local Slack) whose MISO outage resolved: the
+    backfill was triggered and the incident is verifying."""
     fake = FakeAirflow2(username="admin", password="secret")
     fake.add_dag("external_data_backfill")
     server = await aiohttp_server(fake.app())
@@ -50,7 +64,12 @@ async def start(tmp_path: Path, aiohttp_server: Any, slack: FakeSlack) -> tuple[
         str(server.make_url("")).rstrip("/"),
         notes={"slack_token": TOKEN, "base_url": slack.api_url, "max_retry_after_seconds": 5},
     )
-    return fake, config
+    clock = FakeClock()
+    async with start_responder(config, clock=clock) as responder:
+        doc = await outage(responder, clock, "MISO")
+        assert doc["state"] == "verifying", doc["timeline"]
+        (run,) = fake.runs
+        yield Started(responder, clock, doc["id"], run, fake)
 
 
 async def poll(responder: Responder, clock: FakeClock) -> Doc:
@@ -77,13 +96,8 @@ def replies(slack: FakeSlack, ident: str, attempt: int) -> list[str]:
 async def test_a_failed_backfill_cleared_and_rerun_verifies_after_a_retry(
     tmp_path: Path, aiohttp_server: Any, slack: FakeSlack
 ) -> None:
-    fake, config = await start(tmp_path, aiohttp_server, slack)
     validations = tmp_path / "validations"
-    clock = FakeClock()
-    async with start_responder(config, clock=clock) as responder:
-        doc = await outage(responder, clock, "MISO")
-        ident = doc["id"]
-        (run,) = fake.runs
+    async with verifying(tmp_path, aiohttp_server, slack) as (responder, clock, ident, run, _):
         finish(run, "failed", clock.now, clock.now + 30)
         doc = await poll(responder, clock)
         assert doc["state"] == "needs_attention", doc["timeline"]
@@ -142,13 +156,9 @@ async def test_a_failed_backfill_cleared_and_rerun_verifies_after_a_retry(
 async def test_a_failed_suite_rerun_by_hand_verifies_after_a_retry(
     tmp_path: Path, aiohttp_server: Any, slack: FakeSlack
 ) -> None:
-    fake, config = await start(tmp_path, aiohttp_server, slack)
     validations = tmp_path / "validations"
-    clock = FakeClock()
-    async with start_responder(config, clock=clock) as responder:
-        doc = await outage(responder, clock, "MISO")
-        ident = doc["id"]
-        (run,) = fake.runs
+    async with verifying(tmp_path, aiohttp_server, slack) as started:
+        responder, clock, ident, run, fake = started
         ended = clock.now + 30
         finish(run, "success", clock.now, ended)
         write_result(validations, ended + 10, success=False, suite=SUITE)
@@ -180,16 +190,13 @@ async def test_a_failed_suite_rerun_by_hand_verifies_after_a_retry(
     (passed,) = replies(slack, ident, 1)
     assert f"{SUITE} passed at " in passed
     path = f"/api/v1/dags/external_data_backfill/dagRuns/{run.dag_run_id}"
-    assert fake.requests.count(("GET", path)) == 3  # queued, success; success after the retry
+    assert fake.requests.count(("GET", path)) == 3  # queued, success; after the retry
 
 
 async def test_a_retry_while_verifying_changes_nothing(
     tmp_path: Path, aiohttp_server: Any, slack: FakeSlack
 ) -> None:
-    _, config = await start(tmp_path, aiohttp_server, slack)
-    clock = FakeClock()
-    async with start_responder(config, clock=clock) as responder:
-        doc = await outage(responder, clock, "MISO")
+    async with verifying(tmp_path, aiohttp_server, slack) as (responder, *_):
         await responder.tick()  # the resolution note
         doc = await responder.incident("MISO")
         assert doc["state"] == "verifying"
