@@ -2,6 +2,7 @@
 against a bare aiohttp handler that only parses the JSON, measured in the same run.
 
     .venv/bin/python -m bench.webhook [--requests 2000] [--rounds 5] [--concurrency 16]
+                                      [--apply-off]
 
 A real ``redis-server`` is started on a free loopback port.  Each server runs in
 its own process (the responder through ``create_app``, exactly as served, with
@@ -16,6 +17,10 @@ keep-alive connections, after a warm-up.  Scenarios:
 - ``all new``: every request carries three new alert transitions (a new
   ``startsAt``), so each is recorded, queued, and applied to the incident by the
   scheduler running in the same process.
+
+``--apply-off`` switches the responder's scheduler off (no kick, no tick; the
+inbox is emptied between rounds): the webhook and its durable write alone, the
+ceiling no apply rate can lift.
 
 Each line also gives the server process's CPU time per request (user + system
 from ``/proc``, the responder's apply included): on the shared machine this
@@ -90,14 +95,21 @@ def serve_bare(port: int) -> None:
 
 
 def serve_responder(
-    port: int, redis_url: str, workdir: Path, tracing: dict[str, Any] | None = None
+    port: int,
+    redis_url: str,
+    workdir: Path,
+    tracing: dict[str, Any] | None = None,
+    apply: bool = True,
 ) -> None:
+    """``apply`` False: the scheduler switched off (no kick, no tick), so the process
+    does only the webhook and its durable write (the ceiling no apply rate can lift)."""
 
     from aiohttp import web
 
     from feedguard.core.catalog import parse_catalog
     from feedguard.core.log import configure_logging
     from feedguard.core.schema import load_model
+    from feedguard.responder import appkeys
     from feedguard.responder.app import create_app
     from feedguard.responder.config import ResponderConfig
 
@@ -124,7 +136,15 @@ def serve_responder(
         "<bench>",
     )
     config = config.model_copy(update={"catalog": catalog})
-    app = create_app(config, actions={})
+    app = create_app(config, actions={}, background=apply)
+    if not apply:
+
+        async def no_kick(app: web.Application) -> None:
+            # Bench only: the engine exists (cleanup_ctx, run before this) but never runs.
+            engine = app[appkeys.ENGINE]
+            engine.kick = lambda: None  # type: ignore[method-assign]  # the webhook alone
+
+        app.on_startup.append(no_kick)
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
 
 
@@ -272,11 +292,32 @@ def report(name: str, result: Result, base: Result, ratios: list[float]) -> None
     print(line)
 
 
-async def run(requests: int, concurrency: int, rounds: int, redis_url: str, workdir: Path) -> int:
+async def emptied(redis_url: str) -> float:
+    """With the apply off: drop what the round recorded (nothing applies it); 0 s."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        await client.delete("feedguard:inbox", "feedguard:inbox:urgent")
+    finally:
+        await client.aclose()
+    return 0.0
+
+
+async def run(
+    requests: int,
+    concurrency: int,
+    rounds: int,
+    redis_url: str,
+    workdir: Path,
+    apply: bool = True,
+) -> int:
     warmup = max(200, requests // 5)
+    extra = [] if apply else ["--apply-off"]
+    after_round = drained if apply else emptied
     with (
         served("bare", redis_url, workdir) as (bare_url, bare_pid),
-        served("responder", redis_url, workdir) as (responder_url, responder_pid),
+        served("responder", redis_url, workdir, extra) as (responder_url, responder_pid),
     ):
         for url in (bare_url, responder_url):
             await load(url, bodies(warmup, 0, 0), concurrency)
@@ -285,6 +326,7 @@ async def run(requests: int, concurrency: int, rounds: int, redis_url: str, work
             "3 alerts per request, loopback, Redis store; 'incl. apply': throughput counting "
             "the time until the scheduler had applied every new transition; CPU: the "
             "server process's user+system time per request (apply included)"
+            + ("" if apply else "; APPLY OFF: the webhook and its durable write alone")
         )
         offset = 0
         for scenario, new in (("resend", 0), ("1 in 10 new", 10), ("all new", 1)):
@@ -305,13 +347,14 @@ async def run(requests: int, concurrency: int, rounds: int, redis_url: str, work
                     else:
                         before = cpu_seconds(responder_pid)
                         result = await load(responder_url, round_bodies, concurrency)
-                        result.drain = await drained(redis_url)
+                        result.drain = await after_round(redis_url)
                         result.cpu = cpu_seconds(responder_pid) - before
                         responder.append(result)
             ratios = [r.throughput / b.throughput for r, b in zip(responder, bare, strict=True)]
             base = merged(bare)
             report("bare JSON handler", base, base, [1.0])
-            report(f"responder ({scenario})", merged(responder), base, ratios)
+            name = scenario if apply else f"{scenario}, apply off"
+            report(f"responder ({name})", merged(responder), base, ratios)
     return 0
 
 
@@ -325,20 +368,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redis", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
     parser.add_argument("--tracing", help=argparse.SUPPRESS)  # JSON: the tracing section
+    parser.add_argument(
+        "--apply-off",
+        action="store_true",
+        help="switch the responder's scheduler off (no kick, no tick): what the webhook and "
+        "its durable write alone reach, the ceiling no apply rate can lift",
+    )
     args = parser.parse_args(argv)
     if args.serve == "bare":
         serve_bare(args.port)
         return 0
     if args.serve == "responder":
         tracing = json.loads(args.tracing) if args.tracing else None
-        serve_responder(args.port, args.redis, Path(args.workdir), tracing)
+        serve_responder(args.port, args.redis, Path(args.workdir), tracing, not args.apply_off)
         return 0
     os.environ.setdefault("PYTHONHASHSEED", "0")
     with (
         tempfile.TemporaryDirectory(prefix="bench-webhook-") as tmp,
         redis_server(Path(tmp)) as redis_url,
     ):
-        return asyncio.run(run(args.requests, args.concurrency, args.rounds, redis_url, Path(tmp)))
+        return asyncio.run(
+            run(
+                args.requests,
+                args.concurrency,
+                args.rounds,
+                redis_url,
+                Path(tmp),
+                apply=not args.apply_off,
+            )
+        )
 
 
 if __name__ == "__main__":
