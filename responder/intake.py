@@ -32,7 +32,7 @@ from .common import Common, Part
 from .detection import detection_lag, probe_failed_at, stale_onset
 from .lineage_failure import lineage_failure
 from .routing import PlaybookMatcher, check_provider
-from .store import Ack, Ref, StoreUnavailable
+from .store import Ack, LeaseLost, Ref, StoreUnavailable
 from .store.base import ManyUpdater
 from .transitions import Transition, apply_transitions
 
@@ -95,7 +95,12 @@ class Intake(Part):
                         for incident_id in await self._apply_batch(entries, urgent=False):
                             if incident_id not in touched:
                                 touched.append(incident_id)
-                    await self.store.acquire("inbox", self.owner, INBOX_LEASE_SECONDS)
+                    if not await self.store.acquire("inbox", self.owner, INBOX_LEASE_SECONDS):
+                        raise LeaseLost("inbox lease taken by another replica")
+            except LeaseLost as exc:
+                # Ours expired (a pause longer than the lease) and another replica took
+                # the inbox: it applies the rest; the batch in hand was not written.
+                log.warning("inbox lease lost; another replica applies the inbox", error=str(exc))
             finally:
                 with contextlib.suppress(StoreUnavailable):
                     await self.store.release("inbox", self.owner)
@@ -155,7 +160,8 @@ class Intake(Part):
             resolved = any(t.playbook is None for _, items in updates.values() for t in items)
             if ignored or resolved:
                 refs.append(IGNORED_DOC)
-            results = await self.store.update_many(refs, change, ack=Ack(len(entries), urgent))
+            ack = Ack(len(entries), urgent, lease=("inbox", self.owner))
+            results = await self.store.update_many(refs, change, ack=ack)
         touched = []
         for incident_id, (provider, items) in updates.items():
             accepted, needs_service = results[incident_id]

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from feedguard.responder.store import Ack, Store
+from feedguard.responder.store import Ack, LeaseLost, Store
 from feedguard.responder.store.redis import RedisStore
 from feedguard.responder.store.sqlite import SqliteStore
 
@@ -117,6 +117,29 @@ async def test_update_many_that_fails_changes_nothing(store: Store) -> None:
     assert await store.get("incident", "a") is None
     # The store is still usable (no transaction left open).
     await store.update_many([("incident", "a")], lambda docs: ({}, None), ack=Ack(1))
+    assert await store.inbox_peek(10) == []
+
+
+async def test_update_many_under_a_lease_taken_over_writes_nothing(store: Store) -> None:
+    """A batch applied under the inbox lease: once another owner has taken the lease
+    (ours expired), the transaction writes nothing and keeps the batch queued."""
+    await store.record_transitions([("k", {"n": 1})])
+    assert await store.acquire("inbox", "replica-a", 0.05)
+
+    def change(docs: dict[tuple[str, str], Any]) -> tuple[dict[tuple[str, str], Any], None]:
+        return {("incident", "a"): {"id": "a"}}, None
+
+    await asyncio.sleep(0.1)
+    assert await store.acquire("inbox", "replica-b", 30)
+    with pytest.raises(LeaseLost):
+        await store.update_many(
+            [("incident", "a")], change, ack=Ack(1, lease=("inbox", "replica-a"))
+        )
+    assert await store.get("incident", "a") is None
+    assert await store.inbox_peek(10) == [{"n": 1}]
+    # The lease's holder applies it.
+    await store.update_many([("incident", "a")], change, ack=Ack(1, lease=("inbox", "replica-b")))
+    assert await store.get("incident", "a") == {"id": "a"}
     assert await store.inbox_peek(10) == []
 
 

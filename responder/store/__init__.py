@@ -8,9 +8,18 @@ claims (note slots) and leases (who runs an incident's steps now).
 
 from __future__ import annotations
 
-from .base import Ack, InvalidValue, Ref, Store, StoreUnavailable, Updater
+from .base import Ack, InvalidValue, LeaseLost, Ref, Store, StoreUnavailable, Updater
 
-__all__ = ["Ack", "InvalidValue", "Ref", "Store", "StoreUnavailable", "Updater", "open_store"]
+__all__ = [
+    "Ack",
+    "InvalidValue",
+    "LeaseLost",
+    "Ref",
+    "Store",
+    "StoreUnavailable",
+    "Updater",
+    "open_store",
+]
 
 
 def open_store(config: object) -> Store:

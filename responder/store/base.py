@@ -23,14 +23,22 @@ ManyUpdater = Callable[[dict[Ref, Doc | None]], tuple[dict[Ref, Doc], R]]
 
 class Ack(NamedTuple):
     """Inbox entries an ``update_many`` applied: the ``entries`` oldest of a lane, dropped in
-    the same transaction, so a batch is applied exactly once (never again after a crash)."""
+    the same transaction, so a batch is applied exactly once (never again after a crash).
+    ``lease``: (name, owner) of the inbox lease the caller holds; when another owner has
+    it by then, the transaction writes nothing and raises ``LeaseLost``."""
 
     entries: int
     urgent: bool = False
+    lease: tuple[str, str] | None = None
 
 
 class StoreUnavailable(Exception):
     """The store cannot be reached or refused a write; callers answer 503 / retry later."""
+
+
+class LeaseLost(StoreUnavailable):
+    """The lease a transaction was made under is another owner's now (it expired): nothing
+    was written; that owner does the work."""
 
 
 class StoreUnusable(StartupError):

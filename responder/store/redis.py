@@ -22,6 +22,7 @@ from .base import (
     Ack,
     Doc,
     InvalidValue,
+    LeaseLost,
     ManyUpdater,
     Ref,
     Store,
@@ -288,10 +289,14 @@ class RedisStore(Store):
         self, refs: Sequence[Ref], fn: ManyUpdater[Any], *, ack: Ack | None = None
     ) -> Any:
         """WATCH the documents, one MGET, then one MULTI/EXEC with every write and the
-        ack's LTRIM: three round trips whatever the number of documents.  (The inbox
-        itself is not watched: webhooks only append to it, and only the inbox lease
-        holder trims it.)"""
+        ack's LTRIM: three round trips whatever the number of documents.  The ack's lease
+        key is watched and read with them, so a lease taken over meanwhile fails the
+        EXEC and is then seen (LeaseLost).  (The inbox itself is not watched: webhooks
+        only append to it, and only the inbox lease holder trims it.)"""
         keys = [self._key("doc", kind, key) for kind, key in refs]
+        lease = ack.lease if ack is not None else None
+        if lease is not None:
+            keys.append(self._key("lease", lease[0]))
         try:
             async with self.client.pipeline(transaction=True) as pipe:
                 while True:
@@ -300,6 +305,11 @@ class RedisStore(Store):
                         if keys:
                             await pipe.watch(*keys)
                             raws = await pipe.mget(keys)
+                        if lease is not None:
+                            holder = raws.pop()
+                            if holder is None or holder.decode() != lease[1]:
+                                await pipe.unwatch()  # type: ignore[no-untyped-call]  # untyped in redis-py
+                                raise LeaseLost(f"lease {lease[0]} is no longer {lease[1]}'s")
                         docs = {
                             ref: None if raw is None else _loads(raw)
                             for ref, raw in zip(refs, raws, strict=True)

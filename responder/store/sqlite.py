@@ -22,6 +22,7 @@ from .base import (
     Ack,
     Doc,
     InvalidValue,
+    LeaseLost,
     ManyUpdater,
     Ref,
     Store,
@@ -233,8 +234,18 @@ class SqliteStore(Store):
     async def update_many(
         self, refs: Sequence[Ref], fn: ManyUpdater[Any], *, ack: Ack | None = None
     ) -> Any:
+        lease = ack.lease if ack is not None else None
+
         def run(db: sqlite3.Connection) -> Any:
             db.execute("BEGIN IMMEDIATE")
+            if lease is not None:
+                row = db.execute(
+                    "SELECT owner, expires FROM leases WHERE name = ?", (lease[0],)
+                ).fetchone()
+                # An expired lease still held by the caller is not taken by anyone: fine.
+                if row is None or row[0] != lease[1]:
+                    db.execute("ROLLBACK")
+                    raise LeaseLost(f"lease {lease[0]} is no longer {lease[1]}'s")
             new, result = fn({(kind, key): _select(db, kind, key) for kind, key in refs})
             for (kind, key), doc in new.items():
                 _write(db, kind, key, doc)
