@@ -162,19 +162,21 @@ class Tracing:
         store transaction applying several incidents' updates); ``current`` enters one."""
         if self._provider is None:
             return _NO_SPAN
-        return self._detached(name, parent, attributes, links)
+        return self._detached(name, parent, trace.SpanKind.INTERNAL, attributes, links)
 
     @contextmanager
     def _detached(
         self,
         name: str,
         parent: Mapping[str, str] | None,
+        kind: trace.SpanKind,
         attributes: Mapping[str, str | int | float | bool] | None,
         links: Sequence[trace.Link],
     ) -> Iterator[trace.Span]:
         span = self.tracer.start_span(
             name,
             context=extract(parent) if parent else None,
+            kind=kind,
             attributes=attributes,
             links=links,
             record_exception=False,
@@ -204,21 +206,12 @@ class Tracing:
         attributes: Mapping[str, str | int | float | bool] | None,
         links: Sequence[trace.Link],
     ) -> Iterator[trace.Span]:
-        context = extract(parent) if parent else None
-        with self.tracer.start_as_current_span(
-            name,
-            context=context,
-            kind=kind,
-            attributes=attributes,
-            links=links,
-            record_exception=False,
-            set_status_on_exception=False,
-        ) as span:
-            try:
-                yield span
-            except BaseException as exc:
-                span.set_status(trace.StatusCode.ERROR, type(exc).__name__)
-                raise
+        """A ``_detached`` span made current for its whole life."""
+        with (
+            self._detached(name, parent, kind, attributes, links) as span,
+            self.current(span),
+        ):
+            yield span
 
 
 def carrier() -> Carrier:
