@@ -82,9 +82,10 @@ class Store(abc.ABC):
         """How many entries wait in the inbox (both lanes), and the oldest one's
         ``received_at``."""
 
-    @abc.abstractmethod
     async def inbox_ack(self, count: int, *, urgent: bool = False) -> None:
-        """Drop the ``count`` oldest entries of one inbox lane."""
+        """Drop the ``count`` oldest entries of one inbox lane (the intake drops a batch
+        inside the transaction that applies it: ``update_many``'s ``ack``)."""
+        await self.update_many([], _unchanged, ack=Ack(count, urgent))
 
     @abc.abstractmethod
     async def get(self, kind: str, key: str) -> Doc | None: ...
@@ -93,9 +94,16 @@ class Store(abc.ABC):
     async def list(self, kind: str, *, live_only: bool = False) -> list[Doc]:
         """Documents of a kind; ``live_only``: those whose ``live`` field is true."""
 
-    @abc.abstractmethod
     async def update(self, kind: str, key: str, fn: Updater[R]) -> R:
-        """Read-modify-write one document atomically (retried on concurrent change)."""
+        """Read-modify-write one document atomically (retried on concurrent change): the
+        one-document ``update_many``."""
+        ref = (kind, key)
+
+        def one(docs: dict[Ref, Doc | None]) -> tuple[dict[Ref, Doc], R]:
+            new, result = fn(docs[ref])
+            return ({} if new is None else {ref: new}), result
+
+        return await self.update_many([ref], one)
 
     @abc.abstractmethod
     async def get_many(self, kind: str, keys: Sequence[str]) -> dict[str, Doc | None]:
@@ -118,3 +126,7 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def release(self, name: str, owner: str) -> None: ...
+
+
+def _unchanged(docs: dict[Ref, Doc | None]) -> tuple[dict[Ref, Doc], None]:
+    return {}, None

@@ -27,7 +27,6 @@ from .base import (
     Ref,
     Store,
     StoreUnavailable,
-    Updater,
 )
 from .packing import fast_packing
 
@@ -229,12 +228,6 @@ class RedisStore(Store):
         oldest = [at for at in (_received_at(first_u), _received_at(first)) if at is not None]
         return int(depth_u) + int(depth), min(oldest, default=None)
 
-    async def inbox_ack(self, count: int, *, urgent: bool = False) -> None:
-        try:
-            await self.client.ltrim(self._inbox(urgent=urgent), count, -1)
-        except (RedisError, OSError) as exc:
-            raise StoreUnavailable(f"redis: {exc}") from exc
-
     async def get(self, kind: str, key: str) -> Doc | None:
         try:
             raw = await self.client.get(self._key("doc", kind, key))
@@ -263,27 +256,6 @@ class RedisStore(Store):
             raise StoreUnavailable(f"redis: {exc}") from exc
         found = zip(keys, raw, strict=True)
         return {key: None if item is None else _loads(item) for key, item in found}
-
-    async def update(self, kind: str, key: str, fn: Updater[Any]) -> Any:
-        doc_key = self._key("doc", kind, key)
-        try:
-            async with self.client.pipeline(transaction=True) as pipe:
-                while True:
-                    try:
-                        await pipe.watch(doc_key)
-                        raw = await pipe.get(doc_key)
-                        new, result = fn(None if raw is None else _loads(raw))
-                        if new is None:
-                            await pipe.unwatch()  # type: ignore[no-untyped-call]  # untyped in redis-py
-                            return result
-                        pipe.multi()  # type: ignore[no-untyped-call]  # untyped in redis-py
-                        self._queue_write(pipe, kind, key, new)
-                        await pipe.execute()
-                        return result
-                    except WatchError:
-                        continue
-        except (RedisError, OSError) as exc:
-            raise StoreUnavailable(f"redis: {exc}") from exc
 
     async def update_many(
         self, refs: Sequence[Ref], fn: ManyUpdater[Any], *, ack: Ack | None = None

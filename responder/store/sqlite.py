@@ -28,7 +28,6 @@ from .base import (
     Store,
     StoreUnavailable,
     StoreUnusable,
-    Updater,
 )
 
 T = TypeVar("T")
@@ -192,11 +191,6 @@ class SqliteStore(Store):
 
         return await self._run(run)
 
-    async def inbox_ack(self, count: int, *, urgent: bool = False) -> None:
-        table = _lane(urgent)
-
-        await self._run(lambda db: _drop_oldest(db, table, count))
-
     async def get(self, kind: str, key: str) -> Doc | None:
         return await self._run(lambda db: _select(db, kind, key))
 
@@ -219,17 +213,6 @@ class SqliteStore(Store):
             return {key: _select(db, kind, key) for key in keys}
 
         return await self._run(run) if keys else {}
-
-    async def update(self, kind: str, key: str, fn: Updater[Any]) -> Any:
-        def run(db: sqlite3.Connection) -> Any:
-            db.execute("BEGIN IMMEDIATE")
-            new, result = fn(_select(db, kind, key))
-            if new is not None:
-                _write(db, kind, key, new)
-            db.execute("COMMIT")
-            return result
-
-        return await self._run(run)
 
     async def update_many(
         self, refs: Sequence[Ref], fn: ManyUpdater[Any], *, ack: Ack | None = None
