@@ -186,6 +186,26 @@ def _not_run(doc: Doc, plan: Plan, item: Doc, now: float, notes: bool) -> None:
     inc.add_event(doc, now, f"not verified: {reason}")
 
 
+def _following(plan: Plan, now: float, dag_id: str, run_id: str) -> Doc:
+    """A verification that follows a run from ``now``: fresh bounds, nothing seen yet
+    (a start, and a retry's restart)."""
+    return {
+        "stage": BACKFILL,
+        "outcome": None,
+        "reason": None,
+        "steps": describe(plan, dag_id, run_id),
+        "started_at": now,
+        "finished_at": None,
+        "deadline": now + plan.backfill_timeout,
+        "next_poll_at": now,
+        "poll_interval": plan.poll_interval,
+        "quality_timeout": plan.quality_timeout,
+        "last_error": None,
+        "backfill": _unseen_run(dag_id, run_id),
+        "suite": _unseen_suite(plan.suite),
+    }
+
+
 def begin(doc: Doc, plan: Plan, now: float, *, notes: bool = True) -> bool:
     """Start verifying after the resolved steps; True when ``doc["verification"]`` was
     set: a triggered backfill to follow, or a denied one (recorded as ``denied``, with
@@ -204,25 +224,12 @@ def begin(doc: Doc, plan: Plan, now: float, *, notes: bool = True) -> bool:
     params = record.get("target_params") or {}
     dag_id = str((record.get("detail") or {}).get("dag_id") or params.get("dag_id") or "")
     run_id = str((record.get("detail") or {}).get("dag_run_id") or params.get("dag_run_id") or "")
-    steps = describe(plan, dag_id, run_id)
     dry = record["result"] == "dry_run"
-    doc["verification"] = {
-        "dry_run": dry,
-        "notes": notes,
-        "stage": None if dry else BACKFILL,
-        "outcome": PLANNED if dry else None,
-        "reason": None,
-        "steps": steps,
-        "started_at": now,
-        "finished_at": now if dry else None,
-        "deadline": now + plan.backfill_timeout,
-        "next_poll_at": now,
-        "poll_interval": plan.poll_interval,
-        "quality_timeout": plan.quality_timeout,
-        "last_error": None,
-        "backfill": _unseen_run(dag_id, run_id),
-        "suite": _unseen_suite(plan.suite),
-    }
+    verification = {"dry_run": dry, "notes": notes, **_following(plan, now, dag_id, run_id)}
+    if dry:
+        verification.update(stage=None, outcome=PLANNED, finished_at=now)
+    doc["verification"] = verification
+    steps = verification["steps"]
     if dry:
         for step in steps:
             inc.add_event(doc, now, f"planned (dry run): {step}")
@@ -396,22 +403,10 @@ def restart(doc: Doc, plan: Plan | None, now: float) -> bool:
     history = [*(verification.get("history") or []), earlier][-HISTORY_KEPT:]
     seen = [suite["run_time"], verification.get("results_after")]
     verification.update(
+        _following(plan._replace(suite=suite["name"]), now, backfill["dag_id"], run_id),
         attempt=attempt + 1,
         history=history,
-        steps=describe(plan._replace(suite=suite["name"]), backfill["dag_id"], run_id),
-        stage=BACKFILL,
-        outcome=None,
-        reason=None,
-        started_at=now,
-        finished_at=None,
-        deadline=now + plan.backfill_timeout,
-        next_poll_at=now,
-        poll_interval=plan.poll_interval,
-        quality_timeout=plan.quality_timeout,
-        last_error=None,
         results_after=max((t for t in seen if t is not None), default=None),
-        backfill=_unseen_run(backfill["dag_id"], run_id),
-        suite=_unseen_suite(suite["name"]),
     )
     doc["state"] = inc.VERIFYING
     doc["live"] = True
