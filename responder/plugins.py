@@ -185,12 +185,23 @@ class Outcome:
 
 
 class ActionError(Exception):
-    """A step failed.  ``retryable`` False stops retries (e.g. 403, 404, 422)."""
+    """A step failed.  ``retryable`` False stops retries (e.g. 403, 404, 422).
+    ``retry_after``: the seconds the system asked to wait before the next attempt
+    (``Retry-After`` of a 429 or 503); the executor waits at least that, up to
+    ``executor.max_retry_after_seconds``."""
 
-    def __init__(self, message: str, *, retryable: bool = True, status: int | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool = True,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ):
         super().__init__(message)
         self.retryable = retryable
         self.status = status
+        self.retry_after = retry_after
 
 
 class Action(Protocol):

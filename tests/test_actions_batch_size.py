@@ -128,7 +128,8 @@ async def test_a_rate_limited_read_is_transient(
     action = make_action(session, url)
     ctx = context()
     (target,) = action.targets(ctx)
-    with pytest.raises(ActionError, match="cannot read the current value") as caught:
+    # The client raises a 429 itself, so the error carries the answer's Retry-After.
+    with pytest.raises(ActionError, match="GET feature external_ingest: HTTP 429") as caught:
         await action.apply(ctx, target)
     assert (caught.value.status, caught.value.retryable) == (429, True)
     assert fake.posts() == []

@@ -28,6 +28,7 @@ import aiohttp
 from pydantic import Field, model_validator
 
 from .errors import HttpAnswerError
+from .retry_after import retry_after_of
 from .schema import ConfigModel, HttpUrl, PositiveFloat, PositiveInt, Secret, read_secret
 
 ApiVersion = Literal[2, 3]
@@ -210,7 +211,7 @@ def _detail(status: int, body: bytes) -> str:
     return text[:300] or f"HTTP {status}"
 
 
-def _error(status: int, detail: str) -> AirflowError:
+def _error(status: int, detail: str, retry_after: float | None = None) -> AirflowError:
     if status == 404:
         return AirflowNotFound(status, detail)
     if status == 409:
@@ -218,8 +219,8 @@ def _error(status: int, detail: str) -> AirflowError:
     if status in (401, 403):
         return AirflowAuthError(status, detail)
     if status >= 500:
-        return AirflowUnavailable(status, detail)
-    return AirflowError(status, detail)
+        return AirflowUnavailable(status, detail, retry_after)
+    return AirflowError(status, detail, retry_after)
 
 
 def _iso(value: datetime) -> str:
@@ -265,7 +266,8 @@ class AirflowClient:
         headers: Mapping[str, str] | None = None,
         params: Any = None,
         body: Any = None,
-    ) -> tuple[int, bytes]:
+    ) -> tuple[int, bytes, float | None]:
+        """(status, body, the Retry-After of a 429 or 503 in seconds)."""
         try:
             async with self._session.request(
                 method,
@@ -276,7 +278,8 @@ class AirflowClient:
                 timeout=self._timeout,
                 allow_redirects=False,
             ) as response:
-                return response.status, await response.read()
+                body = await response.read()
+                return response.status, body, retry_after_of(response.status, response.headers)
         except TimeoutError as exc:
             raise AirflowUnavailable(0, f"{method} {url}: no answer within the timeout") from exc
         except aiohttp.ClientError as exc:
@@ -293,14 +296,14 @@ class AirflowClient:
             return self._version
 
     async def _detect_version(self) -> ApiVersion:
-        status, _ = await self._send("GET", f"{self._base}/api/v2/monitor/health")
+        status, _, _ = await self._send("GET", f"{self._base}/api/v2/monitor/health")
         if status == 200:
             return 3
-        status2, body2 = await self._send("GET", f"{self._base}/api/v1/health")
+        status2, body2, retry_after = await self._send("GET", f"{self._base}/api/v1/health")
         if status2 == 200:
             return 2
         if status >= 500 or status2 >= 500:
-            raise AirflowUnavailable(max(status, status2), _detail(status2, body2))
+            raise AirflowUnavailable(max(status, status2), _detail(status2, body2), retry_after)
         raise AirflowError(
             status2,
             f"{self._base} answers neither /api/v2/monitor/health ({status})"
@@ -310,13 +313,13 @@ class AirflowClient:
     async def _fetch_token(self) -> str:
         if not self._password:
             raise AirflowAuthError(0, "no Airflow password configured (airflow.password_file)")
-        status, body = await self._send(
+        status, body, retry_after = await self._send(
             "POST",
             f"{self._base}/auth/token",
             body={"username": self._settings.username, "password": self._password},
         )
         if status not in (200, 201):
-            raise _error(status, f"token request failed: {_detail(status, body)}")
+            raise _error(status, f"token request failed: {_detail(status, body)}", retry_after)
         try:
             token = json.loads(body)["access_token"]
         except (ValueError, KeyError, TypeError) as exc:
@@ -343,21 +346,21 @@ class AirflowClient:
         prefix = "/api/v2" if version == 3 else "/api/v1"
         url = f"{self._base}{prefix}{path}"
 
-        async def send(authorization: str) -> tuple[int, bytes]:
+        async def send(authorization: str) -> tuple[int, bytes, float | None]:
             headers = {"Authorization": authorization}
             return await self._send(method, url, headers=headers, params=params, body=body)
 
         if version == 2:
-            status, raw = await send(self._basic)
+            status, raw, retry_after = await send(self._basic)
         else:
             token = await self._bearer()
-            status, raw = await send(f"Bearer {token}")
+            status, raw, retry_after = await send(f"Bearer {token}")
             if status in (401, 403):
                 # Expired (401) or signed by a previous instance's secret (403): once.
                 token = await self._bearer(stale=token)
-                status, raw = await send(f"Bearer {token}")
+                status, raw, retry_after = await send(f"Bearer {token}")
         if not 200 <= status < 300:
-            raise _error(status, _detail(status, raw))
+            raise _error(status, _detail(status, raw), retry_after)
         if not raw:
             return None
         try:

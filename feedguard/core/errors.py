@@ -27,11 +27,15 @@ class DuplicateKeysError(ConfigError):
 
 
 class HttpAnswerError(Exception):
-    """An HTTP API's answer that is not a success, or no answer at all (status 0)."""
+    """An HTTP API's answer that is not a success, or no answer at all (status 0).
 
-    def __init__(self, status: int, detail: str) -> None:
+    ``retry_after``: the seconds a 429 or 503 asked the client to wait (its
+    ``Retry-After``, see ``retry_after.py``); None when it asked nothing."""
+
+    def __init__(self, status: int, detail: str, retry_after: float | None = None) -> None:
         self.status = status
         self.detail = detail
+        self.retry_after = retry_after
         super().__init__(f"HTTP {status}: {detail}" if status else detail)
 
 

@@ -29,6 +29,7 @@ import aiohttp
 from pydantic import Field
 
 from .errors import HttpAnswerError
+from .retry_after import retry_after_of
 from .schema import ConfigModel, HttpUrl, PositiveFloat, Secret, check, read_secret
 
 # JobStatus of seatunnel-engine-core, in the engine's order.
@@ -177,12 +178,13 @@ class SeaTunnelClient:
             ) as response:
                 text = await response.text()
                 status = response.status
+                retry_after = retry_after_of(status, response.headers)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise SeaTunnelUnavailable(0, f"{method} {path}: {type(exc).__name__}: {exc}") from exc
         if status >= 400:
             detail = _error_message(text) or f"{method} {path}"
             kind = SeaTunnelUnavailable if status >= 500 else SeaTunnelRefused
-            raise kind(status, detail)
+            raise kind(status, detail, retry_after)
         try:
             return json.loads(text) if text else None
         except ValueError as exc:

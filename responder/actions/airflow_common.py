@@ -46,11 +46,13 @@ def airflow_error(exc: AirflowError, what: str) -> ActionError:
             f"{what}: Airflow unavailable ({status}: {exc.detail})",
             retryable=True,
             status=exc.status or None,
+            retry_after=exc.retry_after,
         )
     return ActionError(
         f"{what}: HTTP {exc.status}: {exc.detail}",
         retryable=exc.status == 429,
         status=exc.status or None,
+        retry_after=exc.retry_after,
     )
 
 

@@ -21,6 +21,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from opentelemetry.trace import SpanKind
 
+from feedguard.core.retry_after import retry_after_of
 from feedguard.core.schema import read_secret
 from feedguard.core.tracing import Tracing
 
@@ -69,27 +70,54 @@ def build_api_client(settings: KubernetesSettings) -> k8s.ApiClient:
     return k8s.ApiClient(configuration)
 
 
-def _status_message(exc: k8s.ApiException) -> str:
+def _status_message(exc: k8s.ApiException, status: Any) -> str:
     """The Status object's message, or whatever the server said."""
+    if isinstance(status, dict) and status.get("message"):
+        reason = status.get("reason")
+        return f"{status['message']} ({reason})" if reason else str(status["message"])
+    if isinstance(status, str) and status:
+        return status[:300]
+    return str(exc.reason or "no message")
+
+
+def _status_body(exc: k8s.ApiException) -> Any:
+    """The answer's ``Status`` object as parsed, else its text (or None)."""
     body = exc.body
     if isinstance(body, bytes):
         body = body.decode("utf-8", "replace")
-    if body:
-        try:
-            status = json.loads(body)
-        except ValueError:
-            return str(body)[:300]
-        if isinstance(status, dict) and status.get("message"):
-            reason = status.get("reason")
-            return f"{status['message']} ({reason})" if reason else str(status["message"])
-    return str(exc.reason or "no message")
+    if not body:
+        return None
+    try:
+        return json.loads(body)
+    except ValueError:
+        return str(body)
+
+
+def _retry_after(exc: k8s.ApiException, status_code: int, status: Any) -> float | None:
+    """The API server's ``Retry-After`` (APF's 429 says 1), else the Status's
+    ``details.retryAfterSeconds`` (the TooManyRequests reason's documented detail)."""
+    seconds = retry_after_of(status_code, exc.headers)
+    if seconds is not None:
+        return seconds
+    details = status.get("details") if isinstance(status, dict) else None
+    value = details.get("retryAfterSeconds") if isinstance(details, dict) else None
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    return None
 
 
 def api_error(exc: BaseException, what: str) -> ActionError:
     if isinstance(exc, k8s.ApiException):
-        status = int(exc.status or 0)
-        message = f"{what}: HTTP {status}: {_status_message(exc)}"
-        return ActionError(message, retryable=status not in _FINAL, status=status or None)
+        code = int(exc.status or 0)
+        status = _status_body(exc)
+        message = f"{what}: HTTP {code}: {_status_message(exc, status)}"
+        retryable = code not in _FINAL
+        return ActionError(
+            message,
+            retryable=retryable,
+            status=code or None,
+            retry_after=_retry_after(exc, code, status) if retryable else None,
+        )
     # Connection refused, TLS, read timeout: the API server may come back.
     return ActionError(f"{what}: {type(exc).__name__}: {exc}", retryable=True)
 

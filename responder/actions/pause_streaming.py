@@ -57,7 +57,10 @@ def seatunnel_error(exc: SeaTunnelError, what: str) -> ActionError:
     retryable = not isinstance(exc, SeaTunnelRefused) or exc.status == 429
     # The engine's message may quote the submitted config, credentials included.
     return ActionError(
-        f"{what}: {redact(str(exc))}", retryable=retryable, status=exc.status or None
+        f"{what}: {redact(str(exc))}",
+        retryable=retryable,
+        status=exc.status or None,
+        retry_after=exc.retry_after,
     )
 
 

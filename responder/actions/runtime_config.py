@@ -10,6 +10,8 @@ from typing import Any
 
 import aiohttp
 
+from feedguard.core.retry_after import retry_after_of
+
 from ..plugins import ActionError
 
 # Another attempt cannot fix a bad token, a missing feature or a refused body.
@@ -60,7 +62,8 @@ class RuntimeConfigClient:
 
     async def get(self, feature: str) -> tuple[int, Any]:
         """(status, parsed body); the caller decides what a 404, 405 or 501 (the API
-        does not serve this GET) means.  Any other 5xx raises."""
+        does not serve this GET) means.  Any other 5xx, and a 429, raises (with the
+        answer's Retry-After)."""
         return await self._request("GET", feature, None)
 
     async def check(self, feature: str) -> None:
@@ -87,13 +90,13 @@ class RuntimeConfigClient:
                     parsed: Any = await response.json(content_type=None) if text else None
                 except ValueError:
                     parsed = text
-                if method == "GET" and response.status in (401, 403):
-                    raise _error(method, feature, response.status, parsed)
-                if response.status >= 500 and not (
-                    method == "GET" and response.status in NOT_SERVED
-                ):
-                    raise _error(method, feature, response.status, parsed)
-                return response.status, parsed
+                status = response.status
+                retry_after = retry_after_of(status, response.headers)
+                if status == 429 or (method == "GET" and status in (401, 403)):
+                    raise _error(method, feature, status, parsed, retry_after)
+                if status >= 500 and not (method == "GET" and status in NOT_SERVED):
+                    raise _error(method, feature, status, parsed, retry_after)
+                return status, parsed
         except TimeoutError as exc:
             raise ActionError(
                 f"runtime-config: {method} feature {feature}: timed out", retryable=True
@@ -105,7 +108,9 @@ class RuntimeConfigClient:
             ) from exc
 
 
-def _error(method: str, feature: str, status: int, body: Any) -> ActionError:
+def _error(
+    method: str, feature: str, status: int, body: Any, retry_after: float | None = None
+) -> ActionError:
     detail = body
     if isinstance(body, dict):
         detail = body.get("detail") or body.get("error") or body.get("message") or body
@@ -114,4 +119,5 @@ def _error(method: str, feature: str, status: int, body: Any) -> ActionError:
         f"runtime-config: {method} feature {feature}: HTTP {status}: {text}",
         retryable=retryable(status),
         status=status,
+        retry_after=retry_after,
     )

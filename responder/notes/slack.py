@@ -47,6 +47,8 @@ from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from feedguard.core.retry_after import retry_after_of
+
 from ..plugins import CannotConfirm, NoteProgress
 from .settings import NotesSettings
 
@@ -106,14 +108,7 @@ class Delivery(Protocol):
 
 
 def retry_after_seconds(response: HttpResponse) -> float | None:
-    for name, values in response.headers.items():
-        if name.lower() == "retry-after":
-            raw = values[0] if isinstance(values, list) else values
-            try:
-                return max(0.0, float(raw))
-            except ValueError:
-                return None
-    return None
+    return retry_after_of(response.status_code, response.headers)
 
 
 class BoundedRateLimitHandler(AsyncRetryHandler):
