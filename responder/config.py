@@ -89,6 +89,9 @@ class ExecutorSettings(ConfigModel):
     attempts: AtLeastOne = 3
     backoff_initial_seconds: NonNegativeFloat = 1.0
     backoff_factor: PositiveFloat = 2.0
+    # A 429 or 503 with Retry-After makes the pause before the next attempt at least
+    # that long, but never longer than this (0: Retry-After is ignored).
+    max_retry_after_seconds: NonNegativeFloat = 60.0
     circuit_failure_threshold: AtLeastOne = 5
     circuit_reset_seconds: PositiveFloat = 300.0
     # A replica running an incident (or posting a note) holds a lease this long,

@@ -17,7 +17,7 @@ from . import flags
 from . import incidents as inc
 from .circuit import Breakers, CircuitOpen
 from .common import Common, Part
-from .config import ResponderConfig
+from .config import ExecutorSettings, ResponderConfig
 from .intents import LedgerIntents
 from .plugins import Action, ActionError, Outcome, StepContext, Target
 from .records import add_record, new_record
@@ -47,6 +47,7 @@ class StepKit(Part):
         settings = self.config.executor
         error = "not attempted"
         for attempt in range(1, settings.attempts + 1):
+            retry_after: float | None = None
             try:
                 self.breakers.before_call(action.circuit)
             except CircuitOpen as exc:
@@ -56,6 +57,7 @@ class StepKit(Part):
                     outcome = await fn()
             except ActionError as exc:
                 error = str(exc)
+                retry_after = exc.retry_after
                 if exc.status and f"HTTP {exc.status}" not in error:
                     error += f" (HTTP {exc.status})"
                 if not exc.retryable:
@@ -73,9 +75,14 @@ class StepKit(Part):
                 self.breakers.success(action.circuit)
                 return outcome, None, attempt, False
             if attempt < settings.attempts:
-                delay = settings.backoff_initial_seconds * settings.backoff_factor ** (attempt - 1)
+                delay = retry_delay(settings, attempt, retry_after)
                 log.warning(
-                    "action attempt failed", action=action.name, attempt=attempt, error=error
+                    "action attempt failed",
+                    action=action.name,
+                    attempt=attempt,
+                    error=error,
+                    retry_after=retry_after,
+                    delay_seconds=round(delay, 3),
                 )
                 await asyncio.sleep(delay)
         return None, error, settings.attempts, True
@@ -127,6 +134,16 @@ class StepKit(Part):
 
     def params(self, action: str, step_params: Mapping[str, Any]) -> dict[str, Any]:
         return action_params(self.config, action, step_params)
+
+
+def retry_delay(settings: ExecutorSettings, attempt: int, retry_after: float | None) -> float:
+    """The pause after failed attempt ``attempt``: the backoff, or longer when the
+    system asked for it (Retry-After), but no more than ``max_retry_after_seconds``
+    for that ask: a server saying "in an hour" must not hold the step for an hour."""
+    backoff = settings.backoff_initial_seconds * settings.backoff_factor ** (attempt - 1)
+    if retry_after is None:
+        return backoff
+    return max(backoff, min(retry_after, settings.max_retry_after_seconds))
 
 
 def action_params(
