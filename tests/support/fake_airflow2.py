@@ -18,9 +18,12 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
+
+from .fake_http import Arrival, record_arrivals, retry_after_headers
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -172,6 +175,12 @@ class FakeAirflow2:
         self.requests: list[tuple[str, str]] = []
         # Set to an HTTP status to make every API call fail that way (e.g. 503).
         self.failure: int | None = None
+        # Answer the next N API calls with these statuses, then behave; an injected
+        # 429 or 503 carries ``retry_after`` as its Retry-After (when set).
+        self.fail_next: list[int] = []
+        self.retry_after: str | None = None
+        # Method, path and arrival time of every request, in order.
+        self.arrivals: list[Arrival] = []
         # Variables as Airflow 2 keeps them: key -> {"value": str, "description": str | None}.
         self.variables: dict[str, dict[str, Any]] = {}
         self._next_id = 1
@@ -205,6 +214,12 @@ class FakeAirflow2:
             return await handler(request)  # no auth, as in Airflow 2
         if self.failure is not None:
             return problem(self.failure, "Service Unavailable", "Unknown", "injected failure")
+        if self.fail_next:
+            code = self.fail_next.pop(0)
+            title = HTTPStatus(code).phrase
+            answer = problem(code, title, "Unknown", f"injected failure {code}")
+            answer.headers.update(retry_after_headers(code, self.retry_after))
+            return answer
         header = request.headers.get("Authorization", "")
         scheme, _, value = header.partition(" ")
         try:
@@ -511,7 +526,7 @@ class FakeAirflow2:
         return web.Response(status=204)
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[self._middleware])
+        app = web.Application(middlewares=[record_arrivals(self.arrivals), self._middleware])
         app.router.add_get("/api/v1/variables/{key}", self.get_variable)
         app.router.add_patch("/api/v1/variables/{key}", self.patch_variable)
         app.router.add_delete("/api/v1/variables/{key}", self.delete_variable)

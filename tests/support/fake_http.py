@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -22,6 +24,30 @@ def record_client_ports(ports: list[int]) -> Callable[..., Awaitable[web.StreamR
         return await handler(request)
 
     return middleware
+
+
+@dataclass(frozen=True)
+class Arrival:
+    method: str
+    path: str
+    at: float  # time.monotonic() when the request arrived
+
+
+def record_arrivals(arrivals: list[Arrival]) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """A middleware appending each request's method, path and arrival time to
+    ``arrivals`` (what a test of the client's pacing asserts on)."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        arrivals.append(Arrival(request.method, request.path, time.monotonic()))
+        return await handler(request)
+
+    return middleware
+
+
+def retry_after_headers(status: int, retry_after: str | None) -> dict[str, str]:
+    """The ``Retry-After`` an injected 429 or 503 carries (RFC 9110 pairs it with those)."""
+    return {"Retry-After": retry_after} if retry_after and status in (429, 503) else {}
 
 
 @asynccontextmanager

@@ -41,7 +41,13 @@ from typing import Any
 
 from aiohttp import web
 
-from .fake_http import record_client_ports, serve_app
+from .fake_http import (
+    Arrival,
+    record_arrivals,
+    record_client_ports,
+    retry_after_headers,
+    serve_app,
+)
 from .fake_kubernetes_reads import KubernetesReads, status
 
 MERGE = "application/merge-patch+json"
@@ -82,6 +88,12 @@ class FakeKubernetes(KubernetesReads):
     _version: int = 1000
     # Answer the next N requests with this status (e.g. 500, 409), then behave.
     fail_next: list[int] = field(default_factory=list)
+    # An injected 429 is APF's: "Retry-After" this many seconds, also in the Status's
+    # details.retryAfterSeconds (only there with retry_after_header False); None: neither.
+    retry_after: int | None = None
+    retry_after_header: bool = True
+    # Method, path and arrival time of every request, in order.
+    arrivals: list[Arrival] = field(default_factory=list)
     # The client port of every request, in order (one port: one TCP connection).
     client_ports: list[int] = field(default_factory=list)
 
@@ -127,7 +139,9 @@ class FakeKubernetes(KubernetesReads):
         ]
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[record_client_ports(self.client_ports)])
+        app = web.Application(
+            middlewares=[record_arrivals(self.arrivals), record_client_ports(self.client_ports)]
+        )
         path = "/api/v1/namespaces/{namespace}/configmaps/{name}"
         app.router.add_get(path, self._get)
         app.router.add_patch(path, self._patch)
@@ -164,6 +178,15 @@ class FakeKubernetes(KubernetesReads):
         code = self.fail_next.pop(0)
         if code == 409:
             return status(409, "Conflict", "injected conflict", {"kind": "configmaps"})
+        if code == 429:
+            # As API Priority and Fairness rejects (apierrors.NewTooManyRequests).
+            details = {} if self.retry_after is None else {"retryAfterSeconds": self.retry_after}
+            answer = status(
+                429, "TooManyRequests", "Too many requests, please try again later.", details
+            )
+            if self.retry_after is not None and self.retry_after_header:
+                answer.headers.update(retry_after_headers(429, str(self.retry_after)))
+            return answer
         return status(code, "InternalError", f"injected failure {code}", {})
 
     def _not_found(self, name: str) -> web.Response:

@@ -19,7 +19,13 @@ from typing import Any
 
 from aiohttp import web
 
-from .fake_http import record_client_ports, serve_app
+from .fake_http import (
+    Arrival,
+    record_arrivals,
+    record_client_ports,
+    retry_after_headers,
+    serve_app,
+)
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,10 @@ class FakeRuntimeConfig:
     # 405: an API that only takes POSTs; 501: one that does not implement reads.
     get_refusal: int = 405
     fail_next: list[int] = field(default_factory=list)
+    # The Retry-After an injected 429 or 503 carries (e.g. "1", or an HTTP-date).
+    retry_after: str | None = None
+    # Method, path and arrival time of every request, in order.
+    arrivals: list[Arrival] = field(default_factory=list)
     # Set: a POST changes the state, then its answer waits for this event (a
     # client that dies after the change and before it heard the answer).
     hold_answers: asyncio.Event | None = None
@@ -64,7 +74,9 @@ class FakeRuntimeConfig:
         return {"name": feature, **self.features[feature]}
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[record_client_ports(self.client_ports)])
+        app = web.Application(
+            middlewares=[record_arrivals(self.arrivals), record_client_ports(self.client_ports)]
+        )
         path = "/runtime-config/v1/features/{name}"
         app.router.add_get(path, self._get)
         app.router.add_post(path, self._post)
@@ -75,15 +87,19 @@ class FakeRuntimeConfig:
         return serve_app(self.app())
 
     @staticmethod
-    def _error(status: int, error: str, detail: Any) -> web.Response:
-        return web.json_response({"error": error, "detail": detail}, status=status)
+    def _error(
+        status: int, error: str, detail: Any, headers: dict[str, str] | None = None
+    ) -> web.Response:
+        body = {"error": error, "detail": detail}
+        return web.json_response(body, status=status, headers=headers)
 
     def _check(self, request: web.Request, name: str) -> web.Response | None:
         if request.headers.get("Authorization") != f"Bearer {self.token}":
             return self._error(401, "unauthorized", "missing or invalid bearer token")
         if self.fail_next:
             code = self.fail_next.pop(0)
-            return self._error(code, "injected", f"injected failure {code}")
+            headers = retry_after_headers(code, self.retry_after)
+            return self._error(code, "injected", f"injected failure {code}", headers)
         if name not in self.features:
             return self._error(404, "not_found", f"unknown feature {name!r}")
         return None

@@ -32,7 +32,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .fake_http import serve_app
+from .fake_http import retry_after_headers, serve_app
 
 END = {"FAILED", "SAVEPOINT_DONE", "CANCELED", "FINISHED", "UNKNOWABLE"}
 _JOB_NAME = re.compile(r'job\.name\s*[=:]\s*"?([^"\n]+)"?')
@@ -98,6 +98,8 @@ class FakeSeaTunnel:
     settle_reads: int = 1
     workers: int = 1
     fail_next: list[int] = field(default_factory=list)
+    # The Retry-After an injected 429 or 503 carries (e.g. a gateway in front of the engine).
+    retry_after: str | None = None
     # Refuse every submission with this message followed by the config, as an
     # engine exception quoting its input does (500).
     reject_submit: str | None = None
@@ -144,7 +146,9 @@ class FakeSeaTunnel:
                 )
         if self.fail_next:
             code = self.fail_next.pop(0)
-            return fail(code, f"injected failure {code}")
+            answer = fail(code, f"injected failure {code}")
+            answer.headers.update(retry_after_headers(code, self.retry_after))
+            return answer
         response: web.StreamResponse = await handler(request)
         return response
 
