@@ -18,7 +18,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from feedguard.core.airflow import AirflowClient, AirflowSettings
-from feedguard.core.retry_after import parse_retry_after, retry_after_of
+from feedguard.core.retry_after import CEILING, parse_retry_after, retry_after_of
 from feedguard.core.seatunnel import SeaTunnelClient, SeaTunnelError, SeaTunnelSettings
 from feedguard.responder.actions.kube import ConfigMapClient
 from feedguard.responder.actions.pause_dags import PauseDags
@@ -75,9 +75,11 @@ def test_garbage_and_negative_values_are_none_not_an_error(value: str | None) ->
     assert parse_retry_after(value, now=NOW) is None
 
 
-def test_a_huge_value_comes_back_whole_for_the_caller_to_cap() -> None:
+def test_a_huge_value_comes_back_for_the_caller_to_cap_but_finite() -> None:
     assert parse_retry_after("86400") == 86400.0
-    assert parse_retry_after("9" * 5000) == float("inf")  # past int's digit limit: no error
+    # Past float's range (and int's digit limit): no error, no inf (a log needs a number).
+    assert parse_retry_after("9" * 5000) == CEILING
+    assert parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now=NOW) == CEILING
 
 
 def test_only_a_429_or_503_asks_for_a_wait() -> None:
@@ -100,7 +102,7 @@ def test_the_wait_is_the_longer_of_backoff_and_retry_after_up_to_the_cap() -> No
     assert retry_delay(settings, 1, 5.0) == 5.0  # asked for longer than the backoff
     assert retry_delay(settings, 2, 0.2) == 1.0  # asked for less: the backoff stands
     assert retry_delay(settings, 1, 3600.0) == 60.0  # an hour: no more than the cap
-    assert retry_delay(settings, 1, float("inf")) == 60.0
+    assert retry_delay(settings, 1, CEILING) == 60.0
     assert retry_delay(executor(max_retry_after_seconds=0), 1, 30.0) == 0.5  # 0: ignored
 
 

@@ -4,7 +4,8 @@ asked the client to wait, in seconds.
 The value is ``delay-seconds`` (digits) or an ``HTTP-date``.  A server's garbage
 is no reason to fail a step, so anything unreadable is None (no wait asked),
 never an exception; a date already past is 0.  How long to actually wait (a cap)
-is the caller's choice: a huge value comes back as it is (``inf`` past float's range).
+is the caller's choice; a huge value comes back as ``CEILING`` at most, so it stays
+a finite number (a log line with ``Infinity`` in it is not JSON).
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from typing import Any
 # The statuses RFC 9110 pairs with Retry-After for a request to repeat.
 RETRY_AFTER_STATUSES = frozenset({429, 503})
 
+# A year: more than any caller waits, and finite whatever the digits say.
+CEILING = 365 * 86_400.0
+
 # delay-seconds is 1*DIGIT; a decimal fraction is tolerated (some servers send one).
 _SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 
@@ -28,14 +32,14 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
         return None
     text = value.strip()
     if _SECONDS.fullmatch(text):
-        return float(text)
+        return min(float(text), CEILING)
     try:
         when = parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:  # an HTTP-date is always GMT; "-0000" parses as naive
         when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+    return min(max(0.0, (when - (now or datetime.now(UTC))).total_seconds()), CEILING)
 
 
 def retry_after_of(status: int, headers: Mapping[str, Any] | None) -> float | None:
