@@ -11,7 +11,8 @@ tasks: ``intake`` (inbox → incident transitions), ``runner`` (one incident's
 steps, under its lease), ``executor`` (a step → its actions → records),
 ``recovery`` (the health-probe gate), ``verify`` (following the backfill and the
 quality suite, one poll at a time), ``note_schedule`` (due notes).  The state
-changes themselves are pure functions in ``transitions``.
+changes themselves are pure functions in ``transitions`` (alerts), ``progress``
+(steps, states, retries), ``probe_streak``, ``note_slots`` and ``verified_recovery``.
 """
 
 from __future__ import annotations

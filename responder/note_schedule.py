@@ -1,7 +1,7 @@
 """Posting an incident's situation notes when they fall due (the initial note, the
 hourly updates, the resolution), each exactly once across replicas.
 
-Which notes are due is ``transitions.due_notes``; the notifier (``notes/``) renders
+Which notes are due is ``note_slots.due_notes``; the notifier (``notes/``) renders
 and delivers them.  A note is posted under the lease ``note:<incident>:<slot>``,
 kept by a heartbeat while the post (and any Slack ``Retry-After`` wait) lasts; a
 second replica leaves it alone meanwhile.  Before posting, the attempt is written
@@ -30,10 +30,10 @@ from . import verified_recovery as vr
 from .common import Common, Part
 from .evidence.schedule import EvidenceScheduler
 from .heartbeat import Heartbeat
+from .note_slots import due_notes, note_attempt, note_done
 from .plugins import CannotConfirm, NoteKind, NoteRequest, Notifier
 from .steps import LeaseLost
 from .store import StoreUnavailable
-from .transitions import due_notes, note_attempt, note_done
 
 log = get_logger(__name__)
 

@@ -2,7 +2,7 @@
 health endpoint until ``recovery.probes_required`` successes in a row, then plan the
 playbooks' resolved steps and free the provider for a new incident.
 
-The counting is ``transitions.recovery_probe``; this module does the probing and
+The counting is ``probe_streak.recovery_probe``; this module does the probing and
 the store writes.
 """
 
@@ -17,7 +17,8 @@ from feedguard.core.probes import probe
 
 from .alertmanager_api import AlertmanagerUnavailable, firing_count
 from .common import Common, Part
-from .transitions import ProbeResult, recovery_probe, truncation_checked
+from .probe_streak import ProbeResult, recovery_probe
+from .transitions import truncation_checked
 
 Doc = dict[str, Any]
 log = get_logger(__name__)

@@ -2,7 +2,7 @@
 (the executor runs each; a step needing approval waits for a decision, and the
 steps after it with it), pass the recovery gate, run the resolved steps, settle.
 
-The state changes are ``transitions``; this module orders them and does the I/O.
+The state changes are ``progress``; this module orders them and does the I/O.
 Across replicas the ``incident:ID`` lease decides who runs an incident (kept by a
 heartbeat while it runs, ``heartbeat.py``); within a replica, one lock per incident
 being run.
@@ -21,7 +21,7 @@ from opentelemetry.trace import StatusCode
 from feedguard.core.log import get_logger
 
 from . import incidents as inc
-from . import transitions as tr
+from . import progress
 from .approval import needs_approval
 from .approval_gate import ApprovalGate
 from .common import Common, Part
@@ -162,7 +162,7 @@ class IncidentRunner(Part):
         """Steps that failed only transiently go back to pending once their breakers let
         a call through (closed, or half-open after the reset), a bounded number of times."""
         limit = self.config.executor.auto_retries
-        candidates = tr.transient_failures(doc, limit)
+        candidates = progress.transient_failures(doc, limit)
         breakers = self.executor.breakers
         ready = [
             step
@@ -174,7 +174,7 @@ class IncidentRunner(Part):
         now = self.clock()
 
         def change(current: Doc | None) -> tuple[Doc | None, Doc | None]:
-            if current is None or not tr.auto_retry(current, ready, limit, now):
+            if current is None or not progress.auto_retry(current, ready, limit, now):
                 return None, current
             return current, current
 
@@ -194,7 +194,7 @@ class IncidentRunner(Part):
                 return None, (None, None)
             before = doc["state"]
             verify = self.verifier.plan(doc["provider"])
-            changed = tr.settle(doc, self.clock(), notes=notes, verify=verify)
+            changed = progress.settle(doc, self.clock(), notes=notes, verify=verify)
             return (doc if changed else None), (before, doc)
 
         before, settled = await self.store.update("incident", incident_id, change)
@@ -211,7 +211,7 @@ class IncidentRunner(Part):
 
         def change(doc: Doc | None) -> tuple[Doc | None, Doc]:
             assert doc is not None
-            tr.set_state(doc, state, now, why)
+            progress.set_state(doc, state, now, why)
             return doc, doc
 
         updated: Doc = await self.store.update("incident", incident_id, change)
@@ -221,7 +221,7 @@ class IncidentRunner(Part):
         now = self.clock()
 
         def change(doc: Doc | None) -> tuple[Doc | None, None]:
-            if doc is None or not tr.finish_item(doc, item_id, ok, now):
+            if doc is None or not progress.finish_item(doc, item_id, ok, now):
                 return None, None
             return doc, None
 
@@ -236,7 +236,7 @@ class IncidentRunner(Part):
             if doc is None:
                 return None, False
             verify = self.verifier.plan(doc["provider"])
-            return (doc if tr.retry(doc, now, verify) else None), True
+            return (doc if progress.retry(doc, now, verify) else None), True
 
         found: bool = await self.store.update("incident", incident_id, change)
         return found

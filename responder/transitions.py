@@ -1,24 +1,22 @@
-"""The incident state machine: what an alert transition, a finished step, a health
-probe, a retry or a posted note does to an incident document.
+"""Alert transitions: what a firing or resolved alert does to an incident document
+(recorded in full or counted beyond the sample, playbooks planned, recovery begun),
+and Alertmanager's truncated groups that leave the picture incomplete.
 
 Every function here is pure: it changes the document it is given (a fresh copy
 read by ``Store.update``, which may call it more than once) and returns what the
-caller needs to know, without I/O or clocks.  The scheduler's modules
-(``intake``, ``runner``, ``recovery``, ``note_schedule``) wrap them in store
-updates; tests call them directly.
+caller needs to know, without I/O or clocks.  ``intake`` wraps them in store
+updates; tests call them directly.  What finished steps and retries do is
+``progress``, the health-probe streak ``probe_streak``, note slots ``note_slots``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from . import approval
 from . import incidents as inc
-from . import verified_recovery as vr
 from .config import Playbook, Step
-from .plugins import NoteKind
 
 Doc = dict[str, Any]
 
@@ -44,9 +42,6 @@ class Applied(NamedTuple):
     changed: bool  # the document changed and must be written
     accepted: list[bool]  # per transition; False: a resolved alert the incident does not know
     needs_service: bool  # steps to run, a state to act on, or a new incident's first notes
-
-
-# --- alert transitions -----------------------------------------------------------------
 
 
 def apply_transitions(
@@ -271,219 +266,3 @@ def step_doc(step: Step) -> Doc:
         doc["approval_timeout_minutes"] = step.approval_timeout_minutes
         doc["approval_on_timeout"] = step.approval_on_timeout
     return doc
-
-
-# --- steps -------------------------------------------------------------------------------
-
-
-def set_state(doc: Doc, state: str, now: float, why: str) -> None:
-    if doc["state"] != state:
-        doc["state"] = state
-        inc.add_event(doc, now, f"state {state}: {why}")
-
-
-def finish_item(doc: Doc, item_id: str, ok: bool, now: float) -> bool:
-    """Mark a pending step done or failed; False when it is not pending (any more)."""
-    for item in doc["work"]:
-        if item["id"] == item_id and item["status"] == "pending":
-            item["status"] = "done" if ok else "failed"
-            if not ok:
-                inc.add_event(doc, now, f"step {item_id} failed: needs attention")
-            return True
-    return False
-
-
-def settle(doc: Doc, now: float, *, notes: bool, verify: vr.Plan | None = None) -> bool:
-    """Move to the state the incident settles in once no work is pending; True if it
-    changed.  With ``verify`` a triggered backfill is verified first (``verifying``).
-    A resolved incident stays live until its final notes are posted."""
-    began = (
-        verify is not None and _recovered_cleanly(doc) and vr.begin(doc, verify, now, notes=notes)
-    )
-    state = inc.settled_state(doc)
-    if state == doc["state"]:
-        return began
-    doc["state"] = state
-    inc.add_event(doc, now, f"state {state}")
-    if state == inc.RESOLVED:
-        doc["resolved_at"] = now
-        doc["live"] = notes and not inc.final_notes_posted(doc)
-    return True
-
-
-def _recovered_cleanly(doc: Doc) -> bool:
-    """The resolved steps were planned and none of them is pending, awaiting approval
-    or failed."""
-    if not (doc.get("recovery") or {}).get("steps_enqueued"):
-        return False
-    unfinished = ("pending", inc.AWAITING_APPROVAL, "failed")
-    return not any(
-        item["phase"] == "recovery" and item["status"] in unfinished for item in doc["work"]
-    )
-
-
-def transient_failures(doc: Doc, limit: int) -> dict[str, list[str]]:
-    """Failed steps whose every failed target failed transiently, retried fewer than
-    ``limit`` times automatically: {step id: the actions (circuits) they call}."""
-    found: dict[str, list[str]] = {}
-    for item in doc["work"]:
-        if item["status"] != "failed" or item.get("auto_retries", 0) >= limit:
-            continue
-        latest: dict[str, Doc] = {}
-        for record in doc["actions"]:
-            if record["work"] == item["id"]:
-                latest[record["target"]] = record
-        failures = [r for r in latest.values() if r["result"] == "failure"]
-        if failures and all(r["detail"].get("transient") for r in failures):
-            found[item["id"]] = sorted({r["action"] for r in failures})
-    return found
-
-
-def auto_retry(doc: Doc, step_ids: Sequence[str], limit: int, now: float) -> bool:
-    """Put these transiently failed steps back to pending, one bounded attempt more."""
-    retried = False
-    for item in doc["work"]:
-        if item["id"] in step_ids and item["status"] == "failed":
-            item["status"] = "pending"
-            item["auto_retries"] = item.get("auto_retries", 0) + 1
-            inc.add_event(
-                doc, now, f"automatic retry {item['auto_retries']}/{limit} of step {item['id']}"
-            )
-            retried = True
-    if retried:
-        recovering = (doc.get("recovery") or {}).get("steps_enqueued")
-        doc["state"] = inc.RECOVERING if recovering else inc.STABILISING
-        doc["live"] = True
-    return retried
-
-
-def retry(doc: Doc, now: float, verify: vr.Plan | None) -> bool:
-    """An operator's retry: a failed verification restarts, failed steps go back to
-    pending (both may happen at once); False when there is nothing to retry."""
-    restarted = vr.restart(doc, verify, now)
-    return retry_failed(doc, now) > 0 or restarted
-
-
-def retry_failed(doc: Doc, now: float) -> int:
-    """Put failed steps back to pending (operator action); how many."""
-    failed = [item for item in doc["work"] if item["status"] == "failed"]
-    if not failed:
-        return 0
-    for item in failed:
-        item["status"] = "pending"
-    recovering = (doc.get("recovery") or {}).get("steps_enqueued")
-    doc["state"] = inc.RECOVERING if recovering else inc.STABILISED
-    doc["live"] = True
-    inc.add_event(doc, now, f"retry requested: {len(failed)} failed steps")
-    return len(failed)
-
-
-# --- the recovery gate ---------------------------------------------------------------
-
-
-class ProbeResult(NamedTuple):
-    success: bool
-    error: str
-    status: int
-
-
-def recovery_probe(
-    doc: Doc,
-    result: ProbeResult | None,
-    now: float,
-    *,
-    playbooks: Mapping[str, Playbook],
-    probes_required: int,
-    probe_interval: float,
-) -> bool | None:
-    """Count a health probe (``result`` None: the provider has none) towards recovery.
-
-    None when the incident is not waiting to recover (nothing changed); otherwise
-    whether the streak is complete and the resolved steps were planned."""
-    if doc["state"] != inc.RECOVERING:
-        return None
-    rec = doc.get("recovery") or {}
-    if rec.get("steps_enqueued"):
-        return None
-    if result is None:
-        inc.add_event(doc, now, "no health probe configured: recovering on resolve")
-        streak = probes_required
-    elif result.success:
-        streak = rec.get("streak", 0) + 1
-        inc.add_event(doc, now, f"probe {streak}/{probes_required} ok (HTTP {result.status})")
-    else:
-        streak = 0
-        inc.add_event(doc, now, f"probe failed: {result.error}, streak reset")
-    rec["streak"] = streak
-    rec["next_probe_at"] = now + probe_interval
-    if streak >= probes_required:
-        rec["steps_enqueued"] = True
-        doc["recovered_at"] = now
-        approval.withdraw_firing(doc, now)
-        count = 0
-        for name in doc["playbooks"]:
-            playbook = playbooks.get(name)
-            if playbook is not None:
-                count += inc.enqueue(
-                    doc, "recovery", name, [step_doc(s) for s in playbook.resolved]
-                )
-        inc.add_event(doc, now, f"provider recovered: running {count} resolved steps")
-    doc["recovery"] = rec
-    return bool(rec.get("steps_enqueued"))
-
-
-# --- notes ----------------------------------------------------------------------------
-
-
-def due_notes(doc: Doc, now: float, update_interval: float) -> list[tuple[NoteKind, int]]:
-    """The notes to post now: the initial one, the current hour's update (after a
-    pause only that one), the resolution."""
-    slots = set(doc.get("note_slots") or ())
-    due: list[tuple[NoteKind, int]] = []
-    if "initial:0" not in slots:
-        due.append(("initial", 0))
-    for item in inc.awaiting_approval(doc):
-        slot = item["approval_request"]["slot"]
-        if f"approval:{slot}" not in slots:
-            due.append(("approval", slot))
-    verification = doc.get("verification")
-    if doc["state"] == inc.RESOLVED or verification is not None:
-        # Verifying: the resolution note says "backfill triggered"; its outcome follows
-        # as a reply in the thread, and no hourly update any more.
-        if "resolution:0" not in slots:
-            due.append(("resolution", 0))
-        slot = vr.note_slot(doc)  # a retry's outcome is a reply of its own
-        if vr.reply_due(doc, slot) and f"verification:{slot}" not in slots:
-            due.append(("verification", slot))
-        return due
-    slot = int((now - doc["opened_at"]) // update_interval) if update_interval > 0 else 0
-    if slot >= 1 and f"update:{slot}" not in slots:
-        due.append(("update", slot))
-    return due
-
-
-def note_attempt(doc: Doc, key: str, owner: str, at: float, state: str = "sending") -> None:
-    """A replica posts a note (``at``: wall-clock epoch, as Slack's ``ts``): ``sending``
-    (a request may be out), or ``waiting`` (Slack refused the last one with a 429).
-
-    Written before each request: if the replica dies before ``note_done``, the next
-    one knows whether the note may be in Slack already."""
-    doc.setdefault("note_attempts", {})[key] = {"owner": owner, "at": at, "state": state}
-
-
-def note_done(
-    doc: Doc, key: str, merged: Mapping[str, Any] | None, error: str | None, now: float
-) -> None:
-    """A note slot is taken: posted (``merged``: what the notifier keeps), failed
-    (``error``), or posted by another replica (neither)."""
-    if key not in doc["note_slots"]:
-        doc["note_slots"].append(key)
-    doc.get("note_attempts", {}).pop(key, None)
-    kind = key.partition(":")[0]
-    if merged is not None:
-        doc["notes"].update(merged)
-        inc.add_event(doc, now, f"note posted: {key}")
-    elif error is not None:
-        inc.add_event(doc, now, f"note failed: {key}", error=error)
-    if kind in ("resolution", "verification") and doc["state"] == inc.RESOLVED:
-        doc["live"] = not inc.final_notes_posted(doc)

@@ -18,9 +18,10 @@ import pytest
 from feedguard.responder import approval
 from feedguard.responder import incidents as inc
 from feedguard.responder.config import Step
+from feedguard.responder.note_slots import due_notes
 from feedguard.responder.store.redis import RedisStore
 from feedguard.responder.store.sqlite import SqliteStore
-from feedguard.responder.transitions import due_notes, step_doc
+from feedguard.responder.transitions import step_doc
 
 from .conftest import REPO, make_catalog
 from .support.airflow import AirflowInstance

@@ -14,7 +14,7 @@ from urllib.parse import quote
 import pytest
 
 from feedguard.responder import incidents as inc
-from feedguard.responder import transitions as tr
+from feedguard.responder import note_slots, progress
 from feedguard.responder import verified_recovery as vr
 from feedguard.responder.config import ResponderConfig
 
@@ -218,7 +218,7 @@ def denied_doc(last_success_before: float | None = None) -> Doc:
 
 def test_settle_records_the_denial_once_and_resolves() -> None:
     doc = denied_doc(last_success_before=400.0)
-    assert tr.settle(doc, 4800.0, notes=True, verify=PLAN)
+    assert progress.settle(doc, 4800.0, notes=True, verify=PLAN)
     assert doc["state"] == inc.RESOLVED
     verification = doc["verification"]
     assert verification["outcome"] == vr.DENIED
@@ -226,10 +226,10 @@ def test_settle_records_the_denial_once_and_resolves() -> None:
     assert "denied by bob (via page)" in verification["reason"]
     assert "1970-01-01T00:06:40Z to 1970-01-01T01:16:40Z stays missing" in verification["reason"]
     assert not vr.due(doc, 10_000.0)  # nothing to poll
-    assert not tr.settle(doc, 4900.0, notes=True, verify=PLAN)  # once
+    assert not progress.settle(doc, 4900.0, notes=True, verify=PLAN)  # once
     assert sum(e["event"].startswith("not verified: ") for e in doc["timeline"]) == 1
     # The resolution note is due (it says so); there is no follow-up reply to wait for.
     doc["note_slots"] = ["initial:0"]
-    assert tr.due_notes(doc, 4900.0, 3600) == [("resolution", 0)]
-    tr.note_done(doc, "resolution:0", {}, None, 4910.0)
+    assert note_slots.due_notes(doc, 4900.0, 3600) == [("resolution", 0)]
+    note_slots.note_done(doc, "resolution:0", {}, None, 4910.0)
     assert doc["live"] is False

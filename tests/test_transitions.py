@@ -7,7 +7,7 @@ from typing import Any
 
 from feedguard.core.catalog import Catalog, Provider
 from feedguard.responder import incidents as inc
-from feedguard.responder import records, resources
+from feedguard.responder import note_slots, probe_streak, progress, records, resources
 from feedguard.responder import transitions as tr
 from feedguard.responder.config import ActionOptions, Playbook, ResponderConfig, Step
 from feedguard.responder.intake import IGNORED_KEPT, add_ignored
@@ -201,19 +201,19 @@ def test_kept_transition_keys_are_bounded() -> None:
 
 def test_failed_step_settles_in_needs_attention_and_retry_puts_it_back() -> None:
     doc = firing_incident()
-    tr.set_state(doc, inc.STABILISING, 111.0, "running firing steps")
-    assert tr.finish_item(doc, "firing:provider-down:0", False, 112.0)
-    assert not tr.finish_item(doc, "firing:provider-down:0", True, 113.0)  # not pending now
-    assert tr.finish_item(doc, "firing:provider-down:1", True, 114.0)
-    assert tr.settle(doc, 115.0, notes=True)
+    progress.set_state(doc, inc.STABILISING, 111.0, "running firing steps")
+    assert progress.finish_item(doc, "firing:provider-down:0", False, 112.0)
+    assert not progress.finish_item(doc, "firing:provider-down:0", True, 113.0)  # not pending now
+    assert progress.finish_item(doc, "firing:provider-down:1", True, 114.0)
+    assert progress.settle(doc, 115.0, notes=True)
     assert doc["state"] == inc.NEEDS_ATTENTION
-    assert not tr.settle(doc, 116.0, notes=True)
-    assert tr.retry_failed(doc, 117.0) == 1
+    assert not progress.settle(doc, 116.0, notes=True)
+    assert progress.retry_failed(doc, 117.0) == 1
     assert doc["state"] == inc.STABILISED
     assert doc["live"] is True
     assert work(doc)[0][1] == "pending"
     assert events(doc)[-1] == "retry requested: 1 failed steps"
-    assert tr.retry_failed(doc, 118.0) == 0
+    assert progress.retry_failed(doc, 118.0) == 0
 
 
 def test_recovery_gate_counts_probes_then_plans_the_resolved_steps() -> None:
@@ -222,13 +222,14 @@ def test_recovery_gate_counts_probes_then_plans_the_resolved_steps() -> None:
         item["status"] = "done"
     apply(doc, tr.Transition(entry("k2", "resolved"), None))
     gate = {"playbooks": PLAYBOOKS, "probes_required": 2, "probe_interval": 30.0}
-    ok = tr.ProbeResult(True, "", 200)
-    assert tr.recovery_probe(doc, ok, 120.0, **gate) is False
-    assert tr.recovery_probe(doc, tr.ProbeResult(False, "HTTP 503", 503), 150.0, **gate) is False
+    ok = probe_streak.ProbeResult(True, "", 200)
+    assert probe_streak.recovery_probe(doc, ok, 120.0, **gate) is False
+    failed = probe_streak.ProbeResult(False, "HTTP 503", 503)
+    assert probe_streak.recovery_probe(doc, failed, 150.0, **gate) is False
     assert doc["recovery"]["streak"] == 0
     assert doc["recovery"]["next_probe_at"] == 180.0
-    assert tr.recovery_probe(doc, ok, 180.0, **gate) is False
-    assert tr.recovery_probe(doc, ok, 210.0, **gate) is True
+    assert probe_streak.recovery_probe(doc, ok, 180.0, **gate) is False
+    assert probe_streak.recovery_probe(doc, ok, 210.0, **gate) is True
     assert doc["recovered_at"] == 210.0
     assert work(doc)[-1] == ("recovery:provider-down:0", "pending", "all")
     assert events(doc)[-4:] == [
@@ -237,9 +238,9 @@ def test_recovery_gate_counts_probes_then_plans_the_resolved_steps() -> None:
         "probe 2/2 ok (HTTP 200)",
         "provider recovered: running 1 resolved steps",
     ]
-    assert tr.recovery_probe(doc, ok, 240.0, **gate) is None  # already passed
-    assert tr.finish_item(doc, "recovery:provider-down:0", True, 250.0)
-    assert tr.settle(doc, 251.0, notes=True)
+    assert probe_streak.recovery_probe(doc, ok, 240.0, **gate) is None  # already passed
+    assert progress.finish_item(doc, "recovery:provider-down:0", True, 250.0)
+    assert progress.settle(doc, 251.0, notes=True)
     assert doc["state"] == inc.RESOLVED
     assert doc["resolved_at"] == 251.0
     assert doc["live"] is True  # until the resolution note is posted
@@ -251,13 +252,13 @@ def test_recovery_without_probe_passes_at_once_and_settles_dead_without_notes() 
         item["status"] = "done"
     apply(doc, tr.Transition(entry("k2", "resolved"), None), probe=False)
     gate = {"playbooks": PLAYBOOKS, "probes_required": 2, "probe_interval": 30.0}
-    assert tr.recovery_probe(doc, None, 120.0, **gate) is True
+    assert probe_streak.recovery_probe(doc, None, 120.0, **gate) is True
     assert "no health probe configured: recovering on resolve" in events(doc)
-    tr.finish_item(doc, "recovery:provider-down:0", False, 121.0)
-    assert tr.settle(doc, 122.0, notes=False)
+    progress.finish_item(doc, "recovery:provider-down:0", False, 121.0)
+    assert progress.settle(doc, 122.0, notes=False)
     assert doc["state"] == inc.NEEDS_ATTENTION  # a failed undo needs a human
     doc["work"][-1]["status"] = "done"
-    assert tr.settle(doc, 123.0, notes=False)
+    assert progress.settle(doc, 123.0, notes=False)
     assert doc["state"] == inc.RESOLVED
     assert doc["live"] is False
 
@@ -265,7 +266,8 @@ def test_recovery_without_probe_passes_at_once_and_settles_dead_without_notes() 
 def test_recovery_probe_does_nothing_outside_recovery() -> None:
     doc = firing_incident()
     gate = {"playbooks": PLAYBOOKS, "probes_required": 2, "probe_interval": 30.0}
-    assert tr.recovery_probe(doc, tr.ProbeResult(True, "", 200), 120.0, **gate) is None
+    ok = probe_streak.ProbeResult(True, "", 200)
+    assert probe_streak.recovery_probe(doc, ok, 120.0, **gate) is None
     assert doc["recovery"] is None
 
 
@@ -274,20 +276,21 @@ def test_recovery_probe_does_nothing_outside_recovery() -> None:
 
 def test_due_notes_initial_current_update_and_resolution() -> None:
     doc = firing_incident()
-    assert tr.due_notes(doc, 110.0, 3600.0) == [("initial", 0)]
-    tr.note_done(doc, "initial:0", {"ts": "1.1"}, None, 111.0)
+    assert note_slots.due_notes(doc, 110.0, 3600.0) == [("initial", 0)]
+    note_slots.note_done(doc, "initial:0", {"ts": "1.1"}, None, 111.0)
     assert doc["notes"] == {"ts": "1.1"}
     assert events(doc)[-1] == "note posted: initial:0"
-    assert tr.due_notes(doc, 100.0 + 3 * 3600 + 1, 3600.0) == [("update", 3)]  # after a pause
-    assert tr.due_notes(doc, 110.0, 0.0) == []
-    tr.note_done(doc, "update:3", None, "SlackApiError: ratelimited", 3800.0)
+    after_pause = 100.0 + 3 * 3600 + 1
+    assert note_slots.due_notes(doc, after_pause, 3600.0) == [("update", 3)]
+    assert note_slots.due_notes(doc, 110.0, 0.0) == []
+    note_slots.note_done(doc, "update:3", None, "SlackApiError: ratelimited", 3800.0)
     assert doc["timeline"][-1]["error"] == "SlackApiError: ratelimited"
-    assert tr.due_notes(doc, 100.0 + 3 * 3600 + 2, 3600.0) == []
+    assert note_slots.due_notes(doc, 100.0 + 3 * 3600 + 2, 3600.0) == []
     doc["state"] = inc.RESOLVED
-    assert tr.due_notes(doc, 99999.0, 3600.0) == [("resolution", 0)]
-    tr.note_done(doc, "resolution:0", None, None, 99999.0)  # posted by another replica
+    assert note_slots.due_notes(doc, 99999.0, 3600.0) == [("resolution", 0)]
+    note_slots.note_done(doc, "resolution:0", None, None, 99999.0)  # posted by another replica
     assert doc["live"] is False
-    assert tr.due_notes(doc, 99999.0, 3600.0) == []
+    assert note_slots.due_notes(doc, 99999.0, 3600.0) == []
 
 
 # --- routing and the ignored list ----------------------------------------------------------

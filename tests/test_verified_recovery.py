@@ -13,7 +13,7 @@ from typing import Any
 
 from feedguard.core.catalog import parse_catalog
 from feedguard.responder import incidents as inc
-from feedguard.responder import transitions as tr
+from feedguard.responder import note_slots, progress
 from feedguard.responder import verified_recovery as vr
 from feedguard.responder.actions import open_actions
 from feedguard.responder.config import ResponderConfig
@@ -86,7 +86,7 @@ def recovered(result: str = "success") -> Doc:
 
 def verifying() -> Doc:
     doc = recovered()
-    assert tr.settle(doc, T, notes=True, verify=PLAN)
+    assert progress.settle(doc, T, notes=True, verify=PLAN)
     return doc
 
 
@@ -100,7 +100,7 @@ def passed_suite(run_time: float) -> vr.SuitePoll:
 
 def test_without_verification_the_recovered_incident_resolves_as_before() -> None:
     doc = recovered()
-    assert tr.settle(doc, T, notes=True, verify=None)
+    assert progress.settle(doc, T, notes=True, verify=None)
     assert doc["state"] == inc.RESOLVED
     assert doc.get("verification") is None
 
@@ -118,7 +118,7 @@ def test_a_triggered_backfill_is_followed_before_resolving() -> None:
     assert verification["next_poll_at"] == T  # the first poll right away
     assert any(RUN_ID in e and "external_dbt_outputs" in e for e in events(doc))
     # Settling again is a no-op: the state machine stays put while verifying.
-    assert not tr.settle(doc, T + 1, notes=True, verify=PLAN)
+    assert not progress.settle(doc, T + 1, notes=True, verify=PLAN)
     assert vr.due(doc, T)
 
 
@@ -235,7 +235,7 @@ def test_a_poll_of_the_wrong_stage_changes_nothing() -> None:
 
 def test_dry_run_plans_the_follow_up_steps_and_resolves() -> None:
     doc = recovered(result="dry_run")
-    assert tr.settle(doc, T, notes=True, verify=PLAN)
+    assert progress.settle(doc, T, notes=True, verify=PLAN)
     assert doc["state"] == inc.RESOLVED
     verification = doc["verification"]
     assert verification["dry_run"] is True
@@ -249,7 +249,7 @@ def test_dry_run_plans_the_follow_up_steps_and_resolves() -> None:
 
 def test_a_failed_or_skipped_backfill_is_not_verified() -> None:
     doc = recovered(result="skipped")
-    tr.settle(doc, T, notes=True, verify=PLAN)
+    progress.settle(doc, T, notes=True, verify=PLAN)
     assert doc.get("verification") is None
     assert doc["state"] == inc.RESOLVED
 
@@ -261,24 +261,24 @@ def test_notes_while_verifying_then_the_follow_up_reply() -> None:
     doc = verifying()
     doc["note_slots"] = ["initial:0"]
     # Verifying: the resolution note now ("backfill triggered"), no hourly update.
-    assert tr.due_notes(doc, T + 7200, 3600) == [("resolution", 0)]
-    tr.note_done(doc, "resolution:0", {}, None, T + 10)
+    assert note_slots.due_notes(doc, T + 7200, 3600) == [("resolution", 0)]
+    note_slots.note_done(doc, "resolution:0", {}, None, T + 10)
     assert doc["live"] is True
-    assert tr.due_notes(doc, T + 7200, 3600) == []
+    assert note_slots.due_notes(doc, T + 7200, 3600) == []
     vr.run_polled(doc, vr.RunPoll("success", started_at=T, ended_at=T + 60), T + 60)
     vr.suite_polled(doc, passed_suite(T + 100), T + 120)
-    assert tr.due_notes(doc, T + 7200, 3600) == [("verification", 0)]
-    tr.note_done(doc, "verification:0", {}, None, T + 130)
+    assert note_slots.due_notes(doc, T + 7200, 3600) == [("verification", 0)]
+    note_slots.note_done(doc, "verification:0", {}, None, T + 130)
     assert doc["live"] is False  # resolved, every final note posted
-    assert tr.due_notes(doc, T + 7200, 3600) == []
+    assert note_slots.due_notes(doc, T + 7200, 3600) == []
 
 
 def test_a_failed_verification_posts_its_reply_and_stays_live() -> None:
     doc = verifying()
     doc["note_slots"] = ["initial:0", "resolution:0"]
     vr.run_polled(doc, vr.RunPoll("failed", started_at=T, ended_at=T + 60), T + 60)
-    assert tr.due_notes(doc, T + 100, 3600) == [("verification", 0)]
-    tr.note_done(doc, "verification:0", {}, None, T + 130)
+    assert note_slots.due_notes(doc, T + 100, 3600) == [("verification", 0)]
+    note_slots.note_done(doc, "verification:0", {}, None, T + 130)
     assert doc["state"] == inc.NEEDS_ATTENTION
     assert doc["live"] is True
 
@@ -501,7 +501,7 @@ async def test_check_config_online_looks_for_the_suites_in_the_store(tmp_path: P
 
 def test_without_notes_a_verified_incident_is_no_longer_served_once_resolved() -> None:
     doc = recovered()
-    tr.settle(doc, T, notes=False, verify=PLAN)
+    progress.settle(doc, T, notes=False, verify=PLAN)
     assert doc["live"] is True  # verifying: served every tick
     vr.run_polled(doc, vr.RunPoll("success", started_at=T, ended_at=T + 60), T + 60)
     vr.suite_polled(doc, passed_suite(T + 100), T + 120)
@@ -536,10 +536,10 @@ def test_verification_waits_for_a_recovery_step_awaiting_approval() -> None:
     doc = recovered()
     inc.enqueue(doc, "recovery", "down", [{"action": "read_cache"}])
     doc["work"][-1]["status"] = inc.AWAITING_APPROVAL
-    tr.settle(doc, T, notes=True, verify=PLAN)
+    progress.settle(doc, T, notes=True, verify=PLAN)
     assert doc.get("verification") is None  # not before every resolved step ran
     doc["work"][-1]["status"] = "done"
-    tr.settle(doc, T + 60, notes=True, verify=PLAN)
+    progress.settle(doc, T + 60, notes=True, verify=PLAN)
     assert doc["state"] == inc.VERIFYING
     assert doc["verification"]["started_at"] == T + 60
 
@@ -552,7 +552,7 @@ def failed_run() -> Doc:
     doc = verifying()
     doc["note_slots"] = ["initial:0", "resolution:0"]
     vr.run_polled(doc, vr.RunPoll("failed", started_at=T, ended_at=T + 60), T + 60)
-    tr.note_done(doc, "verification:0", {}, None, T + 70)
+    note_slots.note_done(doc, "verification:0", {}, None, T + 70)
     assert doc["state"] == inc.NEEDS_ATTENTION
     return doc
 
@@ -560,7 +560,7 @@ def failed_run() -> Doc:
 def test_a_retry_follows_the_same_run_again_with_fresh_bounds() -> None:
     doc = failed_run()
     assert vr.retryable(doc)
-    assert tr.retry(doc, T + 5000, PLAN)
+    assert progress.retry(doc, T + 5000, PLAN)
     verification = doc["verification"]
     assert doc["state"] == inc.VERIFYING
     assert doc["live"] is True
@@ -580,7 +580,7 @@ def test_a_retry_follows_the_same_run_again_with_fresh_bounds() -> None:
         f"retry requested: verification restarted (run {RUN_ID}, suite external_dbt_outputs)"
     )
     assert vr.due(doc, T + 5000)
-    assert tr.due_notes(doc, T + 5000, 3600) == []  # nothing to say while verifying
+    assert note_slots.due_notes(doc, T + 5000, 3600) == []  # nothing to say while verifying
 
     # The run was cleared in Airflow and ran again; the suite passed after it.
     vr.run_polled(doc, vr.RunPoll("success", started_at=T + 4000, ended_at=T + 4600), T + 5000)
@@ -588,9 +588,9 @@ def test_a_retry_follows_the_same_run_again_with_fresh_bounds() -> None:
     vr.suite_polled(doc, passed_suite(T + 4700), T + 5060)
     assert doc["state"] == inc.RESOLVED
     # The new outcome is a reply of its own: slot 0 was the failure's.
-    assert tr.due_notes(doc, T + 5100, 3600) == [("verification", 1)]
+    assert note_slots.due_notes(doc, T + 5100, 3600) == [("verification", 1)]
     assert doc["live"] is True
-    tr.note_done(doc, "verification:1", {}, None, T + 5100)
+    note_slots.note_done(doc, "verification:1", {}, None, T + 5100)
     assert doc["live"] is False
 
 
@@ -600,7 +600,7 @@ def test_after_a_failed_suite_only_a_newer_result_counts() -> None:
     failing = vr.SuitePoll(True, success=False, run_time=T + 100, unsuccessful=1, evaluated=3)
     vr.suite_polled(doc, failing, T + 120)
     assert doc["state"] == inc.NEEDS_ATTENTION
-    assert tr.retry(doc, T + 600, PLAN)
+    assert progress.retry(doc, T + 600, PLAN)
     verification = doc["verification"]
     assert verification["results_after"] == T + 100
     vr.run_polled(doc, vr.RunPoll("success", started_at=T, ended_at=T + 60), T + 600)
@@ -618,17 +618,17 @@ def test_a_retry_with_nothing_to_retry_changes_nothing() -> None:
     vr.run_polled(resolved_doc, vr.RunPoll("success", started_at=T, ended_at=T + 60), T + 60)
     vr.suite_polled(resolved_doc, passed_suite(T + 100), T + 120)
     dry = recovered(result="dry_run")
-    tr.settle(dry, T, notes=True, verify=PLAN)
+    progress.settle(dry, T, notes=True, verify=PLAN)
     for doc in (verifying(), resolved_doc, dry, recovered()):
         before = copy.deepcopy(doc)
-        assert not tr.retry(doc, T + 9000, PLAN)
+        assert not progress.retry(doc, T + 9000, PLAN)
         assert doc == before
 
 
 def test_with_verification_switched_off_a_retry_does_not_restart_it() -> None:
     doc = failed_run()
     before = copy.deepcopy(doc)
-    assert not tr.retry(doc, T + 5000, None)
+    assert not progress.retry(doc, T + 5000, None)
     assert doc == before
 
 
@@ -636,7 +636,7 @@ def test_failed_steps_are_retried_in_the_same_retry() -> None:
     doc = failed_run()
     inc.enqueue(doc, "firing", "down", [{"action": "pause_dags"}])
     doc["work"][-1]["status"] = "failed"
-    assert tr.retry(doc, T + 5000, PLAN)
+    assert progress.retry(doc, T + 5000, PLAN)
     assert doc["work"][-1]["status"] == "pending"
     assert doc["verification"]["attempt"] == 1
     assert events(doc)[-2:] == [
@@ -645,7 +645,7 @@ def test_failed_steps_are_retried_in_the_same_retry() -> None:
     ]
     # The steps run first; then it settles into verifying again, not resolved.
     doc["work"][-1]["status"] = "done"
-    tr.settle(doc, T + 5010, notes=True, verify=PLAN)
+    progress.settle(doc, T + 5010, notes=True, verify=PLAN)
     assert doc["state"] == inc.VERIFYING
 
 
@@ -653,7 +653,7 @@ def test_the_history_keeps_the_last_attempts() -> None:
     doc = failed_run()
     for attempt in range(1, 8):
         now = T + 1000 * attempt
-        assert tr.retry(doc, now, PLAN)
+        assert progress.retry(doc, now, PLAN)
         vr.run_polled(doc, vr.RunPoll("failed", started_at=now, ended_at=now + 60), now + 60)
     history = doc["verification"]["history"]
     assert [h["attempt"] for h in history] == [2, 3, 4, 5, 6]
@@ -668,7 +668,7 @@ def test_the_reply_after_a_retry_says_so_and_how_to_retry_again() -> None:
         f"then `POST /api/v1/incidents/{doc['id']}/retry` or the incident page's Retry"
         in (lines[2])
     )
-    tr.retry(doc, T + 5000, PLAN)
+    progress.retry(doc, T + 5000, PLAN)
     vr.run_polled(doc, vr.RunPoll("success", started_at=T + 4000, ended_at=T + 4600), T + 5000)
     vr.suite_polled(doc, passed_suite(T + 4700), T + 5060)
     assert (
@@ -682,11 +682,11 @@ def test_a_retry_before_the_failure_reply_went_out_leaves_the_telling_to_the_nex
     doc = verifying()
     doc["note_slots"] = ["initial:0", "resolution:0"]
     vr.run_polled(doc, vr.RunPoll("failed", started_at=T, ended_at=T + 60), T + 60)
-    assert tr.due_notes(doc, T + 70, 3600) == [("verification", 0)]
-    assert tr.retry(doc, T + 70, PLAN)
+    assert note_slots.due_notes(doc, T + 70, 3600) == [("verification", 0)]
+    assert progress.retry(doc, T + 70, PLAN)
     # Slot 0 would render the restarted, still waiting verification: it is not due.
     assert not vr.reply_due(doc, 0)
-    assert tr.due_notes(doc, T + 80, 3600) == []
+    assert note_slots.due_notes(doc, T + 80, 3600) == []
     vr.run_polled(doc, vr.RunPoll("success", started_at=T, ended_at=T + 60), T + 90)
     vr.suite_polled(doc, passed_suite(T + 100), T + 150)
-    assert tr.due_notes(doc, T + 160, 3600) == [("verification", 1)]
+    assert note_slots.due_notes(doc, T + 160, 3600) == [("verification", 1)]
