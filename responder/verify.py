@@ -4,7 +4,7 @@ A ``verifying`` incident is served like any live one, every scheduler tick,
 under its lease; when its next poll is due (``verification.next_poll_at``) this
 reads the backfill's DAG run from Airflow (``GET dags/{id}/dagRuns/{run}``) or
 the quality suite's newest result from the GX validations store, once, and
-records what it saw through ``verified_recovery``.  Nothing sleeps while
+records what it saw through ``verification_polls``.  Nothing sleeps while
 holding the lease, and the stage and bounds live in the store, so a restart or
 another replica carries on where the last poll left off.
 """
@@ -21,6 +21,7 @@ from feedguard.core.airflow import AirflowClient, AirflowError
 from feedguard.core.gx_results import ValidationStore, ValidationStoreError
 from feedguard.core.log import get_logger
 
+from . import verification_polls as polls
 from . import verified_recovery as vr
 from .common import Common, Part
 from .config import ResponderConfig
@@ -58,7 +59,7 @@ class Verifier(Part):
 
     async def check(self, doc: Doc) -> Doc:
         """Poll once if due; returns the incident as it is after the poll."""
-        if not vr.due(doc, self.clock()):
+        if not polls.due(doc, self.clock()):
             return doc
         verification = doc["verification"]
         stage = verification["stage"]
@@ -69,16 +70,16 @@ class Verifier(Part):
                 run = await self._poll_run(verification["backfill"])
 
                 def record(current: Doc, now: float) -> bool:
-                    return vr.run_polled(current, run, now)
+                    return polls.run_polled(current, run, now)
 
             else:
                 suite = await self._poll_suite(verification["suite"]["name"])
 
                 def record(current: Doc, now: float) -> bool:
-                    return vr.suite_polled(current, suite, now)
+                    return polls.suite_polled(current, suite, now)
 
             def change(current: Doc | None) -> tuple[Doc | None, Doc | None]:
-                if current is None or not vr.due(current, self.clock()):
+                if current is None or not polls.due(current, self.clock()):
                     return None, current  # another replica polled meanwhile
                 return (current if record(current, self.clock()) else None), current
 
@@ -91,29 +92,29 @@ class Verifier(Part):
             )
         return updated if updated is not None else doc
 
-    async def _poll_run(self, backfill: Doc) -> vr.RunPoll:
+    async def _poll_run(self, backfill: Doc) -> polls.RunPoll:
         if self.airflow is None:
-            return vr.RunPoll(None, error="no Airflow client (actions.airflow)")
+            return polls.RunPoll(None, error="no Airflow client (actions.airflow)")
         dag_id, run_id = backfill["dag_id"], backfill["dag_run_id"]
         try:
             run = await self.airflow.get_run(dag_id, run_id)
         except AirflowError as exc:
             error = f"GET DAG run {dag_id}/{run_id}: HTTP {exc.status}: {exc.detail}"
-            return vr.RunPoll(None, error=error)
+            return polls.RunPoll(None, error=error)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            return vr.RunPoll(None, error=f"GET DAG run {dag_id}/{run_id}: {exc!r}")
-        return vr.RunPoll(run.state, run.start_timestamp, run.end_timestamp)
+            return polls.RunPoll(None, error=f"GET DAG run {dag_id}/{run_id}: {exc!r}")
+        return polls.RunPoll(run.state, run.start_timestamp, run.end_timestamp)
 
-    async def _poll_suite(self, suite: str) -> vr.SuitePoll:
+    async def _poll_suite(self, suite: str) -> polls.SuitePoll:
         async with self._results_lock:
             try:
                 results = await asyncio.to_thread(self._results.scan, (suite,))
             except (ValidationStoreError, OSError) as exc:
-                return vr.SuitePoll(False, error=str(exc))
+                return polls.SuitePoll(False, error=str(exc))
         if not results:  # the suite's folder holds no run yet
-            return vr.SuitePoll(False)
+            return polls.SuitePoll(False)
         found = results[0]  # scan keeps only the suite asked for
-        return vr.SuitePoll(
+        return polls.SuitePoll(
             True,
             success=found.success,
             run_time=found.run_time,

@@ -15,6 +15,7 @@ import pytest
 
 from feedguard.responder import incidents as inc
 from feedguard.responder import note_slots, progress
+from feedguard.responder import verification_polls as polls
 from feedguard.responder import verified_recovery as vr
 from feedguard.responder.config import ResponderConfig
 
@@ -225,7 +226,7 @@ def test_settle_records_the_denial_once_and_resolves() -> None:
     assert verification["missed_window"] == {"start_at": 400.0, "end_at": 4600.0}
     assert "denied by bob (via page)" in verification["reason"]
     assert "1970-01-01T00:06:40Z to 1970-01-01T01:16:40Z stays missing" in verification["reason"]
-    assert not vr.due(doc, 10_000.0)  # nothing to poll
+    assert not polls.due(doc, 10_000.0)  # nothing to poll
     assert not progress.settle(doc, 4900.0, notes=True, verify=PLAN)  # once
     assert sum(e["event"].startswith("not verified: ") for e in doc["timeline"]) == 1
     # The resolution note is due (it says so); there is no follow-up reply to wait for.

@@ -14,6 +14,7 @@ from typing import Any
 from feedguard.core.catalog import parse_catalog
 from feedguard.responder import incidents as inc
 from feedguard.responder import note_slots, progress
+from feedguard.responder import verification_polls as polls
 from feedguard.responder import verified_recovery as vr
 from feedguard.responder.actions import open_actions
 from feedguard.responder.config import ResponderConfig
@@ -94,8 +95,8 @@ def events(doc: Doc) -> list[str]:
     return [e["event"] for e in doc["timeline"]]
 
 
-def passed_suite(run_time: float) -> vr.SuitePoll:
-    return vr.SuitePoll(True, success=True, run_time=run_time, unsuccessful=0, evaluated=3)
+def passed_suite(run_time: float) -> polls.SuitePoll:
+    return polls.SuitePoll(True, success=True, run_time=run_time, unsuccessful=0, evaluated=3)
 
 
 def test_without_verification_the_recovered_incident_resolves_as_before() -> None:
@@ -119,22 +120,22 @@ def test_a_triggered_backfill_is_followed_before_resolving() -> None:
     assert any(RUN_ID in e and "external_dbt_outputs" in e for e in events(doc))
     # Settling again is a no-op: the state machine stays put while verifying.
     assert not progress.settle(doc, T + 1, notes=True, verify=PLAN)
-    assert vr.due(doc, T)
+    assert polls.due(doc, T)
 
 
 def test_a_running_backfill_is_polled_again_after_the_interval() -> None:
     doc = verifying()
-    assert vr.run_polled(doc, vr.RunPoll("running", started_at=T + 5), T + 10)
+    assert polls.run_polled(doc, polls.RunPoll("running", started_at=T + 5), T + 10)
     assert doc["state"] == inc.VERIFYING
     assert doc["verification"]["backfill"]["state"] == "running"
     assert doc["verification"]["next_poll_at"] == T + 10 + PLAN.poll_interval
-    assert not vr.due(doc, T + 20)
-    assert vr.due(doc, T + 70)
+    assert not polls.due(doc, T + 20)
+    assert polls.due(doc, T + 70)
 
 
 def test_a_successful_run_moves_on_to_the_suite_with_its_own_bound() -> None:
     doc = verifying()
-    vr.run_polled(doc, vr.RunPoll("success", started_at=T, ended_at=T + 720), T + 800)
+    polls.run_polled(doc, polls.RunPoll("success", started_at=T, ended_at=T + 720), T + 800)
     verification = doc["verification"]
     assert verification["stage"] == vr.QUALITY
     assert verification["backfill"]["duration_seconds"] == 720
@@ -145,16 +146,16 @@ def test_a_successful_run_moves_on_to_the_suite_with_its_own_bound() -> None:
 
 def test_a_suite_result_from_before_the_backfill_ended_does_not_count() -> None:
     doc = verifying()
-    vr.run_polled(doc, vr.RunPoll("success", started_at=T, ended_at=T + 720), T + 800)
-    assert vr.suite_polled(doc, passed_suite(T + 700), T + 800)
+    polls.run_polled(doc, polls.RunPoll("success", started_at=T, ended_at=T + 720), T + 800)
+    assert polls.suite_polled(doc, passed_suite(T + 700), T + 800)
     assert doc["state"] == inc.VERIFYING
     assert doc["verification"]["suite"]["success"] is None
 
 
 def test_a_newer_passing_suite_resolves_the_incident() -> None:
     doc = verifying()
-    vr.run_polled(doc, vr.RunPoll("success", started_at=T, ended_at=T + 720), T + 800)
-    assert vr.suite_polled(doc, passed_suite(T + 900), T + 960)
+    polls.run_polled(doc, polls.RunPoll("success", started_at=T, ended_at=T + 720), T + 800)
+    assert polls.suite_polled(doc, passed_suite(T + 900), T + 960)
     assert doc["state"] == inc.RESOLVED
     assert doc["resolved_at"] == T + 960
     verification = doc["verification"]
@@ -166,14 +167,14 @@ def test_a_newer_passing_suite_resolves_the_incident() -> None:
         "unsuccessful": 0,
         "evaluated": 3,
     }
-    assert not vr.due(doc, T + 10_000)
+    assert not polls.due(doc, T + 10_000)
 
 
 def test_a_failing_suite_needs_attention_and_says_why() -> None:
     doc = verifying()
-    vr.run_polled(doc, vr.RunPoll("success", started_at=T, ended_at=T + 720), T + 800)
-    failing = vr.SuitePoll(True, success=False, run_time=T + 900, unsuccessful=1, evaluated=3)
-    vr.suite_polled(doc, failing, T + 960)
+    polls.run_polled(doc, polls.RunPoll("success", started_at=T, ended_at=T + 720), T + 800)
+    failing = polls.SuitePoll(True, success=False, run_time=T + 900, unsuccessful=1, evaluated=3)
+    polls.suite_polled(doc, failing, T + 960)
     assert doc["state"] == inc.NEEDS_ATTENTION
     assert doc["verification"]["outcome"] == vr.FAILED
     assert doc["verification"]["reason"] == (
@@ -184,7 +185,7 @@ def test_a_failing_suite_needs_attention_and_says_why() -> None:
 
 def test_a_failed_backfill_needs_attention() -> None:
     doc = verifying()
-    vr.run_polled(doc, vr.RunPoll("failed", started_at=T, ended_at=T + 180), T + 240)
+    polls.run_polled(doc, polls.RunPoll("failed", started_at=T, ended_at=T + 180), T + 240)
     assert doc["state"] == inc.NEEDS_ATTENTION
     assert doc["verification"]["reason"] == f"backfill run {RUN_ID} failed in 3 min"
     assert doc["verification"]["stage"] is None
@@ -192,9 +193,9 @@ def test_a_failed_backfill_needs_attention() -> None:
 
 def test_the_backfill_bound_expires_into_needs_attention() -> None:
     doc = verifying()
-    vr.run_polled(doc, vr.RunPoll("queued"), T + 60)
+    polls.run_polled(doc, polls.RunPoll("queued"), T + 60)
     assert doc["state"] == inc.VERIFYING
-    vr.run_polled(doc, vr.RunPoll("queued"), T + PLAN.backfill_timeout)
+    polls.run_polled(doc, polls.RunPoll("queued"), T + PLAN.backfill_timeout)
     assert doc["state"] == inc.NEEDS_ATTENTION
     assert doc["verification"]["reason"] == (
         f"backfill run {RUN_ID} still queued when its bound expired"
@@ -203,22 +204,22 @@ def test_the_backfill_bound_expires_into_needs_attention() -> None:
 
 def test_airflow_errors_are_recorded_and_polled_again_until_the_bound() -> None:
     doc = verifying()
-    vr.run_polled(doc, vr.RunPoll(None, error="HTTP 503: down"), T + 60)
-    vr.run_polled(doc, vr.RunPoll(None, error="HTTP 503: down"), T + 120)
+    polls.run_polled(doc, polls.RunPoll(None, error="HTTP 503: down"), T + 60)
+    polls.run_polled(doc, polls.RunPoll(None, error="HTTP 503: down"), T + 120)
     assert doc["state"] == inc.VERIFYING
     assert doc["verification"]["last_error"] == "HTTP 503: down"
     (entry,) = [e for e in doc["timeline"] if "could not read its state" in e["event"]]
     assert entry["repeats"] == 2  # one timeline line, counted
-    vr.run_polled(doc, vr.RunPoll(None, error="HTTP 503: down"), T + PLAN.backfill_timeout)
+    polls.run_polled(doc, polls.RunPoll(None, error="HTTP 503: down"), T + PLAN.backfill_timeout)
     assert doc["state"] == inc.NEEDS_ATTENTION
 
 
 def test_no_suite_result_within_its_bound_needs_attention() -> None:
     doc = verifying()
-    vr.run_polled(doc, vr.RunPoll("success", started_at=T, ended_at=T + 60), T + 60)
-    vr.suite_polled(doc, vr.SuitePoll(False), T + 120)
+    polls.run_polled(doc, polls.RunPoll("success", started_at=T, ended_at=T + 60), T + 60)
+    polls.suite_polled(doc, polls.SuitePoll(False), T + 120)
     assert doc["state"] == inc.VERIFYING
-    vr.suite_polled(doc, vr.SuitePoll(False), T + 60 + PLAN.quality_timeout)
+    polls.suite_polled(doc, polls.SuitePoll(False), T + 60 + PLAN.quality_timeout)
     assert doc["state"] == inc.NEEDS_ATTENTION
     assert doc["verification"]["reason"] == (
         "no result of quality suite external_dbt_outputs newer than the backfill's end"
@@ -227,9 +228,9 @@ def test_no_suite_result_within_its_bound_needs_attention() -> None:
 
 def test_a_poll_of_the_wrong_stage_changes_nothing() -> None:
     doc = verifying()
-    assert not vr.suite_polled(doc, passed_suite(T + 10), T + 10)
-    vr.run_polled(doc, vr.RunPoll("success", started_at=T, ended_at=T + 60), T + 60)
-    assert not vr.run_polled(doc, vr.RunPoll("failed"), T + 70)
+    assert not polls.suite_polled(doc, passed_suite(T + 10), T + 10)
+    polls.run_polled(doc, polls.RunPoll("success", started_at=T, ended_at=T + 60), T + 60)
+    assert not polls.run_polled(doc, polls.RunPoll("failed"), T + 70)
     assert doc["verification"]["stage"] == vr.QUALITY
 
 
@@ -244,7 +245,7 @@ def test_dry_run_plans_the_follow_up_steps_and_resolves() -> None:
     assert planned == [f"planned (dry run): {step}" for step in verification["steps"]]
     assert "follow backfill run" in planned[0]
     assert "quality suite external_dbt_outputs" in planned[1]
-    assert not vr.due(doc, T + 10_000)
+    assert not polls.due(doc, T + 10_000)
 
 
 def test_a_failed_or_skipped_backfill_is_not_verified() -> None:
@@ -265,8 +266,8 @@ def test_notes_while_verifying_then_the_follow_up_reply() -> None:
     note_slots.note_done(doc, "resolution:0", {}, None, T + 10)
     assert doc["live"] is True
     assert note_slots.due_notes(doc, T + 7200, 3600) == []
-    vr.run_polled(doc, vr.RunPoll("success", started_at=T, ended_at=T + 60), T + 60)
-    vr.suite_polled(doc, passed_suite(T + 100), T + 120)
+    polls.run_polled(doc, polls.RunPoll("success", started_at=T, ended_at=T + 60), T + 60)
+    polls.suite_polled(doc, passed_suite(T + 100), T + 120)
     assert note_slots.due_notes(doc, T + 7200, 3600) == [("verification", 0)]
     note_slots.note_done(doc, "verification:0", {}, None, T + 130)
     assert doc["live"] is False  # resolved, every final note posted
@@ -276,7 +277,7 @@ def test_notes_while_verifying_then_the_follow_up_reply() -> None:
 def test_a_failed_verification_posts_its_reply_and_stays_live() -> None:
     doc = verifying()
     doc["note_slots"] = ["initial:0", "resolution:0"]
-    vr.run_polled(doc, vr.RunPoll("failed", started_at=T, ended_at=T + 60), T + 60)
+    polls.run_polled(doc, polls.RunPoll("failed", started_at=T, ended_at=T + 60), T + 60)
     assert note_slots.due_notes(doc, T + 100, 3600) == [("verification", 0)]
     note_slots.note_done(doc, "verification:0", {}, None, T + 130)
     assert doc["state"] == inc.NEEDS_ATTENTION
@@ -303,8 +304,8 @@ def render_followup(doc: Doc) -> str:
 
 def test_the_follow_up_reply_says_what_passed() -> None:
     doc = verifying()
-    vr.run_polled(doc, vr.RunPoll("success", started_at=T, ended_at=T + 720), T + 800)
-    vr.suite_polled(doc, passed_suite(T + 900), T + 960)
+    polls.run_polled(doc, polls.RunPoll("success", started_at=T, ended_at=T + 720), T + 800)
+    polls.suite_polled(doc, passed_suite(T + 900), T + 960)
     first, second = render_followup(doc).splitlines()
     assert first.endswith("Data backfill verified: ISO-NE*")
     assert second == (
@@ -315,7 +316,7 @@ def test_the_follow_up_reply_says_what_passed() -> None:
 
 def test_the_follow_up_reply_says_what_failed() -> None:
     doc = verifying()
-    vr.run_polled(doc, vr.RunPoll("failed", started_at=T, ended_at=T + 180), T + 240)
+    polls.run_polled(doc, polls.RunPoll("failed", started_at=T, ended_at=T + 180), T + 240)
     lines = render_followup(doc).splitlines()
     assert lines[0].endswith("Data backfill verification FAILED: ISO-NE* · needs attention")
     assert lines[1] == f"backfill run {RUN_ID} FAILED in 3 min"
@@ -503,8 +504,8 @@ def test_without_notes_a_verified_incident_is_no_longer_served_once_resolved() -
     doc = recovered()
     progress.settle(doc, T, notes=False, verify=PLAN)
     assert doc["live"] is True  # verifying: served every tick
-    vr.run_polled(doc, vr.RunPoll("success", started_at=T, ended_at=T + 60), T + 60)
-    vr.suite_polled(doc, passed_suite(T + 100), T + 120)
+    polls.run_polled(doc, polls.RunPoll("success", started_at=T, ended_at=T + 60), T + 60)
+    polls.suite_polled(doc, passed_suite(T + 100), T + 120)
     assert doc["state"] == inc.RESOLVED
     assert doc["live"] is False
 
@@ -551,7 +552,7 @@ def failed_run() -> Doc:
     """Verification failed: the backfill run failed; the reply about it was posted."""
     doc = verifying()
     doc["note_slots"] = ["initial:0", "resolution:0"]
-    vr.run_polled(doc, vr.RunPoll("failed", started_at=T, ended_at=T + 60), T + 60)
+    polls.run_polled(doc, polls.RunPoll("failed", started_at=T, ended_at=T + 60), T + 60)
     note_slots.note_done(doc, "verification:0", {}, None, T + 70)
     assert doc["state"] == inc.NEEDS_ATTENTION
     return doc
@@ -579,13 +580,14 @@ def test_a_retry_follows_the_same_run_again_with_fresh_bounds() -> None:
     assert events(doc)[-1] == (
         f"retry requested: verification restarted (run {RUN_ID}, suite external_dbt_outputs)"
     )
-    assert vr.due(doc, T + 5000)
+    assert polls.due(doc, T + 5000)
     assert note_slots.due_notes(doc, T + 5000, 3600) == []  # nothing to say while verifying
 
     # The run was cleared in Airflow and ran again; the suite passed after it.
-    vr.run_polled(doc, vr.RunPoll("success", started_at=T + 4000, ended_at=T + 4600), T + 5000)
+    again = polls.RunPoll("success", started_at=T + 4000, ended_at=T + 4600)
+    polls.run_polled(doc, again, T + 5000)
     assert verification["stage"] == vr.QUALITY
-    vr.suite_polled(doc, passed_suite(T + 4700), T + 5060)
+    polls.suite_polled(doc, passed_suite(T + 4700), T + 5060)
     assert doc["state"] == inc.RESOLVED
     # The new outcome is a reply of its own: slot 0 was the failure's.
     assert note_slots.due_notes(doc, T + 5100, 3600) == [("verification", 1)]
@@ -596,27 +598,27 @@ def test_a_retry_follows_the_same_run_again_with_fresh_bounds() -> None:
 
 def test_after_a_failed_suite_only_a_newer_result_counts() -> None:
     doc = verifying()
-    vr.run_polled(doc, vr.RunPoll("success", started_at=T, ended_at=T + 60), T + 60)
-    failing = vr.SuitePoll(True, success=False, run_time=T + 100, unsuccessful=1, evaluated=3)
-    vr.suite_polled(doc, failing, T + 120)
+    polls.run_polled(doc, polls.RunPoll("success", started_at=T, ended_at=T + 60), T + 60)
+    failing = polls.SuitePoll(True, success=False, run_time=T + 100, unsuccessful=1, evaluated=3)
+    polls.suite_polled(doc, failing, T + 120)
     assert doc["state"] == inc.NEEDS_ATTENTION
     assert progress.retry(doc, T + 600, PLAN)
     verification = doc["verification"]
     assert verification["results_after"] == T + 100
-    vr.run_polled(doc, vr.RunPoll("success", started_at=T, ended_at=T + 60), T + 600)
+    polls.run_polled(doc, polls.RunPoll("success", started_at=T, ended_at=T + 60), T + 600)
     # The result that failed is still the newest: not what the retry waits for.
-    assert vr.suite_polled(doc, failing, T + 660)
+    assert polls.suite_polled(doc, failing, T + 660)
     assert doc["state"] == inc.VERIFYING
     assert verification["suite"]["run_time"] is None
-    vr.suite_polled(doc, passed_suite(T + 650), T + 720)
+    polls.suite_polled(doc, passed_suite(T + 650), T + 720)
     assert doc["state"] == inc.RESOLVED
     assert [h["suite"]["success"] for h in verification["history"]] == [False]
 
 
 def test_a_retry_with_nothing_to_retry_changes_nothing() -> None:
     resolved_doc = verifying()
-    vr.run_polled(resolved_doc, vr.RunPoll("success", started_at=T, ended_at=T + 60), T + 60)
-    vr.suite_polled(resolved_doc, passed_suite(T + 100), T + 120)
+    polls.run_polled(resolved_doc, polls.RunPoll("success", started_at=T, ended_at=T + 60), T + 60)
+    polls.suite_polled(resolved_doc, passed_suite(T + 100), T + 120)
     dry = recovered(result="dry_run")
     progress.settle(dry, T, notes=True, verify=PLAN)
     for doc in (verifying(), resolved_doc, dry, recovered()):
@@ -654,7 +656,7 @@ def test_the_history_keeps_the_last_attempts() -> None:
     for attempt in range(1, 8):
         now = T + 1000 * attempt
         assert progress.retry(doc, now, PLAN)
-        vr.run_polled(doc, vr.RunPoll("failed", started_at=now, ended_at=now + 60), now + 60)
+        polls.run_polled(doc, polls.RunPoll("failed", started_at=now, ended_at=now + 60), now + 60)
     history = doc["verification"]["history"]
     assert [h["attempt"] for h in history] == [2, 3, 4, 5, 6]
     assert doc["verification"]["attempt"] == 7
@@ -669,8 +671,9 @@ def test_the_reply_after_a_retry_says_so_and_how_to_retry_again() -> None:
         in (lines[2])
     )
     progress.retry(doc, T + 5000, PLAN)
-    vr.run_polled(doc, vr.RunPoll("success", started_at=T + 4000, ended_at=T + 4600), T + 5000)
-    vr.suite_polled(doc, passed_suite(T + 4700), T + 5060)
+    again = polls.RunPoll("success", started_at=T + 4000, ended_at=T + 4600)
+    polls.run_polled(doc, again, T + 5000)
+    polls.suite_polled(doc, passed_suite(T + 4700), T + 5060)
     assert (
         render_followup(doc)
         .splitlines()[0]
@@ -681,12 +684,12 @@ def test_the_reply_after_a_retry_says_so_and_how_to_retry_again() -> None:
 def test_a_retry_before_the_failure_reply_went_out_leaves_the_telling_to_the_next() -> None:
     doc = verifying()
     doc["note_slots"] = ["initial:0", "resolution:0"]
-    vr.run_polled(doc, vr.RunPoll("failed", started_at=T, ended_at=T + 60), T + 60)
+    polls.run_polled(doc, polls.RunPoll("failed", started_at=T, ended_at=T + 60), T + 60)
     assert note_slots.due_notes(doc, T + 70, 3600) == [("verification", 0)]
     assert progress.retry(doc, T + 70, PLAN)
     # Slot 0 would render the restarted, still waiting verification: it is not due.
     assert not vr.reply_due(doc, 0)
     assert note_slots.due_notes(doc, T + 80, 3600) == []
-    vr.run_polled(doc, vr.RunPoll("success", started_at=T, ended_at=T + 60), T + 90)
-    vr.suite_polled(doc, passed_suite(T + 100), T + 150)
+    polls.run_polled(doc, polls.RunPoll("success", started_at=T, ended_at=T + 60), T + 90)
+    polls.suite_polled(doc, passed_suite(T + 100), T + 150)
     assert note_slots.due_notes(doc, T + 160, 3600) == [("verification", 1)]
