@@ -14,10 +14,12 @@ from feedguard.responder.store.redis import RedisStore
 from feedguard.responder.store.sqlite import SqliteStore
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", "redis", "redis-py"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    if request.param == "redis":
-        backend: Store = RedisStore(request.getfixturevalue("redis_url"))
+    """``redis-py``: the Redis store without its pipelined lane (what ``rediss://`` gets)."""
+    if request.param.startswith("redis"):
+        url = request.getfixturevalue("redis_url")
+        backend: Store = RedisStore(url, lane=request.param == "redis")
     else:
         backend = SqliteStore(str(tmp_path / "store.db"))
     await backend.open()

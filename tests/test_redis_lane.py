@@ -1,0 +1,165 @@
+"""The store's pipelined Redis lane (responder/store/lane.py) against a real redis-server:
+replies matched in order, error replies, NOSCRIPT, AUTH and SELECT from the URL, a Unix
+socket, a server that stops answering, a connection killed under it, and the store's
+recording and reading through it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from feedguard.responder.store import StoreUnavailable
+from feedguard.responder.store.lane import RedisLane
+from feedguard.responder.store.redis import RedisStore
+
+from .support.services import Service, free_port, redis_server, require_binary, running
+
+
+def lane_for(url: str, password: str | None = None, timeout: float = 2.0) -> RedisLane:
+    lane = RedisLane.for_url(url, password, timeout)
+    assert lane is not None
+    return lane
+
+
+@contextlib.asynccontextmanager
+async def opened(lane: RedisLane) -> AsyncIterator[RedisLane]:
+    try:
+        yield lane
+    finally:
+        await lane.close()
+
+
+async def test_concurrent_commands_get_their_own_replies_in_order(redis_url: str) -> None:
+    async with opened(lane_for(redis_url)) as lane:
+        await asyncio.gather(*(lane.call("SET", f"k{n}", n) for n in range(200)))
+        replies = await asyncio.gather(*(lane.call("GET", f"k{n}") for n in range(200)))
+        assert replies == [str(n).encode() for n in range(200)]
+        assert await lane.calls(("RPUSH", "l", b"a", b"b"), ("LRANGE", "l", 0, -1)) == [
+            2,
+            [b"a", b"b"],
+        ]
+
+
+async def test_an_error_reply_fails_its_own_command_only(redis_url: str) -> None:
+    async with opened(lane_for(redis_url)) as lane:
+        await lane.call("SET", "text", "x")
+        wrong, after = await asyncio.gather(
+            lane.call("LPUSH", "text", "y"), lane.call("GET", "text"), return_exceptions=True
+        )
+        assert isinstance(wrong, ResponseError)
+        assert "WRONGTYPE" in str(wrong)
+        assert after == b"x"
+        with pytest.raises(ResponseError, match="WRONGTYPE"):
+            await lane.calls(("GET", "text"), ("LPUSH", "text", "y"))
+        assert await lane.call("PING") == b"PONG"
+
+
+async def test_a_script_redis_does_not_know_is_sent_whole(redis_url: str) -> None:
+    source = "return ARGV[1] .. KEYS[1]"
+    async with opened(lane_for(redis_url)) as lane:
+        await lane.call("SCRIPT", "FLUSH")
+        sha = redis.Redis.from_url(redis_url).register_script(source).sha
+        assert await lane.script(sha, source, ["k"], ["v"]) == b"vk"
+        assert await lane.call("SCRIPT", "EXISTS", sha) == [1]
+        assert await lane.script(sha, source, ["k2"], ["v"]) == b"vk2"
+
+
+async def test_password_username_and_database_come_from_the_url(tmp_path: Path) -> None:
+    with redis_server(tmp_path, "--requirepass", "s3cret") as service:
+        admin = redis.Redis(port=service.port, password="s3cret")
+        admin.execute_command("ACL", "SETUSER", "feed", "on", ">pw2", "~*", "+@all")
+        base = f"127.0.0.1:{service.port}"
+        async with opened(lane_for(f"redis://:s3cret@{base}/3")) as lane:
+            await lane.call("SET", "where", "db3")
+        assert redis.Redis(port=service.port, password="s3cret", db=3).get("where") == b"db3"
+        async with opened(lane_for(f"redis://feed:pw2@{base}/0")) as lane:
+            assert await lane.call("ACL", "WHOAMI") == b"feed"
+        # The store's password argument wins over none in the URL.
+        async with opened(lane_for(f"redis://{base}/0", password="s3cret")) as lane:
+            assert await lane.call("PING") == b"PONG"
+        async with opened(lane_for(f"redis://:wrong@{base}/0")) as lane:
+            with pytest.raises(ResponseError, match=r"WRONGPASS|invalid"):
+                await lane.call("PING")
+        admin.close()
+
+
+async def test_a_unix_socket_url_is_served(tmp_path: Path) -> None:
+    socket = tmp_path / "redis.sock"
+    with redis_server(tmp_path, "--unixsocket", str(socket)):
+        async with opened(lane_for(f"unix://{socket}?db=2")) as lane:
+            await lane.call("SET", "over", "unix")
+            assert await lane.call("GET", "over") == b"unix"
+
+
+def test_urls_the_lane_does_not_serve_stay_on_redis_py() -> None:
+    assert RedisLane.for_url("rediss://127.0.0.1:6380/0", None, 1.0) is None
+    assert RedisLane.for_url("redis://127.0.0.1:6379/0?socket_keepalive=true", None, 1.0) is None
+    assert RedisLane.for_url("redis://127.0.0.1:6379/0", None, 1.0) is not None
+
+
+async def test_a_server_that_stops_answering_fails_every_waiting_command() -> None:
+    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await reader.read(65536):
+            pass
+        writer.close()
+
+    port = free_port()
+    server = await asyncio.start_server(swallow, "127.0.0.1", port)
+    async with server, opened(lane_for(f"redis://127.0.0.1:{port}/0", timeout=0.3)) as lane:
+        results = await asyncio.gather(
+            *(lane.call("GET", f"k{n}") for n in range(5)), return_exceptions=True
+        )
+        assert all(isinstance(r, RedisTimeoutError) for r in results), results
+        assert "no reply within 0.3s" in str(results[0])
+
+
+async def test_a_killed_connection_fails_its_commands_and_the_next_call_reconnects(
+    redis_url: str, redis_service: Service
+) -> None:
+    admin = redis.Redis.from_url(redis_url)
+    async with opened(lane_for(redis_url)) as lane:
+        await lane.call("CLIENT", "SETNAME", "lane-under-test")
+        blocked = asyncio.ensure_future(lane.call("BLPOP", "never", 0))
+        await asyncio.sleep(0.1)
+        admin.execute_command("CLIENT", "KILL", "SKIPME", "yes", "TYPE", "normal")
+        with pytest.raises(RedisConnectionError, match="connection lost"):
+            await blocked
+        assert await lane.call("PING") == b"PONG"
+    admin.close()
+
+
+async def test_nothing_listening_is_a_redis_error() -> None:
+    lane = lane_for(f"redis://127.0.0.1:{free_port()}/0", timeout=1.0)
+    with pytest.raises(RedisError, match="cannot connect"):
+        await lane.call("PING")
+
+
+async def test_the_store_is_unavailable_while_redis_is_down_and_back_after(
+    tmp_path: Path,
+) -> None:
+    with redis_server(tmp_path) as service:
+        port = service.port
+        store = RedisStore(f"redis://127.0.0.1:{port}/0", socket_timeout=0.5)
+        await store.open()
+        assert await store.record_transitions([("a", {"n": 1})]) == [True]
+    try:
+        with pytest.raises(StoreUnavailable):
+            await store.record_transitions([("b", {"n": 2})])
+        with pytest.raises(StoreUnavailable):
+            await store.inbox_peek(10)
+        # Redis back on the same port: the lane connects again, nothing else to do.
+        argv = [require_binary("redis-server"), "--port", str(port), "--bind", "127.0.0.1"]
+        argv += ["--save", "", "--appendonly", "no", "--dir", str(tmp_path)]
+        with running("redis-again", argv, port, tmp_path):
+            assert await store.record_transitions([("c", {"n": 3})]) == [True]
+            assert await store.inbox_peek(10) == [{"n": 3}]
+    finally:
+        await store.close()
