@@ -18,7 +18,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from feedguard.responder.store import StoreUnavailable
 from feedguard.responder.store.lane import RedisLane
-from feedguard.responder.store.redis import RedisStore
+from feedguard.responder.store.redis import QueuedEntries, RedisStore
 
 from .support.services import Service, free_port, redis_server, require_binary, running
 
@@ -163,3 +163,34 @@ async def test_the_store_is_unavailable_while_redis_is_down_and_back_after(
             assert await store.inbox_peek(10) == [{"n": 3}]
     finally:
         await store.close()
+
+
+async def test_the_apply_reads_back_what_this_replica_queued(redis_url: str) -> None:
+    """Entries this store queued come back without decoding (the same documents); one
+    read a second time, or queued by another replica, is decoded: equal either way."""
+    here, there = RedisStore(redis_url), RedisStore(redis_url)
+    await here.open()
+    await there.open()
+    try:
+        ours = {"key": "a", "alert": {"labels": {"x": "1"}}, "n": 1.5}
+        await here.record_transitions([("a", ours)])
+        await there.record_transitions([("b", {"key": "b", "n": 2})])
+        first = await here.inbox_peek(10)
+        assert first == [ours, {"key": "b", "n": 2}]
+        assert first[0] is ours
+        again = await here.inbox_peek(10)
+        assert again == first
+        assert again[0] is not ours
+    finally:
+        await here.close()
+        await there.close()
+
+
+def test_queued_entries_are_bounded_oldest_forgotten_first() -> None:
+    queued = QueuedEntries(max_entries=2)
+    for n in range(3):
+        queued.add(b"%d" % n, {"n": n})
+    assert len(queued) == 2
+    assert queued.take(b"0") is None
+    assert queued.take(b"2") == {"n": 2}
+    assert queued.take(b"2") is None

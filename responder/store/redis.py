@@ -87,6 +87,32 @@ class SeenKeys:
             self._keys.popitem(last=False)
 
 
+class QueuedEntries:
+    """Inbox entries this replica queued, by their stored bytes: the apply takes the
+    document back instead of decoding it again (~4 us of CPU per entry, a tenth of
+    applying one).  Bounded, oldest forgotten first: an entry not found (another
+    replica's, or one read a second time) is simply decoded.  The documents are the
+    ones the webhook built; nothing changes an inbox entry once it is queued."""
+
+    def __init__(self, max_entries: int) -> None:
+        self.max_entries = max_entries
+        self._entries: dict[bytes, Doc] = {}
+
+    def add(self, body: bytes, doc: Doc) -> None:
+        entries = self._entries
+        entries[body] = doc
+        if len(entries) > self.max_entries:
+            del entries[next(iter(entries))]
+
+    def take(self, body: bytes) -> Doc | None:
+        return self._entries.pop(body, None)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+# Entries kept for the apply (QueuedEntries): four of its batches, ~10 MB at most.
+QUEUED_KEPT = 2_000
 # Notifications written together in one script call at most (bounds the call's size).
 _MAX_BATCH = 64
 # One caller's encoded (transition key, payload) pairs and the future it waits on.
@@ -128,6 +154,7 @@ class RedisStore(Store):
         # Keys this replica saw written: a re-send is answered without a round trip.
         # Kept far shorter than the keys' TTL in Redis, so it never outlives them.
         self._seen = SeenKeys(max_keys=100_000, ttl_seconds=min(3600.0, dedupe_ttl_seconds / 2))
+        self._queued = QueuedEntries(max_entries=QUEUED_KEPT)
 
     def _key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
@@ -174,12 +201,10 @@ class RedisStore(Store):
         if not unknown:
             return [False] * len(items)  # all recorded before: Alertmanager re-sends
         try:
+            bodies = [_dumps(payload) for _, payload in unknown]
             encoded = [
-                (
-                    self._key("transition", key).encode(),
-                    (b"u" if key in urgent else b"n") + _dumps(payload),
-                )
-                for key, payload in unknown
+                (self._key("transition", key).encode(), (b"u" if key in urgent else b"n") + body)
+                for (key, _), body in zip(unknown, bodies, strict=True)
             ]
         except (UnicodeEncodeError, ValueError, TypeError) as exc:
             raise InvalidValue(f"not storable: {exc}") from None
@@ -187,9 +212,12 @@ class RedisStore(Store):
         self._batch.append((encoded, future))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
-        flags = dict(zip((key for key, _ in unknown), await future, strict=True))
-        for key, _ in unknown:
+        written = await future
+        for (key, payload), body, new in zip(unknown, bodies, written, strict=True):
             self._seen.add(key)
+            if new:
+                self._queued.add(body, payload)
+        flags = dict(zip((key for key, _ in unknown), written, strict=True))
         return [flags.get(key, False) for key, _ in items]
 
     async def _flush(self) -> None:
@@ -244,7 +272,8 @@ class RedisStore(Store):
             )
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(f"redis: {exc}") from exc
-        return [_loads(item) for item in raw]
+        taken = self._queued.take
+        return [taken(item) or _loads(item) for item in raw]
 
     async def inbox_stats(self) -> tuple[int, float | None]:
         commands = [
