@@ -142,6 +142,21 @@ async def test_nothing_listening_is_a_redis_error() -> None:
         await lane.call("PING")
 
 
+async def test_the_store_records_beyond_the_scripts_unpack_limit_in_order(redis_url: str) -> None:
+    """One notification of 9,000 alerts, beyond Lua's unpack() limit (8,000): one script
+    call, pushed a thousand at a time."""
+    store = RedisStore(redis_url)
+    await store.open()
+    try:
+        items = [(f"t{n}", {"n": n}) for n in range(9000)]
+        assert await store.record_transitions(items) == [True] * 9000
+        assert await store.inbox_peek(10000) == [{"n": n} for n in range(9000)]
+        # Read again (the first read took the queued documents): decoded, the same.
+        assert await store.inbox_peek(10000) == [{"n": n} for n in range(9000)]
+    finally:
+        await store.close()
+
+
 async def test_the_store_is_unavailable_while_redis_is_down_and_back_after(
     tmp_path: Path,
 ) -> None:
