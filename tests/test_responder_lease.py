@@ -5,6 +5,8 @@
   neither takes the incident over nor calls the action again.
 - When the lease is lost (here: taken by another owner) the step is cancelled at
   once and nothing more is recorded by the replica that lost it.
+- The inbox lease the same way: a replica whose lease is taken between two batches
+  of a pass stops, and the new holder applies the rest, every alert once.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import redis
+import structlog.testing
 
 from feedguard.responder.plugins import Outcome, StepContext, Target
 
 from .conftest import make_catalog
 from .support.responder import (
+    CountingAction,
     FakeClock,
     Responder,
     alert,
@@ -178,3 +182,58 @@ async def test_losing_the_lease_cancels_the_step(
         ]
         assert incident["state"] == "stabilised"
         assert (slow.started, slow.finished, slow.cancelled) == (2, 1, 1)
+
+
+# --- the inbox lease ------------------------------------------------------------------
+
+
+def queued(client: redis.Redis) -> int:
+    return int(client.llen("feedguard:inbox")) + int(client.llen("feedguard:inbox:urgent"))
+
+
+async def test_a_replica_whose_inbox_lease_is_taken_mid_pass_stops_and_the_other_finishes(
+    tmp_path: Path, redis_url: str, redis_client: redis.Redis
+) -> None:
+    """Replica A applies a large inbox; its lease is taken (as after a pause longer than
+    the lease) while it is between batches.  A writes nothing more and ends its pass
+    with a warning; B, now holding the lease, applies the rest: every alert counted
+    once, the inbox empty."""
+    alerts_total, per_post = 8_000, 1_000
+    lease_key = "feedguard:lease:inbox"
+    actions = {"throttle_api": CountingAction("throttle_api", resource="k8s:cm:rate")}
+    async with (
+        start_responder(config(tmp_path, redis_url, "a"), actions=actions) as first,
+        start_responder(config(tmp_path, redis_url, "b"), actions=actions) as second,
+    ):
+        # Nobody applies while the inbox fills: a third owner holds its lease.
+        redis_client.set(lease_key, "blocker", px=60_000)
+        for start in range(0, alerts_total, per_post):
+            batch = [alert("ISO-NE", instance=str(n)) for n in range(start, start + per_post)]
+            assert (await second.post(notification(batch))).status == 200
+        await first.settle()
+        await second.settle()  # their kicks gave up: the inbox was held
+        assert queued(redis_client) == alerts_total  # one of them in the urgent lane
+        redis_client.delete(lease_key)
+
+        with structlog.testing.capture_logs() as logs:
+            applying = asyncio.ensure_future(first.engine.process_inbox())
+
+            async def first_batch_applied() -> bool:
+                return queued(redis_client) < alerts_total
+
+            await wait_for(first_batch_applied, within=30)
+            # A's lease ends and B takes it, while A is still between batches.
+            redis_client.set(lease_key, second.engine.intake.owner, px=60_000)
+            await asyncio.wait_for(applying, 30)
+        left_by_first = queued(redis_client)
+        assert 0 < left_by_first < alerts_total, "the lease was taken after A had finished"
+        lost = "inbox lease lost; another replica applies the inbox"
+        assert [e["log_level"] for e in logs if e["event"] == lost] == ["warning"]
+
+        assert await second.engine.process_inbox() is not None
+        await second.settle()
+        assert queued(redis_client) == 0
+        incident = await second.incident("ISO-NE")
+        assert incident["alert_counts"]["total"] == alerts_total
+        assert incident["alert_counts"]["firing"] == alerts_total
+        assert len(await second.incidents()) == 1
