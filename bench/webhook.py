@@ -24,7 +24,10 @@ ceiling no apply rate can lift.
 
 Each line also gives the server process's CPU time per request (user + system
 from ``/proc``, the responder's apply included): on the shared machine this
-moves far less than throughput.  Figures are printed, never asserted; the goal
+moves far less than throughput.  In brackets, the load generator's and
+redis-server's CPU per request meanwhile: on a 2-core machine the three share
+the cores, so the ratio is about (bare + its load generator) over (responder +
+its load generator + Redis).  Figures are printed, never asserted; the goal
 is at least half the bare handler's throughput.
 """
 
@@ -77,6 +80,24 @@ def cpu_seconds(pid: int) -> float:
     throughput, hardly moved by what else the shared machine runs."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu() -> float:
+    """User plus system CPU time of this process (the load generator)."""
+    times = os.times()
+    return times.user + times.system
+
+
+async def redis_cpu(redis_url: str) -> float:
+    """redis-server's user plus system CPU time so far (``INFO cpu``)."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        info = await client.info("cpu")
+    finally:
+        await client.aclose()
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
 # --- the servers (child processes) -----------------------------------------------------
@@ -203,6 +224,10 @@ class Result:
     drain: float = 0.0
     # CPU seconds the server process used for the round (its drain included).
     cpu: float = 0.0
+    # CPU seconds the load generator (this process) and redis-server used meanwhile:
+    # on a small machine they share the cores with the server (the ratio's budget).
+    client_cpu: float = 0.0
+    redis_cpu: float = 0.0
 
     @property
     def throughput(self) -> float:
@@ -274,6 +299,8 @@ def merged(results: list[Result]) -> Result:
         [x for r in results for x in r.latencies],
         sum(r.drain for r in results),
         sum(r.cpu for r in results),
+        sum(r.client_cpu for r in results),
+        sum(r.redis_cpu for r in results),
     )
 
 
@@ -285,6 +312,8 @@ def report(name: str, result: Result, base: Result, ratios: list[float]) -> None
         f"(per-round median {statistics.median(ratios):4.2f})  "
         f"p99 ratio {result.p99 / base.p99:5.2f}  "
         f"CPU {result.cpu / result.requests * 1e6:4.0f} µs/request"
+        f" (load generator {result.client_cpu / result.requests * 1e6:3.0f},"
+        f" Redis {result.redis_cpu / result.requests * 1e6:3.0f})"
     )
     if result.drain:
         drained_ratio = result.throughput_drained / base.throughput
@@ -339,17 +368,18 @@ async def run(
                 offset += requests
                 round_bodies = bodies(requests, new, offset)
                 for side in ("bare", "responder") if index % 2 == 0 else ("responder", "bare"):
+                    pid = bare_pid if side == "bare" else responder_pid
+                    before, client, redis = cpu_seconds(pid), own_cpu(), await redis_cpu(redis_url)
                     if side == "bare":
-                        before = cpu_seconds(bare_pid)
                         result = await load(bare_url, round_bodies, concurrency)
-                        result.cpu = cpu_seconds(bare_pid) - before
                         bare.append(result)
                     else:
-                        before = cpu_seconds(responder_pid)
                         result = await load(responder_url, round_bodies, concurrency)
                         result.drain = await after_round(redis_url)
-                        result.cpu = cpu_seconds(responder_pid) - before
                         responder.append(result)
+                    result.cpu = cpu_seconds(pid) - before
+                    result.client_cpu = own_cpu() - client
+                    result.redis_cpu = await redis_cpu(redis_url) - redis
             ratios = [r.throughput / b.throughput for r, b in zip(responder, bare, strict=True)]
             base = merged(bare)
             report("bare JSON handler", base, base, [1.0])
