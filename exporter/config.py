@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from feedguard.core.airflow import AirflowSettings
+from feedguard.core.airflow_api import AirflowSettings
 from feedguard.core.catalog import Catalog
 from feedguard.core.http_hardening import HttpSettings
 from feedguard.core.kube import KubeReadSettings

@@ -20,7 +20,8 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from feedguard.core.airflow import AirflowClient, AirflowError
+from feedguard.core.airflow import AirflowClient
+from feedguard.core.airflow_api import AirflowError
 from feedguard.core.gx_results import ValidationStore, ValidationStoreError
 from feedguard.core.schema import read_secret
 

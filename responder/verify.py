@@ -17,7 +17,8 @@ from typing import Any
 
 import aiohttp
 
-from feedguard.core.airflow import AirflowClient, AirflowError
+from feedguard.core.airflow import AirflowClient
+from feedguard.core.airflow_api import AirflowError
 from feedguard.core.gx_results import ValidationStore, ValidationStoreError
 from feedguard.core.log import get_logger
 

@@ -11,7 +11,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from feedguard.core.airflow import AirflowClient, AirflowSettings
+from feedguard.core.airflow import AirflowClient
+from feedguard.core.airflow_api import AirflowSettings
 from feedguard.responder.actions.pause_dags import PauseDags
 from feedguard.responder.actions.trigger_backfill import TriggerBackfill, missed_window
 from feedguard.responder.actions.trigger_fallback import TriggerFallback

@@ -9,7 +9,8 @@ import uuid
 import aiohttp
 import pytest
 
-from feedguard.core.airflow import AirflowClient, AirflowSettings
+from feedguard.core.airflow import AirflowClient
+from feedguard.core.airflow_api import AirflowSettings
 from feedguard.core.catalog import Catalog
 from feedguard.responder.actions.disable_feeds import DisableFeeds
 from feedguard.responder.plugins import ActionError

@@ -11,15 +11,14 @@ from typing import Any
 import aiohttp
 import pytest
 
-from feedguard.core.airflow import (
+from feedguard.core.airflow import AirflowClient, common_substring
+from feedguard.core.airflow_api import (
     AirflowAuthError,
-    AirflowClient,
     AirflowConflict,
     AirflowError,
     AirflowNotFound,
     AirflowSettings,
     AirflowUnavailable,
-    common_substring,
 )
 
 from .support.airflow import AirflowInstance, resign_jwt

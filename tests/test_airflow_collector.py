@@ -9,7 +9,8 @@ import aiohttp
 import pytest
 from structlog.testing import capture_logs
 
-from feedguard.core.airflow import AirflowAuthError, AirflowClient, AirflowSettings
+from feedguard.core.airflow import AirflowClient
+from feedguard.core.airflow_api import AirflowAuthError, AirflowSettings
 from feedguard.exporter.collectors.airflow import AirflowCollector
 from feedguard.exporter.collectors.base import Deadline
 

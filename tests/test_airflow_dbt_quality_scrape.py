@@ -10,7 +10,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from structlog.testing import capture_logs
 
-from feedguard.core.airflow import AirflowSettings
+from feedguard.core.airflow_api import AirflowSettings
 from feedguard.core.settings import RedisSettings
 from feedguard.exporter.app import create_app
 from feedguard.exporter.collectors.dbt import DbtSettings

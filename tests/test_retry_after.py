@@ -17,7 +17,8 @@ import aiohttp
 import pytest
 from structlog.testing import capture_logs
 
-from feedguard.core.airflow import AirflowClient, AirflowSettings
+from feedguard.core.airflow import AirflowClient
+from feedguard.core.airflow_api import AirflowSettings
 from feedguard.core.retry_after import CEILING, parse_retry_after, retry_after_of
 from feedguard.core.seatunnel import SeaTunnelClient, SeaTunnelError, SeaTunnelSettings
 from feedguard.responder.actions.kube import ConfigMapClient

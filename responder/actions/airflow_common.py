@@ -7,9 +7,9 @@ import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from feedguard.core.airflow import (
+from feedguard.core.airflow import AirflowClient
+from feedguard.core.airflow_api import (
     AirflowAuthError,
-    AirflowClient,
     AirflowConflict,
     AirflowError,
     AirflowNotFound,

@@ -17,7 +17,8 @@ import json
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from feedguard.core.airflow import AirflowClient, AirflowError
+from feedguard.core.airflow import AirflowClient
+from feedguard.core.airflow_api import AirflowError
 from feedguard.core.catalog import Catalog
 
 from ..plugins import JSON, ActionError, Outcome, StepContext, Target

@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar
 
-from feedguard.core.airflow import AirflowClient, AirflowError
+from feedguard.core.airflow import AirflowClient
+from feedguard.core.airflow_api import AirflowError
 
 from ..plugins import JSON, ActionError, Outcome, StepContext, Target
 from .airflow_common import airflow_error

@@ -11,7 +11,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from feedguard.core.airflow import AirflowSettings
+from feedguard.core.airflow_api import AirflowSettings
 from feedguard.core.kube_names import K8sName
 from feedguard.core.schema import (
     ConfigModel,

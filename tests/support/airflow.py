@@ -32,7 +32,7 @@ from urllib.parse import quote
 
 import pytest
 
-from feedguard.core.airflow import AirflowSettings
+from feedguard.core.airflow_api import AirflowSettings
 
 from .services import free_port
 
