@@ -64,7 +64,13 @@ class StepKit(Part):
                     # The system answered: a refusal says nothing about its health.
                     self.breakers.success(action.circuit)
                     return None, error, attempt, False
-                self.breakers.failure(action.circuit)
+                if exc.status == 429:
+                    # Rate limited: the system is up and paces us (Retry-After, above).
+                    # Counted as a failure, a few 429s would open the breaker and stop
+                    # every call to it for circuit_reset_seconds, not the seconds asked.
+                    self.breakers.success(action.circuit)
+                else:
+                    self.breakers.failure(action.circuit)
             except TimeoutError:
                 error = f"timed out after {settings.timeout_seconds:g}s"
                 self.breakers.failure(action.circuit)

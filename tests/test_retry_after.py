@@ -173,6 +173,37 @@ async def test_runtime_config_429_waits_out_retry_after(
     assert "HTTP 429" in failed["error"]
 
 
+async def test_429s_do_not_open_the_breaker_but_a_503_still_counts(
+    session: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    """A 429 is the system pacing us: with a breaker that opens after two failures,
+    three 429s in a row still end in success on the fourth attempt (counted as
+    failures, the third attempt would meet an open breaker for 300 s); two 503s open it."""
+    fake = FakeRuntimeConfig.with_features([FEATURE], token="rc-token")
+    fake.fail_next.extend([429, 429, 429])
+    fake.retry_after = "0"
+    options = {"attempts": 4, "circuit_failure_threshold": 2, "auto_retries": 0}
+    async with fake.serve() as url, responder(tmp_path, read_cache(session, url), **options) as r:
+        record = await run_step(r)
+        assert (record["result"], record["detail"]["attempts"]) == ("success", 4)
+        assert 'feedguard_responder_circuit_breaker_open{circuit="runtime-config"} 0.0' in (
+            await r.metrics()
+        )
+
+    fake = FakeRuntimeConfig.with_features([FEATURE], token="rc-token")
+    fake.fail_next.extend([503, 503])
+    async with (
+        fake.serve() as url,
+        responder(tmp_path / "503", read_cache(session, url), **options) as r,
+    ):
+        record = await run_step(r)
+        assert record["result"] == "failure"
+        assert "circuit 'runtime-config' is open after 2 failures" in record["error"]
+        assert 'feedguard_responder_circuit_breaker_open{circuit="runtime-config"} 1.0' in (
+            await r.metrics()
+        )
+
+
 async def test_a_retry_after_past_the_cap_waits_only_the_cap(
     session: aiohttp.ClientSession, tmp_path: Path
 ) -> None:
