@@ -18,7 +18,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from feedguard.responder.store import StoreUnavailable
 from feedguard.responder.store.lane import RedisLane
-from feedguard.responder.store.redis import QueuedEntries, RedisStore
+from feedguard.responder.store.memo import QueuedEntries
+from feedguard.responder.store.redis import RedisStore
 
 from .support.services import Service, free_port, redis_server, require_binary, running
 
