@@ -2,15 +2,17 @@
 
 The names are the runbook's DAGs plus two that only the client and collector
 tests use; ``external_failing`` always fails, for failed-run states.  The
-verified-recovery tests follow backfills of their own: ``feedguard_backfill_succeeds``
-and ``feedguard_backfill_fails``.
+verified-recovery tests follow backfills of their own: ``feedguard_backfill_succeeds``,
+``feedguard_backfill_fails`` and ``feedguard_backfill_gated``, which fails unless the
+Airflow Variable ``feedguard_backfill_allowed`` is ``yes`` (read when the task runs, so
+a test can make a cleared run pass by setting it through the REST API).
 """
 
 from __future__ import annotations
 
 import datetime
 
-from airflow.sdk import DAG, task
+from airflow.sdk import DAG, Variable, task
 
 QUICK = (
     "external_data_ingest",
@@ -22,8 +24,11 @@ QUICK = (
     "feedguard_backfill_succeeds",
 )
 
+# The gated backfill's switch: its task passes only while this Variable is "yes".
+GATE = "feedguard_backfill_allowed"
 
-def _dag(dag_id: str, fails: bool = False) -> DAG:
+
+def _dag(dag_id: str, fails: bool = False, gated: bool = False) -> DAG:
     with DAG(
         dag_id=dag_id,
         schedule=None,
@@ -36,6 +41,9 @@ def _dag(dag_id: str, fails: bool = False) -> DAG:
         def run() -> None:
             if fails:
                 raise RuntimeError("feedguard test DAG: failing on purpose")
+            # Read in the task (Task SDK, through the execution API), never at parse time.
+            if gated and Variable.get(GATE, default=None) != "yes":
+                raise RuntimeError(f"feedguard test DAG: Variable {GATE} is not 'yes'")
             print("feedguard test run")
 
         run()
@@ -47,3 +55,4 @@ for _dag_id in QUICK:
     globals()[_dag_id] = _dag(_dag_id)
 external_failing = _dag("external_failing", fails=True)
 feedguard_backfill_fails = _dag("feedguard_backfill_fails", fails=True)
+feedguard_backfill_gated = _dag("feedguard_backfill_gated", gated=True)

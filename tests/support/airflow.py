@@ -51,6 +51,7 @@ TEST_DAGS = (
     # The verified-recovery tests' backfills.
     "feedguard_backfill_succeeds",
     "feedguard_backfill_fails",
+    "feedguard_backfill_gated",  # fails unless Variable feedguard_backfill_allowed is "yes"
 )
 USERNAME = "feedguard"
 AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
