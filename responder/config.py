@@ -120,10 +120,33 @@ class RecoverySettings(ConfigModel):
     user_agent: str = "feedguard-responder/0.1 (+recovery probe)"
 
 
+def _check_selector(value: Any) -> str | None:
+    text = str(value)
+    if not text.strip():
+        return "must name what dbt test selects (its --select), got an empty string"
+    if any(not c.isprintable() for c in text):
+        return f"must be one line of printable characters, got {text[:64]!r}"
+    return None
+
+
+class DbtTestSettings(ConfigModel):
+    """Runbook 4's ``dbt test --select mart_external_series_catalog+``: verified recovery
+    also waits for a passing run of it in dbt's run_results.json."""
+
+    enabled: bool = False
+    run_results_path: str = Field(
+        "target/run_results.json", description="dbt's run_results.json (under its target-path)"
+    )
+    # dbt's --select, as the runbook runs it; a `dbt test`/`dbt build` covers it when
+    # its --select names every space-separated part (or it selected everything).
+    select: Annotated[str, check(_check_selector)] = "mart_external_series_catalog+"
+
+
 class VerificationSettings(ConfigModel):
     """Verified recovery (runbook 5.3-5.4): after the backfill is triggered, follow its
-    DAG run to a final state, then wait for the quality suite's result newer than the
-    run's end; the incident resolves only then (docs/responder.md#verified-recovery)."""
+    DAG run to a final state, then wait for the quality suite's result (and, with
+    ``dbt_tests``, a dbt test run) newer than the run's end; the incident resolves only
+    then (docs/responder.md#verified-recovery)."""
 
     enabled: bool = False
     # The GX suite (the runbook's checkpoint external_dbt_outputs); a provider's
@@ -135,7 +158,9 @@ class VerificationSettings(ConfigModel):
     # Polled as scheduled work (the lease is held only for one poll, not the wait).
     poll_interval_seconds: PositiveFloat = 60.0
     backfill_timeout_seconds: PositiveFloat = 4 * 3600.0
+    # Also the bound of the dbt tests, waited for alongside the suite.
     quality_timeout_seconds: PositiveFloat = 3600.0
+    dbt_tests: DbtTestSettings = Field(default_factory=DbtTestSettings)
 
 
 class AlertmanagerSettings(ConfigModel):
