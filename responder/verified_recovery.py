@@ -2,9 +2,11 @@
 
 Once the resolved steps ran and the backfill was triggered, the incident is
 ``verifying``: first the backfill's DAG run is followed to a final state, then
-the quality suite must produce a result newer than the run's end.  Only a
-passing suite resolves the incident; a failed run, a failed suite or an
-expired bound leaves it ``needs_attention``.  A backfill step an approver (or
+the quality suite must produce a result newer than the run's end, and (with
+``verification.dbt_tests``) so must runbook 4's ``dbt test``: a passing run of
+it in dbt's run_results.json.  Only both passing resolve the incident; a
+failed run, a failed suite or dbt test, or an expired bound leaves it
+``needs_attention``.  A backfill step an approver (or
 the approval timeout) denied triggered nothing, so nothing is followed: the
 record says who denied it and which missed window stays missing, and the
 incident resolves (the decision was a human's, or the configured timeout's).
@@ -44,6 +46,8 @@ class Plan(NamedTuple):
     poll_interval: float
     backfill_timeout: float
     quality_timeout: float
+    # dbt's --select the dbt tests must have run with; None: no dbt tests are waited for.
+    dbt_select: str | None = None
 
 
 def minutes(seconds: float) -> str:
@@ -57,12 +61,18 @@ def minutes(seconds: float) -> str:
 
 def describe(plan: Plan, dag_id: str, run_id: str) -> list[str]:
     """The two follow-up steps as they are planned (dry run, simulate, timeline)."""
-    return [
+    steps = [
         f"follow backfill run {run_id} of DAG {dag_id} to a final state "
         f"(poll every {plan.poll_interval:g} s, up to {minutes(plan.backfill_timeout)})",
         f"wait for quality suite {plan.suite} to pass with a result newer than the run's end "
         f"(up to {minutes(plan.quality_timeout)})",
     ]
+    if plan.dbt_select is not None:
+        steps.append(
+            f"and for dbt test --select {plan.dbt_select} to pass with a run newer than the "
+            f"run's end (within the same {minutes(plan.quality_timeout)})"
+        )
+    return steps
 
 
 def _backfill_record(doc: Doc) -> Doc | None:
@@ -95,6 +105,22 @@ def _unseen_suite(name: str) -> Doc:
         "run_time": None,
         "unsuccessful": None,
         "evaluated": None,
+    }
+
+
+def unseen_dbt_tests(select: str) -> Doc:
+    """The dbt tests waited for, before a run of them newer than the backfill was seen."""
+    return {
+        "select": select,
+        "success": None,  # True: all that ran passed (warn too); False: one failed
+        "command": None,
+        "generated_at": None,
+        "dbt_version": None,
+        "passed": None,
+        "warned": None,
+        "failed": None,
+        "skipped": None,
+        "failed_ids": [],
     }
 
 
@@ -168,7 +194,7 @@ def _not_run(doc: Doc, plan: Plan, item: Doc, now: float, notes: bool) -> None:
 def _following(plan: Plan, now: float, dag_id: str, run_id: str) -> Doc:
     """A verification that follows a run from ``now``: fresh bounds, nothing seen yet
     (a start, and a retry's restart)."""
-    return {
+    following: Doc = {
         "stage": BACKFILL,
         "outcome": None,
         "reason": None,
@@ -183,6 +209,10 @@ def _following(plan: Plan, now: float, dag_id: str, run_id: str) -> Doc:
         "backfill": _unseen_run(dag_id, run_id),
         "suite": _unseen_suite(plan.suite),
     }
+    # Left out when no dbt tests are waited for: a record from before they were has none.
+    if plan.dbt_select is not None:
+        following["dbt_tests"] = unseen_dbt_tests(plan.dbt_select)
+    return following
 
 
 def begin(doc: Doc, plan: Plan, now: float, *, notes: bool = True) -> bool:
@@ -213,7 +243,7 @@ def begin(doc: Doc, plan: Plan, now: float, *, notes: bool = True) -> bool:
         for step in steps:
             inc.add_event(doc, now, f"planned (dry run): {step}")
     else:
-        inc.add_event(doc, now, f"verifying: {steps[0]}, then {steps[1]}")
+        inc.add_event(doc, now, f"verifying: {steps[0]}, then {', '.join(steps[1:])}")
     return True
 
 
@@ -269,12 +299,21 @@ def restart(doc: Doc, plan: Plan | None, now: float) -> bool:
         "suite": dict(suite),
     }
     history = [*(verification.get("history") or []), earlier][-HISTORY_KEPT:]
+    dbt = verification.get("dbt_tests")
+    if dbt is not None:
+        earlier["dbt_tests"] = dict(dbt)
     seen = [suite["run_time"], verification.get("results_after")]
+    # The same rule for the dbt tests: the run seen before is not the one waited for.
+    dbt_seen = [(dbt or {}).get("generated_at"), verification.get("dbt_results_after")]
+    # The attempt waits for what the first did: dbt tests only if it did (a record
+    # from before they were waited for keeps to the suite alone).
+    again = plan._replace(suite=suite["name"], dbt_select=dbt["select"] if dbt else None)
     verification.update(
-        _following(plan._replace(suite=suite["name"]), now, backfill["dag_id"], run_id),
+        _following(again, now, backfill["dag_id"], run_id),
         attempt=attempt + 1,
         history=history,
         results_after=max((t for t in seen if t is not None), default=None),
+        dbt_results_after=max((t for t in dbt_seen if t is not None), default=None),
     )
     doc["state"] = inc.VERIFYING
     doc["live"] = True

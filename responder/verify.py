@@ -2,9 +2,10 @@
 
 A ``verifying`` incident is served like any live one, every scheduler tick,
 under its lease; when its next poll is due (``verification.next_poll_at``) this
-reads the backfill's DAG run from Airflow (``GET dags/{id}/dagRuns/{run}``) or
-the quality suite's newest result from the GX validations store, once, and
-records what it saw through ``verification_polls``.  Nothing sleeps while
+reads the backfill's DAG run from Airflow (``GET dags/{id}/dagRuns/{run}``), or
+the quality suite's newest result from the GX validations store and (with
+``verification.dbt_tests``) dbt's run_results.json, each half until it passed,
+once, and records what it saw through ``verification_polls``.  Nothing sleeps while
 holding the lease, and the stage and bounds live in the store, so a restart or
 another replica carries on where the last poll left off.
 """
@@ -19,6 +20,7 @@ import aiohttp
 
 from feedguard.core.airflow import AirflowClient
 from feedguard.core.airflow_api import AirflowError
+from feedguard.core.dbt_results import DbtResultsError, RunResultsFile
 from feedguard.core.gx_results import ValidationStore, ValidationStoreError
 from feedguard.core.log import get_logger
 
@@ -33,7 +35,7 @@ log = get_logger(__name__)
 
 def verification_plan(config: ResponderConfig, provider: str) -> vr.Plan | None:
     """What to verify for this provider's incidents (its catalog ``quality_suite``, else
-    ``verification.suite``); None when verification is switched off."""
+    ``verification.suite``; the dbt tests when on); None when verification is off."""
     settings = config.verification
     if not settings.enabled:
         return None
@@ -44,6 +46,7 @@ def verification_plan(config: ResponderConfig, provider: str) -> vr.Plan | None:
         poll_interval=settings.poll_interval_seconds,
         backfill_timeout=settings.backfill_timeout_seconds,
         quality_timeout=settings.quality_timeout_seconds,
+        dbt_select=settings.dbt_tests.select if settings.dbt_tests.enabled else None,
     )
 
 
@@ -54,6 +57,8 @@ class Verifier(Part):
         settings = self.config.verification
         self._results = ValidationStore(Path(settings.validations_dir))
         self._results_lock = asyncio.Lock()  # the store's caches: one thread at a time
+        self._dbt = RunResultsFile(Path(settings.dbt_tests.run_results_path))
+        self._dbt_lock = asyncio.Lock()  # the file's cache: one thread at a time
 
     def plan(self, provider: str) -> vr.Plan | None:
         return verification_plan(self.config, provider)
@@ -74,10 +79,16 @@ class Verifier(Part):
                     return polls.run_polled(current, run, now)
 
             else:
-                suite = await self._poll_suite(verification["suite"]["name"])
+                # A half that passed is not looked at again (its result is recorded).
+                suite_done = verification["suite"].get("success") is True
+                dbt = verification.get("dbt_tests")
+                suite = (
+                    None if suite_done else await self._poll_suite(verification["suite"]["name"])
+                )
+                tests = await self._poll_dbt() if dbt and dbt.get("success") is not True else None
 
                 def record(current: Doc, now: float) -> bool:
-                    return polls.suite_polled(current, suite, now)
+                    return polls.quality_polled(current, suite, tests, now)
 
             def change(current: Doc | None) -> tuple[Doc | None, Doc | None]:
                 if current is None or not polls.due(current, self.clock()):
@@ -122,3 +133,10 @@ class Verifier(Part):
             unsuccessful=found.unsuccessful,
             evaluated=found.evaluated,
         )
+
+    async def _poll_dbt(self) -> polls.DbtPoll:
+        async with self._dbt_lock:
+            try:
+                return polls.DbtPoll(await asyncio.to_thread(self._dbt.read))
+            except DbtResultsError as exc:
+                return polls.DbtPoll(None, error=str(exc))

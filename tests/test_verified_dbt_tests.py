@@ -1,0 +1,209 @@
+"""Verified recovery's dbt test half (runbook 4's ``dbt test --select
+mart_external_series_catalog+``) as pure changes: waited for alongside the quality
+suite, a run newer than the backfill's end, both halves must pass.  The dbt
+invocations are the real dbt 1.12.6 artifacts under tests/data/dbt/run_results_1_12,
+their end time moved where a test needs it."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from feedguard.core.dbt_results import parse_run_results
+from feedguard.responder import incidents as inc
+from feedguard.responder import progress
+from feedguard.responder import verification_polls as polls
+from feedguard.responder import verified_recovery as vr
+
+from .test_verified_recovery import PLAN, RUN_ID, T, events, passed_suite, recovered
+
+Doc = dict[str, Any]
+DATA = Path(__file__).parent / "data" / "dbt" / "run_results_1_12"
+SELECT = "mart_external_series_catalog+"
+DBT_PLAN = PLAN._replace(dbt_select=SELECT)
+CADENCE = "test.external_catalog.not_null_mart_external_series_catalog_cadence.962ec3916f"
+ENDED = T + 720  # the backfill run's end
+
+
+def dbt(name: str, at: float) -> polls.DbtPoll:
+    """The real artifact ``name`` as if dbt had finished it at ``at``."""
+    path = DATA / name / "run_results.json"
+    run = parse_run_results(path, json.loads(path.read_text()))
+    return polls.DbtPoll(dataclasses.replace(run, generated_at=at))
+
+
+def quality(plan: vr.Plan = DBT_PLAN) -> Doc:
+    """Verifying, the backfill run succeeded: waiting for the suite and the dbt tests."""
+    doc = recovered()
+    assert progress.settle(doc, T, notes=True, verify=plan)
+    polls.run_polled(doc, polls.RunPoll("success", started_at=T, ended_at=ENDED), T + 800)
+    assert doc["verification"]["stage"] == vr.QUALITY
+    return doc
+
+
+def test_the_plan_and_the_record_name_the_dbt_tests() -> None:
+    doc = recovered()
+    assert progress.settle(doc, T, notes=True, verify=DBT_PLAN)
+    verification = doc["verification"]
+    assert verification["steps"][2] == (
+        f"and for dbt test --select {SELECT} to pass with a run newer than the run's end "
+        "(within the same 10 min)"
+    )
+    assert verification["dbt_tests"] == vr.unseen_dbt_tests(SELECT)
+    assert any(
+        e.startswith("verifying: ") and f"and for dbt test --select {SELECT}" in e
+        for e in events(doc)
+    )
+    polls.run_polled(doc, polls.RunPoll("success", started_at=T, ended_at=ENDED), T + 800)
+    assert events(doc)[-1] == (
+        f"waiting for quality suite external_dbt_outputs and dbt test --select {SELECT}"
+    )
+
+
+def test_a_passing_suite_waits_for_the_dbt_tests_then_both_resolve() -> None:
+    doc = quality()
+    assert polls.quality_polled(doc, passed_suite(T + 900), polls.DbtPoll(None), T + 960)
+    assert doc["state"] == inc.VERIFYING
+    assert doc["verification"]["suite"]["success"] is True
+    assert "quality suite external_dbt_outputs passed" in events(doc)
+    # The suite is not looked at again (None); the tests ran after the backfill.
+    polls.quality_polled(doc, None, dbt("test_pass", T + 1000), T + 1020)
+    assert doc["state"] == inc.RESOLVED
+    verification = doc["verification"]
+    assert verification["reason"] == (
+        f"quality suite external_dbt_outputs passed and 3 dbt tests passed ({SELECT})"
+    )
+    assert verification["dbt_tests"] == {
+        "select": SELECT,
+        "success": True,
+        "command": "test",
+        "generated_at": T + 1000,
+        "dbt_version": "1.12.6",
+        "passed": 3,
+        "warned": 0,
+        "failed": 0,
+        "skipped": 0,
+        "failed_ids": [],
+    }
+
+
+def test_passing_dbt_tests_wait_for_the_suite() -> None:
+    doc = quality()
+    polls.quality_polled(doc, polls.SuitePoll(False), dbt("test_pass", T + 900), T + 960)
+    assert doc["state"] == inc.VERIFYING
+    assert any(
+        e.startswith(f"dbt test --select {SELECT} passed in the dbt test at") for e in events(doc)
+    )
+    polls.quality_polled(doc, passed_suite(T + 1000), None, T + 1020)
+    assert doc["state"] == inc.RESOLVED
+
+
+def test_a_failing_dbt_test_needs_attention_naming_it() -> None:
+    doc = quality()
+    polls.quality_polled(doc, passed_suite(T + 900), dbt("test_fail", T + 900), T + 960)
+    assert doc["state"] == inc.NEEDS_ATTENTION
+    assert doc["verification"]["reason"] == f"1 of 3 dbt tests failed: {CADENCE}"
+    assert doc["verification"]["dbt_tests"]["success"] is False
+    assert doc["verification"]["dbt_tests"]["failed_ids"] == [CADENCE]
+
+
+def test_a_failing_suite_and_dbt_test_are_both_told() -> None:
+    doc = quality()
+    failing = polls.SuitePoll(True, success=False, run_time=T + 900, unsuccessful=2, evaluated=5)
+    polls.quality_polled(doc, failing, dbt("test_fail", T + 900), T + 960)
+    assert doc["verification"]["reason"] == (
+        "quality suite external_dbt_outputs failed: 2 of 5 expectations unmet; "
+        f"1 of 3 dbt tests failed: {CADENCE}"
+    )
+
+
+def test_a_dbt_build_with_a_warning_passes() -> None:
+    doc = quality()
+    polls.quality_polled(doc, passed_suite(T + 900), dbt("build_warn", T + 900), T + 960)
+    assert doc["state"] == inc.RESOLVED
+    assert doc["verification"]["reason"].endswith(f"3 dbt tests passed, 1 warned ({SELECT})")
+
+
+def test_runs_before_the_backfill_ended_or_of_other_commands_do_not_count() -> None:
+    doc = quality()
+    for poll in (
+        dbt("test_fail", ENDED - 1),  # before the run's end: not about the backfilled data
+        dbt("run", T + 900),  # dbt run: no test
+    ):
+        polls.quality_polled(doc, passed_suite(T + 900), poll, T + 960)
+        assert doc["state"] == inc.VERIFYING
+        assert doc["verification"]["dbt_tests"]["generated_at"] is None
+    other = dbt("test_fail", T + 900)
+    assert other.run is not None
+    narrower = dataclasses.replace(other.run, select=("mart_external_series_catalog",))
+    polls.quality_polled(doc, None, polls.DbtPoll(narrower), T + 960)
+    assert doc["state"] == inc.VERIFYING
+
+
+def test_only_skipped_tests_are_no_pass_and_the_bound_says_so() -> None:
+    doc = quality()
+    polls.quality_polled(doc, passed_suite(T + 900), dbt("build_skipped", T + 900), T + 960)
+    assert doc["state"] == inc.VERIFYING
+    assert doc["verification"]["dbt_tests"]["success"] is None
+    skipped = [e for e in events(doc) if "no dbt test ran" in e]
+    assert len(skipped) == 1
+    polls.quality_polled(doc, None, dbt("build_skipped", T + 900), T + 1020)
+    assert len([e for e in events(doc) if "no dbt test ran" in e]) == 1  # told once
+    polls.quality_polled(doc, None, dbt("build_skipped", T + 900), T + 800 + PLAN.quality_timeout)
+    assert doc["state"] == inc.NEEDS_ATTENTION
+    assert doc["verification"]["reason"].startswith("no dbt test ran (dbt build at ")
+
+
+def test_the_bound_expires_without_a_dbt_test_run() -> None:
+    doc = quality()
+    polls.quality_polled(doc, polls.SuitePoll(False), polls.DbtPoll(None), T + 800 + 600)
+    assert doc["state"] == inc.NEEDS_ATTENTION
+    assert doc["verification"]["reason"] == (
+        "no result of quality suite external_dbt_outputs newer than the backfill's end; "
+        f"no run of dbt test --select {SELECT} newer than the backfill's end"
+    )
+
+
+def test_an_unreadable_run_results_is_recorded_and_polled_again() -> None:
+    doc = quality()
+    error = "target/run_results.json: run_results.json is truncated or not JSON (x)"
+    polls.quality_polled(doc, passed_suite(T + 900), polls.DbtPoll(None, error=error), T + 960)
+    assert doc["state"] == inc.VERIFYING
+    assert doc["verification"]["last_error"] == error
+    assert doc["verification"]["next_poll_at"] == T + 960 + PLAN.poll_interval
+    polls.quality_polled(doc, None, dbt("test_pass", T + 900), T + 1020)
+    assert doc["state"] == inc.RESOLVED
+    assert doc["verification"]["last_error"] is None
+
+
+def test_a_record_from_before_the_dbt_tests_finishes_on_the_suite_alone() -> None:
+    doc = quality(plan=PLAN)  # begun by code that waited for the suite alone
+    assert "dbt_tests" not in doc["verification"]
+    polls.quality_polled(doc, passed_suite(T + 900), dbt("test_fail", T + 900), T + 960)
+    assert doc["state"] == inc.RESOLVED
+    # Its retry keeps to what it waited for, even with the dbt tests configured now.
+    doc["state"] = inc.NEEDS_ATTENTION
+    doc["verification"]["outcome"] = vr.FAILED
+    assert vr.restart(doc, DBT_PLAN, T + 2000)
+    assert "dbt_tests" not in doc["verification"]
+
+
+def test_after_a_failed_dbt_test_a_retry_waits_for_a_newer_run() -> None:
+    doc = quality()
+    failing = dbt("test_fail", T + 900)
+    polls.quality_polled(doc, passed_suite(T + 900), failing, T + 960)
+    assert progress.retry(doc, T + 2000, DBT_PLAN)
+    verification = doc["verification"]
+    assert verification["dbt_results_after"] == T + 900
+    assert verification["dbt_tests"] == vr.unseen_dbt_tests(SELECT)
+    assert verification["history"][0]["dbt_tests"]["failed_ids"] == [CADENCE]
+    # A run that was not cleared keeps its old end: only the dbt run seen is excluded.
+    polls.run_polled(doc, polls.RunPoll("success", started_at=T, ended_at=ENDED), T + 2000)
+    polls.quality_polled(doc, passed_suite(T + 1900), failing, T + 2060)
+    assert doc["state"] == inc.VERIFYING
+    assert verification["dbt_tests"]["generated_at"] is None
+    polls.quality_polled(doc, None, dbt("test_pass", T + 2030), T + 2120)
+    assert doc["state"] == inc.RESOLVED
+    assert f"run {RUN_ID}" in " ".join(events(doc))
