@@ -17,7 +17,15 @@ from feedguard.responder import progress
 from feedguard.responder import verification_polls as polls
 from feedguard.responder import verified_recovery as vr
 
-from .test_verified_recovery import PLAN, RUN_ID, T, events, passed_suite, recovered
+from .test_verified_recovery import (
+    PLAN,
+    RUN_ID,
+    T,
+    events,
+    passed_suite,
+    recovered,
+    render_followup,
+)
 
 Doc = dict[str, Any]
 DATA = Path(__file__).parent / "data" / "dbt" / "run_results_1_12"
@@ -207,3 +215,29 @@ def test_after_a_failed_dbt_test_a_retry_waits_for_a_newer_run() -> None:
     polls.quality_polled(doc, None, dbt("test_pass", T + 2030), T + 2120)
     assert doc["state"] == inc.RESOLVED
     assert f"run {RUN_ID}" in " ".join(events(doc))
+
+
+def test_the_follow_up_reply_tells_the_dbt_tests_next_to_the_suite() -> None:
+    doc = quality()
+    polls.quality_polled(doc, passed_suite(T + 900), dbt("build_warn", T + 900), T + 960)
+    second = render_followup(doc).splitlines()[1]
+    assert second == (
+        f"backfill run {RUN_ID} succeeded in 12 min · external_dbt_outputs passed at "
+        f"1970-01-01 00:31 UTC · dbt test {SELECT} passed (3 tests, 1 warned) at "
+        "1970-01-01 00:31 UTC"
+    )
+    doc = quality()
+    polls.quality_polled(doc, passed_suite(T + 900), dbt("test_fail", T + 900), T + 960)
+    lines = render_followup(doc).splitlines()
+    assert lines[1].endswith(
+        f"· dbt test {SELECT} FAILED (1 of 3 tests failed: {CADENCE}) at 1970-01-01 00:31 UTC"
+    )
+    assert lines[2].startswith(f"*What failed:* 1 of 3 dbt tests failed: {CADENCE}.")
+    assert f"the suite or `dbt test --select {SELECT}` by hand" in lines[2]
+    doc = quality()
+    polls.quality_polled(doc, passed_suite(T + 900), None, T + 800 + 600)
+    assert (
+        render_followup(doc)
+        .splitlines()[1]
+        .endswith(f"· dbt test {SELECT}: no run newer than the backfill's end")
+    )
