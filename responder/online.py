@@ -6,7 +6,8 @@ exist in Airflow, the throttle's ConfigMap exists and a dry-run merge patch of
 its key is accepted (so the RBAC allows the real one), the read-cache flag
 exists in the runtime-config API, Slack's ``auth.test`` accepts the bot token,
 Alertmanager answers ``/-/ready``, and (verification on) the GX validations
-store holds the quality suites recovery waits for. Nothing is changed anywhere.
+store holds the quality suites recovery waits for and dbt's run_results.json
+(``verification.dbt_tests``) can be read. Nothing is changed anywhere.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from feedguard.core.airflow import AirflowClient
 from feedguard.core.airflow_api import AirflowError
+from feedguard.core.dbt_results import DbtResultsError, RunResultsFile
 from feedguard.core.gx_results import ValidationStore, ValidationStoreError
 from feedguard.core.schema import read_secret
 
@@ -154,6 +156,31 @@ async def check_quality_store(config: ResponderConfig) -> Check:
     return Check(target, "ok", f"newest results: {found}")
 
 
+async def check_dbt_results(config: ResponderConfig) -> Check:
+    """Verified recovery's dbt tests: run_results.json is where configured and readable
+    (a wrong path would only show as an expired bound after the first backfill)."""
+    settings = config.verification
+    tests = settings.dbt_tests
+    target = f"dbt run results {tests.run_results_path}"
+    if not settings.enabled:
+        return Check(target, "skipped", "verification.enabled is false")
+    if not tests.enabled:
+        return Check(target, "skipped", "verification.dbt_tests.enabled is false")
+    try:
+        run = await asyncio.to_thread(RunResultsFile(Path(tests.run_results_path)).read)
+    except DbtResultsError as exc:
+        return Check(target, "problem", str(exc))
+    if run is None:
+        return Check(target, "problem", "no such file (dbt writes it after each invocation)")
+    newest = f"newest: dbt {run.command} at {iso_utc(run.generated_at)}"
+    if not run.covers(tests.select):
+        return Check(
+            target, "ok", f"{newest}, not a test or build covering --select {tests.select}"
+        )
+    counts = f"{run.passed} passed, {len(run.failed)} failed, {run.skipped} skipped"
+    return Check(target, "ok", f"{newest} covering --select {tests.select}: {counts}")
+
+
 async def run_online_checks(config: ResponderConfig, alertmanager_url: str | None) -> list[Check]:
     async with aiohttp.ClientSession() as session:
         checks: list[Callable[[], Awaitable[Check]]] = [
@@ -163,6 +190,7 @@ async def run_online_checks(config: ResponderConfig, alertmanager_url: str | Non
             lambda: check_slack(config, session),
             lambda: check_alertmanager(alertmanager_url, session),
             lambda: check_quality_store(config),
+            lambda: check_dbt_results(config),
         ]
         results = []
         for check in checks:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,10 @@ from feedguard.responder import incidents as inc
 from feedguard.responder import progress
 from feedguard.responder import verification_polls as polls
 from feedguard.responder import verified_recovery as vr
+from feedguard.responder.online import check_dbt_results
 
+from .conftest import make_catalog
+from .support.responder import responder_config
 from .test_verified_recovery import (
     PLAN,
     RUN_ID,
@@ -240,4 +244,40 @@ def test_the_follow_up_reply_tells_the_dbt_tests_next_to_the_suite() -> None:
         render_followup(doc)
         .splitlines()[1]
         .endswith(f"· dbt test {SELECT}: no run newer than the backfill's end")
+    )
+
+
+async def test_check_config_online_reports_the_run_results_file(tmp_path: Path) -> None:
+    path = tmp_path / "target" / "run_results.json"
+
+    def check(enabled: bool = True, dbt_enabled: bool = True) -> Any:
+        config = responder_config(
+            tmp_path,
+            catalog=make_catalog({"MISO": {}}),
+            verification={
+                "enabled": enabled,
+                "dbt_tests": {"enabled": dbt_enabled, "run_results_path": str(path)},
+            },
+        )
+        return check_dbt_results(config)
+
+    assert (await check(enabled=False)).detail == "verification.enabled is false"
+    assert (await check(dbt_enabled=False)).detail == "verification.dbt_tests.enabled is false"
+    assert (await check()).line() == (
+        f"problem: dbt run results {path}: no such file (dbt writes it after each invocation)"
+    )
+    path.parent.mkdir()
+    path.write_text(
+        '{"metadata": {"dbt_schema_version": "https://schemas.getdbt.com/dbt/run-results/v3.json"}}'
+    )
+    assert (await check()).detail.startswith(f"{path}: metadata.dbt_schema_version 'https")
+    shutil.copy(DATA / "run" / "run_results.json", path)
+    assert (await check()).line() == (
+        f"ok: dbt run results {path}: newest: dbt run at 2026-12-01T07:58:35.430Z, "
+        f"not a test or build covering --select {SELECT}"
+    )
+    shutil.copy(DATA / "test_fail" / "run_results.json", path)
+    assert (await check()).detail == (
+        f"newest: dbt test at 2026-12-01T07:58:45.832Z covering --select {SELECT}: "
+        "2 passed, 1 failed, 0 skipped"
     )
