@@ -17,15 +17,27 @@ from feedguard.responder import incidents as inc
 from feedguard.responder import progress
 from feedguard.responder import verification_polls as polls
 from feedguard.responder import verified_recovery as vr
+from feedguard.responder.actions import open_actions
 from feedguard.responder.online import check_dbt_results
+from feedguard.responder.payload import parse_notification
+from feedguard.responder.plan import plan
 
 from .conftest import make_catalog
-from .support.responder import responder_config
+from .support.responder import (
+    FakeClock,
+    alert,
+    notification,
+    resolved,
+    responder_config,
+    start_responder,
+)
 from .test_verified_recovery import (
+    BACKFILL_PLAYBOOKS,
     PLAN,
     RUN_ID,
     T,
     events,
+    outage,
     passed_suite,
     recovered,
     render_followup,
@@ -281,3 +293,28 @@ async def test_check_config_online_reports_the_run_results_file(tmp_path: Path) 
         f"newest: dbt test at 2026-12-01T07:58:45.832Z covering --select {SELECT}: "
         "2 passed, 1 failed, 0 skipped"
     )
+
+
+async def test_simulate_and_dry_run_show_the_wait_for_the_dbt_tests(tmp_path: Path) -> None:
+    config = responder_config(
+        tmp_path,
+        catalog=make_catalog({"MISO": {}}),
+        playbooks=BACKFILL_PLAYBOOKS,
+        dry_run=True,
+        verification={"enabled": True, "dbt_tests": {"enabled": True}},
+    )
+    body = notification([resolved(alert("MISO"))])
+    async with open_actions(config.actions, config.providers) as actions:
+        (entry,) = plan(config, parse_notification(body), actions, T)
+    _, wait, tests = entry["steps"][0]["then"]
+    assert wait.startswith("wait for quality suite external_dbt_outputs ")
+    assert tests == (
+        f"and for dbt test --select {SELECT} to pass with a run newer than the run's end "
+        "(within the same 1 h)"
+    )
+    clock = FakeClock()
+    async with start_responder(config, clock=clock) as responder:
+        doc = await outage(responder, clock, "MISO")
+    assert doc["state"] == "resolved", doc["timeline"]
+    planned = [e["event"] for e in doc["timeline"] if e["event"].startswith("planned (dry run)")]
+    assert planned[2] == f"planned (dry run): {tests}"
