@@ -1,12 +1,14 @@
 """A retry after a failed verification, end to end: the responder follows the Airflow 2
-stand-in's backfill run, reads the GX validations store, replies in a local Slack's
-thread; on-call clears and re-runs the run (the stand-in's run goes back to queued
-with the same run_id, then succeeds) or re-runs the suite, then POSTs .../retry; the
-verification starts again and the incident resolves, with both replies in the thread
-and the failed attempt kept as history on the incident (API and page)."""
+stand-in's backfill run, reads the GX validations store (and dbt's run_results.json),
+replies in a local Slack's thread; on-call clears and re-runs the run (the stand-in's
+run goes back to queued with the same run_id, then succeeds) or re-runs the suite or
+the dbt tests, then POSTs .../retry; the verification starts again and the incident
+resolves, with every reply in the thread and the failed attempts kept as history on
+the incident (API and page)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -25,6 +27,9 @@ Doc = dict[str, Any]
 TOKEN = "xoxb-reverify-token"
 SUITE = "legacy_outputs"  # MISO's quality_suite in airflow2_config's catalog
 POLL = 60.0
+DBT_DATA = Path(__file__).parent / "data" / "dbt" / "run_results_1_12"
+SELECT = "mart_external_series_catalog+"
+CADENCE = "test.external_catalog.not_null_mart_external_series_catalog_cadence.962ec3916f"
 
 
 @pytest.fixture
@@ -50,19 +55,30 @@ class Started(NamedTuple):
     airflow: FakeAirflow2
 
 
+def write_run_results(path: Path, name: str, generated_at: float) -> None:
+    """dbt finished an invocation: the real artifact ``name``, its end time moved."""
+    data = json.loads((DBT_DATA / name / "run_results.json").read_text())
+    data["metadata"]["generated_at"] = at(generated_at).isoformat().replace("+00:00", "Z")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+
+
 @asynccontextmanager
 async def verifying(
-    tmp_path: Path, aiohttp_server: Any, slack: FakeSlack
+    tmp_path: Path, aiohttp_server: Any, slack: FakeSlack, *, dbt_tests: bool = False
 ) -> AsyncIterator[Started]:
     """A responder (Airflow 2 stand-in, local Slack) whose MISO outage resolved: the
-    backfill was triggered and the incident is verifying."""
+    backfill was triggered and the incident is verifying (``dbt_tests``: also waiting
+    for dbt's tests in tmp_path/target/run_results.json)."""
     fake = FakeAirflow2(username="admin", password="secret")
     fake.add_dag("external_data_backfill")
     server = await aiohttp_server(fake.app())
+    results = str(tmp_path / "target" / "run_results.json")
     config = airflow2_config(
         tmp_path,
         str(server.make_url("")).rstrip("/"),
         notes={"slack_token": TOKEN, "base_url": slack.api_url, "max_retry_after_seconds": 5},
+        verification={"dbt_tests": {"enabled": dbt_tests, "run_results_path": results}},
     )
     clock = FakeClock()
     async with start_responder(config, clock=clock) as responder:
@@ -153,21 +169,24 @@ async def test_a_failed_backfill_cleared_and_rerun_verifies_after_a_retry(
     assert f": failed: backfill run {run.dag_run_id} failed in 1 min (run failed)" in page
 
 
-async def test_a_failed_suite_rerun_by_hand_verifies_after_a_retry(
+async def test_a_failed_suite_then_dbt_test_rerun_by_hand_verify_after_retries(
     tmp_path: Path, aiohttp_server: Any, slack: FakeSlack
 ) -> None:
     validations = tmp_path / "validations"
-    async with verifying(tmp_path, aiohttp_server, slack) as started:
+    run_results = tmp_path / "target" / "run_results.json"
+    async with verifying(tmp_path, aiohttp_server, slack, dbt_tests=True) as started:
         responder, clock, ident, run, fake = started
         ended = clock.now + 30
         finish(run, "success", clock.now, ended)
         write_result(validations, ended + 10, success=False, suite=SUITE)
+        write_run_results(run_results, "test_pass", ended - 60)  # before the run's end
         await poll(responder, clock)
         doc = await poll(responder, clock)
         assert doc["state"] == "needs_attention", doc["timeline"]
         assert doc["verification"]["reason"] == (
             f"quality suite {SUITE} failed: 1 of 3 expectations unmet"
         )
+        assert doc["verification"]["dbt_tests"]["generated_at"] is None  # too old to count
 
         # Retried before the suite ran again: the failed result does not count twice.
         await retry(responder, ident)
@@ -178,19 +197,43 @@ async def test_a_failed_suite_rerun_by_hand_verifies_after_a_retry(
 
         write_result(validations, clock.now, success=True, suite=SUITE)  # re-run by hand
         doc = await poll(responder, clock)
+        # The suite passed; the dbt tests have not run since the backfill: still waiting.
+        assert doc["state"] == "verifying", doc["timeline"]
+        assert doc["verification"]["suite"]["success"] is True
+        write_run_results(run_results, "test_fail", clock.now)  # dbt test: one fails
+        doc = await poll(responder, clock)
+        assert doc["state"] == "needs_attention", doc["timeline"]
+        assert doc["verification"]["reason"] == f"1 of 3 dbt tests failed: {CADENCE}"
+
+        # The data fixed, on-call re-runs the suite and dbt test, then retries.
+        await retry(responder, ident)
+        write_result(validations, clock.now + 1, success=True, suite=SUITE)
+        write_run_results(run_results, "test_pass", clock.now + 2)
+        doc = await poll(responder, clock)
         assert doc["state"] == "resolved", doc["timeline"]
 
     verification = doc["verification"]
     assert verification["suite"]["success"] is True
-    (earlier,) = verification["history"]
-    assert earlier["reason"] == f"quality suite {SUITE} failed: 1 of 3 expectations unmet"
-    assert earlier["suite"]["success"] is False
+    assert verification["dbt_tests"]["success"] is True
+    assert verification["reason"] == (
+        f"quality suite {SUITE} passed and 3 dbt tests passed ({SELECT})"
+    )
+    first, second = verification["history"]
+    assert first["reason"] == f"quality suite {SUITE} failed: 1 of 3 expectations unmet"
+    assert first["suite"]["success"] is False
+    assert second["dbt_tests"]["failed_ids"] == [CADENCE]
     (failed,) = replies(slack, ident, 0)
     assert f"{SUITE} FAILED (1 of 3 expectations unmet)" in failed
-    (passed,) = replies(slack, ident, 1)
+    assert f"dbt test {SELECT}: no run newer than the backfill's end" in failed
+    (dbt_failed,) = replies(slack, ident, 1)
+    assert f"{SUITE} passed at " in dbt_failed
+    assert f"dbt test {SELECT} FAILED (1 of 3 tests failed: {CADENCE}) at " in dbt_failed
+    (passed,) = replies(slack, ident, 2)
+    assert "Data backfill verified: MISO* · after retry 2" in passed
     assert f"{SUITE} passed at " in passed
+    assert f"dbt test {SELECT} passed (3 tests) at " in passed
     path = f"/api/v1/dags/external_data_backfill/dagRuns/{run.dag_run_id}"
-    assert fake.requests.count(("GET", path)) == 3  # queued, success; after the retry
+    assert fake.requests.count(("GET", path)) == 4  # queued, success; after each retry
 
 
 async def test_a_retry_while_verifying_changes_nothing(
