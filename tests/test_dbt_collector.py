@@ -153,7 +153,10 @@ async def test_configured_manifest_must_exist(tmp_path: Path) -> None:
     [
         ("missing", r"sources.json: dbt sources.json is missing"),
         ("truncated", r"sources.json: dbt sources.json is truncated or not JSON"),
-        ("version", r"unknown dbt_schema_version 'https://schemas.getdbt.com/dbt/sources/v4.json'"),
+        (
+            "version",
+            r"metadata.dbt_schema_version 'https://schemas.getdbt.com/dbt/sources/v4.json' is not",
+        ),
         ("status", r"results\[1\].status 'stale' is not one of pass, warn, error, runtime error"),
     ],
 )

@@ -33,6 +33,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from pydantic import Field
 
+from feedguard.core.dbt_results import artifact_metadata
 from feedguard.core.log import get_logger
 from feedguard.core.schema import ConfigModel, Items
 
@@ -172,15 +173,7 @@ def parse_sources(
     checked: Sequence[str] = (),
 ) -> Freshness:
     """Results from parsed artifacts, saying when runtime errors cannot be seen."""
-    if not isinstance(data, dict) or not isinstance(data.get("metadata"), dict):
-        raise ArtifactError(f"{path}: not a dbt sources.json (no metadata object)")
-    metadata = data["metadata"]
-    version = metadata.get("dbt_schema_version")
-    if version not in SOURCES_SCHEMAS:
-        known = ", ".join(sorted(SOURCES_SCHEMAS))
-        raise ArtifactError(
-            f"{path}: unknown dbt_schema_version {version!r} (this exporter reads {known})"
-        )
+    metadata = artifact_metadata(path, data, "sources.json", SOURCES_SCHEMAS, ArtifactError)
     results = data.get("results")
     if not isinstance(results, list):
         raise ArtifactError(f"{path}: 'results' is not a list")

@@ -87,17 +87,28 @@ def _selectors(path: Path, args: dict[str, Any], key: str) -> tuple[str, ...]:
     raise DbtResultsError(f"{path}: args.{key} is not a list of selectors: {value!r:.80}")
 
 
-def parse_run_results(path: Path, data: Any) -> DbtInvocation:
-    """The tests of a parsed run_results.json; DbtResultsError naming what is wrong."""
+def artifact_metadata(
+    path: Path, data: Any, artifact: str, schemas: frozenset[str], error: type[Exception]
+) -> dict[str, Any]:
+    """The ``metadata`` of a parsed dbt ``artifact`` (``sources.json``...) whose schema is
+    one of ``schemas``; raises ``error`` naming the file and the field otherwise."""
     if not isinstance(data, dict) or not isinstance(data.get("metadata"), dict):
-        raise DbtResultsError(f"{path}: not a dbt run_results.json (no metadata object)")
-    metadata = data["metadata"]
+        raise error(f"{path}: not a dbt {artifact} (no metadata object)")
+    metadata: dict[str, Any] = data["metadata"]
     version = metadata.get("dbt_schema_version")
-    if version not in RUN_RESULTS_SCHEMAS:
-        known = ", ".join(sorted(RUN_RESULTS_SCHEMAS))
-        raise DbtResultsError(
+    if version not in schemas:
+        known = ", ".join(sorted(schemas))
+        raise error(
             f"{path}: metadata.dbt_schema_version {version!r} is not one this reads ({known})"
         )
+    return metadata
+
+
+def parse_run_results(path: Path, data: Any) -> DbtInvocation:
+    """The tests of a parsed run_results.json; DbtResultsError naming what is wrong."""
+    metadata = artifact_metadata(
+        path, data, "run_results.json", RUN_RESULTS_SCHEMAS, DbtResultsError
+    )
     generated = metadata.get("generated_at")
     try:
         generated_at = iso_epoch(generated) if isinstance(generated, str) else None
@@ -194,5 +205,6 @@ __all__ = [
     "DbtInvocation",
     "DbtResultsError",
     "RunResultsFile",
+    "artifact_metadata",
     "parse_run_results",
 ]
