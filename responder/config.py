@@ -16,6 +16,7 @@ from feedguard.core.schema import (
     AtLeastOne,
     ConfigError,
     ConfigModel,
+    DbtSelector,
     HttpUrl,
     Items,
     Listen,
@@ -120,15 +121,6 @@ class RecoverySettings(ConfigModel):
     user_agent: str = "feedguard-responder/0.1 (+recovery probe)"
 
 
-def _check_selector(value: Any) -> str | None:
-    text = str(value)
-    if not text.strip():
-        return "must name what dbt test selects (its --select), got an empty string"
-    if any(not c.isprintable() for c in text):
-        return f"must be one line of printable characters, got {text[:64]!r}"
-    return None
-
-
 class DbtTestSettings(ConfigModel):
     """Runbook 4's ``dbt test --select mart_external_series_catalog+``: verified recovery
     also waits for a passing run of it in dbt's run_results.json."""
@@ -139,7 +131,8 @@ class DbtTestSettings(ConfigModel):
     )
     # dbt's --select, as the runbook runs it; a `dbt test`/`dbt build` covers it when
     # its --select names every space-separated part (or it selected everything).
-    select: Annotated[str, check(_check_selector)] = "mart_external_series_catalog+"
+    # A provider's dbt_select in the catalog overrides it.
+    select: DbtSelector = "mart_external_series_catalog+"
 
 
 class VerificationSettings(ConfigModel):

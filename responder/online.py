@@ -172,13 +172,20 @@ async def check_dbt_results(config: ResponderConfig) -> Check:
         return Check(target, "problem", str(exc))
     if run is None:
         return Check(target, "problem", "no such file (dbt writes it after each invocation)")
+    # The config's selector and the catalog's per-provider ones.
+    wanted = [tests.select] + [p.dbt_select for p in config.providers.enabled if p.dbt_select]
+    wanted = list(dict.fromkeys(wanted))
+    covered = [select for select in wanted if run.covers(select)]
     newest = f"newest: dbt {run.command} at {iso_utc(run.generated_at)}"
-    if not run.covers(tests.select):
+    if not covered:
+        alternatives = " / ".join(wanted)
         return Check(
-            target, "ok", f"{newest}, not a test or build covering --select {tests.select}"
+            target, "ok", f"{newest}, not a test or build covering --select {alternatives}"
         )
     counts = f"{run.passed} passed, {len(run.failed)} failed, {run.skipped} skipped"
-    return Check(target, "ok", f"{newest} covering --select {tests.select}: {counts}")
+    others = [select for select in wanted if select not in covered]
+    rest = f" (not --select {' / '.join(others)})" if others else ""
+    return Check(target, "ok", f"{newest} covering --select {' / '.join(covered)}{rest}: {counts}")
 
 
 async def run_online_checks(config: ResponderConfig, alertmanager_url: str | None) -> list[Check]:

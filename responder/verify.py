@@ -35,18 +35,21 @@ log = get_logger(__name__)
 
 def verification_plan(config: ResponderConfig, provider: str) -> vr.Plan | None:
     """What to verify for this provider's incidents (its catalog ``quality_suite``, else
-    ``verification.suite``; the dbt tests when on); None when verification is off."""
+    ``verification.suite``; with the dbt tests on, its ``dbt_select``, else
+    ``verification.dbt_tests.select``); None when verification is off."""
     settings = config.verification
     if not settings.enabled:
         return None
     found = config.providers.get(provider)
-    suite = found.quality_suite if found is not None and found.quality_suite else None
+    suite = found.quality_suite if found is not None else None
+    tests = settings.dbt_tests
+    select = found.dbt_select if found is not None else None
     return vr.Plan(
         suite=suite or settings.suite,
         poll_interval=settings.poll_interval_seconds,
         backfill_timeout=settings.backfill_timeout_seconds,
         quality_timeout=settings.quality_timeout_seconds,
-        dbt_select=settings.dbt_tests.select if settings.dbt_tests.enabled else None,
+        dbt_select=(select or tests.select) if tests.enabled else None,
     )
 
 

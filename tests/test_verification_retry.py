@@ -211,6 +211,8 @@ async def test_a_failed_suite_then_dbt_test_rerun_by_hand_verify_after_retries(
         write_run_results(run_results, "test_pass", clock.now + 2)
         doc = await poll(responder, clock)
         assert doc["state"] == "resolved", doc["timeline"]
+        async with responder.session.get(f"{responder.url}/incidents/{ident}") as response:
+            page = await response.text()
 
     verification = doc["verification"]
     assert verification["suite"]["success"] is True
@@ -234,6 +236,9 @@ async def test_a_failed_suite_then_dbt_test_rerun_by_hand_verify_after_retries(
     assert f"dbt test {SELECT} passed (3 tests) at " in passed
     path = f"/api/v1/dags/external_data_backfill/dagRuns/{run.dag_run_id}"
     assert fake.requests.count(("GET", path)) == 4  # queued, success; after each retry
+    assert "<dt>dbt tests</dt><dd><code>--select mart_external_series_catalog+</code>: " in page
+    assert ": passed (3 tests) at " in page
+    assert f"suite passed, dbt tests failed (1 of 3 dbt tests failed: {CADENCE}))</li>" in page
 
 
 async def test_a_retry_while_verifying_changes_nothing(

@@ -12,7 +12,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from feedguard.core.dbt_results import parse_run_results
+from feedguard.core.schema import ConfigError
 from feedguard.responder import incidents as inc
 from feedguard.responder import progress
 from feedguard.responder import verification_polls as polls
@@ -21,6 +24,7 @@ from feedguard.responder.actions import open_actions
 from feedguard.responder.online import check_dbt_results
 from feedguard.responder.payload import parse_notification
 from feedguard.responder.plan import plan
+from feedguard.responder.verify import verification_plan
 
 from .conftest import make_catalog
 from .support.responder import (
@@ -265,7 +269,7 @@ async def test_check_config_online_reports_the_run_results_file(tmp_path: Path) 
     def check(enabled: bool = True, dbt_enabled: bool = True) -> Any:
         config = responder_config(
             tmp_path,
-            catalog=make_catalog({"MISO": {}}),
+            catalog=make_catalog({"MISO": {}, "EIA": {"dbt_select": "tag:eia"}}),
             verification={
                 "enabled": enabled,
                 "dbt_tests": {"enabled": dbt_enabled, "run_results_path": str(path)},
@@ -286,12 +290,12 @@ async def test_check_config_online_reports_the_run_results_file(tmp_path: Path) 
     shutil.copy(DATA / "run" / "run_results.json", path)
     assert (await check()).line() == (
         f"ok: dbt run results {path}: newest: dbt run at 2026-12-01T07:58:35.430Z, "
-        f"not a test or build covering --select {SELECT}"
+        f"not a test or build covering --select {SELECT} / tag:eia"
     )
     shutil.copy(DATA / "test_fail" / "run_results.json", path)
     assert (await check()).detail == (
-        f"newest: dbt test at 2026-12-01T07:58:45.832Z covering --select {SELECT}: "
-        "2 passed, 1 failed, 0 skipped"
+        f"newest: dbt test at 2026-12-01T07:58:45.832Z covering --select {SELECT} "
+        "(not --select tag:eia): 2 passed, 1 failed, 0 skipped"
     )
 
 
@@ -318,3 +322,27 @@ async def test_simulate_and_dry_run_show_the_wait_for_the_dbt_tests(tmp_path: Pa
     assert doc["state"] == "resolved", doc["timeline"]
     planned = [e["event"] for e in doc["timeline"] if e["event"].startswith("planned (dry run)")]
     assert planned[2] == f"planned (dry run): {tests}"
+
+
+def test_a_provider_names_its_own_dbt_selector_in_the_catalog(tmp_path: Path) -> None:
+    def config(enabled: bool) -> Any:
+        return responder_config(
+            tmp_path,
+            catalog=make_catalog({"MISO": {"dbt_select": "tag:miso"}, "EIA": {}}),
+            verification={"enabled": True, "dbt_tests": {"enabled": enabled}},
+        )
+
+    on = config(enabled=True)
+    miso, eia = verification_plan(on, "MISO"), verification_plan(on, "EIA")
+    assert miso is not None
+    assert eia is not None
+    assert (miso.dbt_select, eia.dbt_select) == ("tag:miso", SELECT)
+    off = verification_plan(config(enabled=False), "MISO")
+    assert off is not None
+    assert off.dbt_select is None  # the catalog's selector alone does not switch them on
+    with pytest.raises(ConfigError) as caught:
+        make_catalog({"MISO": {"dbt_select": " "}})
+    assert str(caught.value) == (
+        "<test>: providers[0].dbt_select: must name what dbt test selects (its --select), "
+        "got an empty string"
+    )

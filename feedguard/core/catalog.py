@@ -18,6 +18,7 @@ from .paths import resolve_paths
 from .schema import (
     ConfigError,
     ConfigModel,
+    DbtSelector,
     HttpUrl,
     Items,
     Name,
@@ -153,6 +154,9 @@ class Provider(ConfigModel):
     # Optional: the GX suite that verifies the provider's data after a backfill
     # (responder verification.suite when unset).
     quality_suite: Name | None = None
+    # Optional: the dbt --select whose tests verify it, when the responder's
+    # verification.dbt_tests is on (verification.dbt_tests.select when unset).
+    dbt_select: DbtSelector | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Provider:

@@ -184,6 +184,16 @@ def check_names(value: Any) -> str | None:
     return "; ".join(problems) or None
 
 
+def check_dbt_selector(value: Any) -> str | None:
+    """dbt's --select (one line; a union's parts separated by spaces)."""
+    text = str(value)
+    if not text.strip():
+        return "must name what dbt test selects (its --select), got an empty string"
+    if any(not c.isprintable() for c in text):
+        return f"must be one line of printable characters, got {text[:64]!r}"
+    return None
+
+
 def check_listen(value: Any) -> str | None:
     try:
         parse_listen(str(value))
@@ -211,6 +221,7 @@ RedisUrl = Annotated[str, check(check_redis_url)]
 Listen = Annotated[str, check(check_listen)]
 Name = Annotated[str, check(check_name)]
 Names = Annotated[Items[str], check(check_names)]
+DbtSelector = Annotated[str, check(check_dbt_selector)]
 
 
 # --- loading ------------------------------------------------------------------
@@ -247,6 +258,7 @@ __all__ = [
     "AtLeastOne",
     "ConfigError",
     "ConfigModel",
+    "DbtSelector",
     "DuplicateKeysError",
     "HttpUrl",
     "Items",
@@ -262,6 +274,7 @@ __all__ = [
     "Secret",
     "ServiceSettings",
     "check",
+    "check_dbt_selector",
     "check_http_url",
     "check_listen",
     "check_name",

@@ -14,6 +14,7 @@ from urllib.parse import quote, urlsplit
 from .. import verified_recovery as vr
 from ..incidents import alert_counts, approval_steps, pending_work, step_what
 from ..isotimes import iso_utc
+from ..verification_polls import dbt_failure
 from .evidence import evidence_section
 
 Doc = dict[str, Any]
@@ -237,6 +238,7 @@ def _verification(doc: Doc, now: float) -> dict[str, Any] | None:
             "reason": earlier.get("reason"),
             "run_state": (earlier.get("backfill") or {}).get("state") or "not seen",
             "suite_result": _suite_result(earlier.get("suite") or {}),
+            "dbt_result": _dbt_result(earlier.get("dbt_tests") or {}),
         }
         for earlier in verification.get("history") or []
     ]
@@ -253,6 +255,7 @@ def _verification(doc: Doc, now: float) -> dict[str, Any] | None:
         "suite": suite.get("name"),
         "suite_result": _suite_result(suite),
         "suite_at": moment(suite.get("run_time"), now),
+        "dbt": _dbt_tests(verification.get("dbt_tests"), now),
         "next_poll": moment(verification.get("next_poll_at"), now),
         "deadline": moment(verification.get("deadline"), now),
         "last_error": verification.get("last_error"),
@@ -262,6 +265,25 @@ def _verification(doc: Doc, now: float) -> dict[str, Any] | None:
 
 def _suite_result(suite: Doc) -> str | None:
     return None if suite.get("success") is None else "passed" if suite["success"] else "failed"
+
+
+def _dbt_tests(dbt: Doc | None, now: float) -> dict[str, Any] | None:
+    """The dbt tests waited for (None: not waited for, or a record from before)."""
+    if not dbt:
+        return None
+    at = moment(dbt.get("generated_at"), now)
+    return {"select": dbt.get("select"), "result": _dbt_result(dbt), "at": at}
+
+
+def _dbt_result(dbt: Doc) -> str | None:
+    if dbt.get("generated_at") is None:
+        return None
+    if dbt.get("success") is None:
+        return f"no test ran ({dbt.get('skipped')} skipped)"
+    if dbt["success"]:
+        warned = f", {dbt['warned']} warned" if dbt.get("warned") else ""
+        return f"passed ({dbt['passed']} tests{warned})"
+    return f"failed ({dbt_failure(dbt)})"
 
 
 def _approvals(doc: Doc, now: float) -> list[dict[str, Any]]:
