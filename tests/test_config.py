@@ -73,9 +73,9 @@ def test_every_catalog_mistake_in_one_run(tmp_path: Path) -> None:
         [
             f"{src}: providers[1].name: duplicate provider 'eia' (first at providers[0])",
             f"{src}: providers[0].colour: unknown key (expected one of: consumer_probes, "
-            "credentials, dags, dashboards, datasets, description, enabled, fallback_mirror, "
-            "freshness_sla_seconds, health_probe, lineage, name, quality_suite, streaming_jobs, "
-            "workloads)",
+            "credentials, dags, dashboards, datasets, dbt_select, description, enabled, "
+            "fallback_mirror, freshness_sla_seconds, health_probe, lineage, name, quality_suite, "
+            "streaming_jobs, workloads)",
             f"{src}: providers[0].datasets: [1] 'a' is listed twice (first at [0]); [2] must be "
             "letters, digits, '_', '.' or '-' (no ':' or spaces), got 'b c'",
             f"{src}: providers[0].health_probe.url: expected an http(s) URL with a host, "
