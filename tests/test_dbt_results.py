@@ -21,6 +21,7 @@ from feedguard.core.dbt_results import (
 )
 
 DATA = Path(__file__).parent / "data" / "dbt" / "run_results_1_12"
+DATA_1_7 = DATA.parent / "run_results_1_7"
 SELECT = "mart_external_series_catalog+"
 CADENCE = "test.external_catalog.not_null_mart_external_series_catalog_cadence.962ec3916f"
 
@@ -41,6 +42,18 @@ def test_a_passing_dbt_test_run() -> None:
     written = load("test_pass")["metadata"]["generated_at"]
     assert run.generated_at == datetime.fromisoformat(written).timestamp()
     assert run.covers(SELECT)
+
+
+@pytest.mark.parametrize("name", ["test_pass", "test_fail"])
+def test_dbt_1_7_writes_the_same_fields_in_run_results_v5(name: str) -> None:
+    path = DATA_1_7 / name / "run_results.json"
+    data = json.loads(path.read_text())
+    assert data["metadata"]["dbt_schema_version"].endswith("/run-results/v5.json")
+    run = parse_run_results(path, data)
+    assert (run.command, run.select, run.dbt_version) == ("test", (SELECT,), "1.7.19")
+    assert run.covers(SELECT)
+    assert run.failed == ((CADENCE,) if name == "test_fail" else ())
+    assert run.ran == 3
 
 
 def test_a_failing_dbt_test_run_names_the_failed_test() -> None:
