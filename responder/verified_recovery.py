@@ -305,9 +305,11 @@ def restart(doc: Doc, plan: Plan | None, now: float) -> bool:
     seen = [suite["run_time"], verification.get("results_after")]
     # The same rule for the dbt tests: the run seen before is not the one waited for.
     dbt_seen = [(dbt or {}).get("generated_at"), verification.get("dbt_results_after")]
-    # The attempt waits for what the first did: dbt tests only if it did (a record
-    # from before they were waited for keeps to the suite alone).
-    again = plan._replace(suite=suite["name"], dbt_select=dbt["select"] if dbt else None)
+    # Whether the dbt tests are waited for follows the config now (switching them off
+    # lets a retry verify on the suite alone); their selector stays the record's.
+    select = (dbt["select"] if dbt else plan.dbt_select) if plan.dbt_select else None
+    again = plan._replace(suite=suite["name"], dbt_select=select)
+    verification.pop("dbt_tests", None)  # _following sets it again when waited for
     verification.update(
         _following(again, now, backfill["dag_id"], run_id),
         attempt=attempt + 1,

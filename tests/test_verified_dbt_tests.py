@@ -211,11 +211,23 @@ def test_a_record_from_before_the_dbt_tests_finishes_on_the_suite_alone() -> Non
     assert "dbt_tests" not in doc["verification"]
     polls.quality_polled(doc, passed_suite(T + 900), dbt("test_fail", T + 900), T + 960)
     assert doc["state"] == inc.RESOLVED
-    # Its retry keeps to what it waited for, even with the dbt tests configured now.
+    # A retry follows the config now: with the dbt tests on, it waits for them too.
     doc["state"] = inc.NEEDS_ATTENTION
     doc["verification"]["outcome"] = vr.FAILED
     assert vr.restart(doc, DBT_PLAN, T + 2000)
+    assert doc["verification"]["dbt_tests"] == vr.unseen_dbt_tests(SELECT)
+
+
+def test_with_the_dbt_tests_switched_off_a_retry_verifies_on_the_suite_alone() -> None:
+    doc = quality()
+    polls.quality_polled(doc, passed_suite(T + 900), dbt("test_fail", T + 900), T + 960)
+    assert doc["state"] == inc.NEEDS_ATTENTION
+    assert vr.restart(doc, PLAN, T + 2000)  # PLAN: dbt tests off
     assert "dbt_tests" not in doc["verification"]
+    assert doc["verification"]["history"][0]["dbt_tests"]["success"] is False
+    polls.run_polled(doc, polls.RunPoll("success", started_at=T, ended_at=ENDED), T + 2000)
+    polls.quality_polled(doc, passed_suite(T + 1990), None, T + 2060)
+    assert doc["state"] == inc.RESOLVED
 
 
 def test_after_a_failed_dbt_test_a_retry_waits_for_a_newer_run() -> None:
