@@ -210,7 +210,8 @@ def _missing(verification: Doc) -> list[str]:
     if dbt is not None and dbt.get("success") is not True:
         if dbt.get("generated_at") is not None:
             at = iso_utc(dbt["generated_at"])
-            missing.append(f"no dbt test ran (dbt {dbt['command']} at {at}: all skipped)")
+            skipped = dbt["skipped"]
+            missing.append(f"no dbt test ran (dbt {dbt['command']} at {at}: {skipped} skipped)")
         else:
             missing.append(
                 f"no run of dbt test --select {dbt['select']} newer than the backfill's end"
