@@ -360,3 +360,15 @@ def test_a_provider_names_its_own_dbt_selector_in_the_catalog(tmp_path: Path) ->
         "<test>: providers[0].dbt_select: must name what dbt test selects (its --select), "
         "got an empty string"
     )
+
+
+def test_the_follow_up_reply_says_when_no_dbt_test_ran() -> None:
+    doc = quality()
+    polls.quality_polled(doc, passed_suite(T + 900), dbt("build_skipped", T + 900), T + 960)
+    polls.quality_polled(doc, None, polls.DbtPoll(None), T + 800 + PLAN.quality_timeout)
+    assert doc["state"] == inc.NEEDS_ATTENTION
+    assert (
+        render_followup(doc)
+        .splitlines()[1]
+        .endswith(f"· dbt test {SELECT}: no test ran (3 skipped) at 1970-01-01 00:31 UTC")
+    )
