@@ -34,7 +34,7 @@ import pytest
 
 from feedguard.core.airflow_api import AirflowSettings
 
-from .services import free_port
+from .services import free_port, with_parent
 
 REPO = Path(__file__).resolve().parents[2]
 DAGS_FOLDER = REPO / "tests" / "airflow_dags"
@@ -329,7 +329,7 @@ def _environment(
 def _start(name: str, argv: list[str], env: dict[str, str], home: Path) -> subprocess.Popen[bytes]:
     with (home / f"{name}.log").open("wb") as log_file:
         return subprocess.Popen(
-            argv,
+            with_parent(argv),
             stdout=log_file,
             stderr=subprocess.STDOUT,
             env=env,

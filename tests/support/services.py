@@ -6,6 +6,7 @@ import contextlib
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -33,6 +34,17 @@ def require_binary(name: str) -> str:
         # pytest by hand without them is a set-up mistake, not a skip.
         pytest.fail(f"{name} is not installed: run `make test` (it installs it) or apt-get it")
     return path
+
+
+def with_parent(argv: Sequence[str]) -> list[str]:
+    """``argv`` run so that it gets SIGTERM when the test run dies (``setpriv
+    --pdeathsig``, util-linux): a killed pytest (a CI timeout, ``kill``) leaves no
+    redis-server or Airflow behind.  Only from the main thread: the signal follows the
+    thread that started the process, and a worker thread may end before the service."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None or threading.current_thread() is not threading.main_thread():
+        return list(argv)
+    return [setpriv, "--pdeathsig", "TERM", "--", *argv]
 
 
 @dataclass
@@ -79,7 +91,7 @@ def running(
     log_path = log_dir / f"{name}.log"
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
-            list(argv), stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=cwd
+            with_parent(argv), stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=cwd
         )
     service = Service(name, process, port, log_path)
     check = ready or (lambda: port_open(port))
