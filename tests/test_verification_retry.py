@@ -120,6 +120,8 @@ async def test_a_failed_backfill_cleared_and_rerun_verifies_after_a_retry(
         (first,) = replies(slack, ident, 0)
         assert "Data backfill verification FAILED: MISO* · needs attention" in first
         assert f"then `POST /api/v1/incidents/{ident}/retry`" in first
+        # The retry follows this run: the reply says to clear it, not to trigger another.
+        assert f"re-run it by clearing run {run.dag_run_id} (a new run is not followed" in first
 
         async with responder.session.get(f"{responder.url}/incidents/{ident}") as response:
             offered = await response.text()
