@@ -210,3 +210,31 @@ def test_queued_entries_are_bounded_oldest_forgotten_first() -> None:
     assert queued.take(b"0") is None
     assert queued.take(b"2") == {"n": 2}
     assert queued.take(b"2") is None
+
+
+async def test_callers_waiting_for_a_connection_share_one_attempt() -> None:
+    """A Redis that takes the connection and never answers (the AUTH here): eight
+    callers at once make ONE attempt and share its failure, instead of queueing for
+    eight attempts of a timeout each."""
+    accepted = 0
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal accepted
+        accepted += 1
+        while await reader.read(65536):
+            pass
+        writer.close()
+
+    port = free_port()
+    server = await asyncio.start_server(silent, "127.0.0.1", port)
+    async with server, opened(lane_for(f"redis://:pw@127.0.0.1:{port}/0", timeout=0.3)) as lane:
+        results = await asyncio.gather(
+            *(lane.call("PING") for _ in range(8)), return_exceptions=True
+        )
+        assert all(isinstance(r, RedisTimeoutError) for r in results), results
+        assert "not connected within 0.3s" in str(results[0])
+        assert accepted == 1
+        # The next call tries again (the attempt is not remembered as a verdict).
+        with pytest.raises(RedisTimeoutError):
+            await lane.call("PING")
+        assert accepted == 2

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 from typing import Any
 
 import hiredis
 from redis.asyncio.connection import UnixDomainSocketConnection, parse_url
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 # Options of a URL the lane honours; any other (ssl_*, socket_keepalive, ...) keeps the
@@ -111,7 +112,7 @@ class RedisLane:
         self.params = params
         self.timeout = timeout
         self._protocol: _Protocol | None = None
-        self._lock = asyncio.Lock()
+        self._connecting: asyncio.Task[_Protocol] | None = None
 
     @classmethod
     def for_url(cls, url: str, password: str | None, timeout: float) -> RedisLane | None:
@@ -156,33 +157,43 @@ class RedisLane:
         return await self.call("EVAL", source, len(keys), *keys, *args)
 
     async def _connect(self) -> _Protocol:
-        async with self._lock:
-            if self._protocol is not None and self._protocol.lost is None:
-                return self._protocol
-            if self._protocol is not None and self._protocol.transport is not None:
-                self._protocol.transport.abort()
-            self._protocol = None
-            loop = asyncio.get_running_loop()
-            protocol = _Protocol(self.timeout)
-            try:
-                async with asyncio.timeout(self.timeout):
-                    if "path" in self.params:
-                        await loop.create_unix_connection(lambda: protocol, self.params["path"])
-                    else:
-                        host, port = self.params.get("host", "localhost"), self.params.get("port")
-                        await loop.create_connection(lambda: protocol, host, port or 6379)
-                    await self._handshake(protocol)
-            except TimeoutError:
-                self._close(protocol)
-                raise RedisTimeoutError(f"redis: not connected within {self.timeout:g}s") from None
-            except OSError as exc:
-                self._close(protocol)
-                raise RedisConnectionError(f"redis: cannot connect: {exc}") from None
-            except BaseException:
-                self._close(protocol)
-                raise
-            self._protocol = protocol
-            return protocol
+        """One attempt at a time, shared: callers arriving while one is under way take
+        its outcome.  (Taking turns, each would wait for every attempt before its own:
+        against an unreachable Redis, 16 waiting webhooks x the connect timeout.)"""
+        if self._connecting is None:
+            self._connecting = asyncio.ensure_future(self._open())
+            self._connecting.add_done_callback(self._opened)
+        return await asyncio.shield(self._connecting)
+
+    def _opened(self, attempt: asyncio.Task[_Protocol]) -> None:
+        self._connecting = None
+        if not attempt.cancelled() and attempt.exception() is None:
+            self._protocol = attempt.result()
+
+    async def _open(self) -> _Protocol:
+        if self._protocol is not None and self._protocol.transport is not None:
+            self._protocol.transport.abort()
+        self._protocol = None
+        loop = asyncio.get_running_loop()
+        protocol = _Protocol(self.timeout)
+        try:
+            async with asyncio.timeout(self.timeout):
+                if "path" in self.params:
+                    await loop.create_unix_connection(lambda: protocol, self.params["path"])
+                else:
+                    host, port = self.params.get("host", "localhost"), self.params.get("port")
+                    await loop.create_connection(lambda: protocol, host, port or 6379)
+                await self._handshake(protocol)
+        except TimeoutError:
+            self._close(protocol)
+            raise RedisTimeoutError(f"redis: not connected within {self.timeout:g}s") from None
+        except OSError as exc:
+            self._close(protocol)
+            raise RedisConnectionError(f"redis: cannot connect: {exc}") from None
+        except BaseException:
+            self._close(protocol)
+            raise
+        return protocol
 
     async def _handshake(self, protocol: _Protocol) -> None:
         password, username = self.params.get("password"), self.params.get("username")
@@ -199,7 +210,10 @@ class RedisLane:
             protocol.transport.abort()
 
     async def close(self) -> None:
-        async with self._lock:
-            if self._protocol is not None:
-                self._close(self._protocol)
-                self._protocol = None
+        if self._connecting is not None:
+            self._connecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, RedisError, OSError):
+                await self._connecting
+        if self._protocol is not None:
+            self._close(self._protocol)
+            self._protocol = None
