@@ -106,15 +106,30 @@ def test_urls_the_lane_does_not_serve_stay_on_redis_py() -> None:
     assert RedisLane.for_url("redis://127.0.0.1:6379/0", None, 1.0) is not None
 
 
-async def test_a_server_that_stops_answering_fails_every_waiting_command() -> None:
-    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+class SilentRedis:
+    """Takes connections and reads, never answers (a wedged Redis); counts connections."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.accepted = 0
+
+    async def _swallow(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
         while await reader.read(65536):
             pass
         writer.close()
 
-    port = free_port()
-    server = await asyncio.start_server(swallow, "127.0.0.1", port)
-    async with server, opened(lane_for(f"redis://127.0.0.1:{port}/0", timeout=0.3)) as lane:
+    @contextlib.asynccontextmanager
+    async def serve(self) -> AsyncIterator[SilentRedis]:
+        async with await asyncio.start_server(self._swallow, "127.0.0.1", self.port):
+            yield self
+
+
+async def test_a_server_that_stops_answering_fails_every_waiting_command() -> None:
+    async with (
+        SilentRedis().serve() as silent,
+        opened(lane_for(f"redis://127.0.0.1:{silent.port}/0", timeout=0.3)) as lane,
+    ):
         results = await asyncio.gather(
             *(lane.call("GET", f"k{n}") for n in range(5)), return_exceptions=True
         )
@@ -216,25 +231,17 @@ async def test_callers_waiting_for_a_connection_share_one_attempt() -> None:
     """A Redis that takes the connection and never answers (the AUTH here): eight
     callers at once make ONE attempt and share its failure, instead of queueing for
     eight attempts of a timeout each."""
-    accepted = 0
-
-    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal accepted
-        accepted += 1
-        while await reader.read(65536):
-            pass
-        writer.close()
-
-    port = free_port()
-    server = await asyncio.start_server(silent, "127.0.0.1", port)
-    async with server, opened(lane_for(f"redis://:pw@127.0.0.1:{port}/0", timeout=0.3)) as lane:
+    async with (
+        SilentRedis().serve() as silent,
+        opened(lane_for(f"redis://:pw@127.0.0.1:{silent.port}/0", timeout=0.3)) as lane,
+    ):
         results = await asyncio.gather(
             *(lane.call("PING") for _ in range(8)), return_exceptions=True
         )
         assert all(isinstance(r, RedisTimeoutError) for r in results), results
         assert "not connected within 0.3s" in str(results[0])
-        assert accepted == 1
+        assert silent.accepted == 1
         # The next call tries again (the attempt is not remembered as a verdict).
         with pytest.raises(RedisTimeoutError):
             await lane.call("PING")
-        assert accepted == 2
+        assert silent.accepted == 2
