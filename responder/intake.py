@@ -139,9 +139,14 @@ class Intake(Part):
                 active = actives.get(name)
                 incident_id: str | None = active.get("incident") if active else None
                 if incident_id is None:
-                    # Resolved alerts before the first firing one belong to no open incident.
-                    while items and items[0].playbook is None:
-                        why = "resolved alert without an open incident"
+                    # Resolved alerts before the first firing one belong to no open
+                    # incident; nor does a truncated group's count (it opens none).
+                    while items and (items[0].playbook is None or _count_only(items[0])):
+                        why = (
+                            "truncation count without an open incident"
+                            if _count_only(items[0])
+                            else "resolved alert without an open incident"
+                        )
                         ignored.append((items[0].entry, why))
                         items = items[1:]
                     if not items:
@@ -248,7 +253,7 @@ class Intake(Part):
         count = 0
         with structlog.contextvars.bound_contextvars(incident_id=incident_id):
             for (entry, playbook), known in zip(items, accepted, strict=True):
-                if not known:
+                if not known or entry.get("truncation_only"):
                     continue
                 count += 1
                 log.debug(
@@ -339,6 +344,11 @@ class Intake(Part):
             )
         if ignored:
             self.metrics.transitions.labels("ignored").inc(len(ignored))
+
+
+def _count_only(transition: Transition) -> bool:
+    """A truncated group's count (``webhook.truncation_marker``), not an alert transition."""
+    return bool(transition.entry.get("truncation_only"))
 
 
 def _outside(incident_id: str, items: list[Transition], accepted: list[bool]) -> list[Ignored]:

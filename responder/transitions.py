@@ -62,6 +62,9 @@ def apply_transitions(
     accepted: list[bool] = []
     for entry, playbook in transitions:
         changed = note_truncation(doc, entry, now) or changed
+        if entry.get("truncation_only"):
+            accepted.append(True)  # the count is all it brings (webhook.truncation_marker)
+            continue
         if playbook is not None:
             changed = fire(doc, entry, playbook, now, applied, alert_sample) or changed
             accepted.append(True)

@@ -7,6 +7,7 @@ runbook then runs asynchronously (``Engine.kick``).  A refused request
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -147,6 +148,13 @@ async def _record(
         if key not in items:
             items[key] = {"key": key, "alert": alert.to_json(), **shared}
     urgent = app[appkeys.URGENT].pick((key, item["alert"]) for key, item in items.items())
+    transitions = len(items)
+    if notification.truncated_alerts and notification.alerts:
+        # Alertmanager may first show the group whole, then the same alerts with others
+        # left out: nothing new to record, yet the incident must learn its picture is
+        # incomplete.  One entry per (group, count, visible alerts); never urgent.
+        key, marker = truncation_marker(notification, items, shared)
+        items.setdefault(key, marker)
     try:
         # A transition that may open an incident is not held back by a storm's backlog.
         backlog = None if urgent else await _backlog_refusal(request)
@@ -159,7 +167,7 @@ async def _record(
         return _refuse(refused, request)
     except InvalidValue as exc:  # decode_json lets none through; kept as a second line
         return _refuse(Refused(400, f"invalid payload: {exc}", "invalid"), request)
-    new = sum(fresh)
+    new = sum(fresh[:transitions])  # the alerts' transitions (not a truncation marker)
     duplicates = len(notification.alerts) - new
     span.set_attribute("feedguard.alerts", len(notification.alerts))
     span.set_attribute("feedguard.alerts.new", new)
@@ -167,7 +175,7 @@ async def _record(
     metrics.accepted.inc()
     if duplicates:
         metrics.duplicates.inc(duplicates)
-    if new:
+    if any(fresh):
         app[appkeys.ENGINE].kick()
     log.info(
         "notification recorded",
@@ -178,6 +186,19 @@ async def _record(
     )
     answer = {"status": "accepted", "new": new, "duplicates": duplicates}
     return web.json_response(answer, dumps=_json_text)
+
+
+def truncation_marker(
+    notification: Notification, items: dict[str, dict[str, Any]], shared: dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """The inbox entry that tells a truncated group's incident how many alerts
+    Alertmanager left out (``transitions.note_truncation``), keyed so that a repeat of
+    the same notification is not recorded twice while a new count or a new set of
+    visible alerts is."""
+    seen = "\n".join([notification.group_key, *sorted(items)]).encode()
+    key = f"truncation:{notification.truncated_alerts}:{hashlib.sha256(seen).hexdigest()[:32]}"
+    first = notification.alerts[0]
+    return key, {"key": key, "alert": first.to_json(), "truncation_only": True, **shared}
 
 
 def _json_text(value: Any) -> str:

@@ -138,3 +138,73 @@ async def test_without_alertmanager_a_truncated_group_waits_and_says_so(tmp_path
             "cannot ask Alertmanager which alerts still fire: alertmanager.url is not set"
         )
         assert not acts["trigger_backfill"].applied
+
+
+async def test_a_group_shown_whole_then_truncated_says_its_picture_is_incomplete(
+    tmp_path: Path,
+) -> None:
+    """Alertmanager's first notification can flush before the other alerts join the
+    group (nothing truncated); the next shows the same alert with others left out.
+    Nothing new to record, yet the incident must learn it, or recovery could start
+    while the hidden alerts still fire.  A repeat of it is recorded once."""
+    from .support.responder import alert, notification, resolved
+
+    acts = counting_actions()
+    config = responder_config(tmp_path, catalog=CATALOG)  # no alertmanager.url
+    async with start_responder(config, actions=acts) as r:
+        firing = alert("ISO-NE", dataset="a")
+        first = await r.post(notification([firing]))
+        assert (first.status, await first.json()) == (
+            200,
+            {"status": "accepted", "new": 1, "duplicates": 0},
+        )
+        await r.settle()
+        assert (await r.incident("ISO-NE"))["truncation"] is None
+
+        truncated = notification([firing])
+        truncated["truncatedAlerts"] = 2
+        for _ in range(2):  # the second: Alertmanager's repeat, nothing more to learn
+            answer = await r.post(truncated)
+            assert await answer.json() == {"status": "accepted", "new": 0, "duplicates": 1}
+            await r.settle()
+        incident = await r.incident("ISO-NE")
+        assert incident["truncation"]["truncated_alerts"] == 2
+        assert [e for e in events(incident) if e.startswith("picture incomplete")] == [
+            "picture incomplete: Alertmanager left out 2 alerts of the group (max_alerts); "
+            "recovery asks Alertmanager which still fire"
+        ]
+        assert len(incident["alerts"]) == 1
+        assert [e for e in events(incident) if e.startswith("alert firing")] == [
+            "alert firing: ExternalProviderDown"
+        ]
+
+        # The shown alert resolves: recovery waits for Alertmanager (not asked here).
+        body = notification([resolved(firing)])
+        body["truncatedAlerts"] = 2
+        assert (await r.post(body)).status == 200
+        await r.settle()
+        await r.tick()
+        incident = await r.incident("ISO-NE")
+        assert incident["state"] == "recovering"
+        assert incident["truncation"]["waiting"] is not None
+        assert not acts["trigger_backfill"].applied
+
+
+async def test_a_truncation_count_alone_opens_no_incident(tmp_path: Path) -> None:
+    """Only a resolved alert is shown of a truncated group nobody has an incident for:
+    nothing opens, and the count is kept among the ignored transitions."""
+    from .support.responder import alert, notification, resolved
+
+    config = responder_config(tmp_path, catalog=CATALOG)
+    async with start_responder(config, actions=counting_actions()) as r:
+        body = notification([resolved(alert("ISO-NE", dataset="a"))])
+        body["truncatedAlerts"] = 3
+        assert (await r.post(body)).status == 200
+        await r.settle()
+        assert await r.incidents() == []
+        ignored = await r.get_json("/api/v1/ignored")
+        reasons = sorted(e["reason"] for e in ignored["ignored"])
+        assert reasons == [
+            "resolved alert without an open incident",
+            "truncation count without an open incident",
+        ]
