@@ -129,17 +129,13 @@ class RedisLane:
 
     async def call(self, *args: Any) -> Any:
         """One command's reply (an error reply raises ResponseError)."""
-        protocol = self._protocol
-        if protocol is None or protocol.lost is not None:
-            protocol = await self._connect()
+        protocol = await self._ready()
         return await protocol.send(hiredis.pack_command(args))
 
     async def calls(self, *commands: tuple[Any, ...]) -> list[Any]:
         """Several commands written at once; their replies in order (the first error
         reply raises ResponseError once all have arrived)."""
-        protocol = self._protocol
-        if protocol is None or protocol.lost is not None:
-            protocol = await self._connect()
+        protocol = await self._ready()
         futures = [protocol.send(hiredis.pack_command(command)) for command in commands]
         replies = await asyncio.gather(*futures, return_exceptions=True)
         for reply in replies:
@@ -147,7 +143,9 @@ class RedisLane:
                 raise reply
         return replies
 
-    async def script(self, sha: str, source: str, keys: list[Any], args: list[Any]) -> Any:
+    async def script(
+        self, sha: str, source: str | bytes | memoryview, keys: list[Any], args: list[Any]
+    ) -> Any:
         """EVALSHA, and EVAL (which caches the script) when Redis does not know it."""
         try:
             return await self.call("EVALSHA", sha, len(keys), *keys, *args)
@@ -155,6 +153,13 @@ class RedisLane:
             if not str(exc).startswith("NOSCRIPT"):
                 raise
         return await self.call("EVAL", source, len(keys), *keys, *args)
+
+    async def _ready(self) -> _Protocol:
+        """The open connection, or a new one when there is none or it was lost."""
+        protocol = self._protocol
+        if protocol is None or protocol.lost is not None:
+            protocol = await self._connect()
+        return protocol
 
     async def _connect(self) -> _Protocol:
         """One attempt at a time, shared: callers arriving while one is under way take

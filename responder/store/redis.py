@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError, WatchError
 
 from .base import (
@@ -144,6 +145,12 @@ class RedisStore(Store):
             return await self._lane.call(*command)
         return await self.client.execute_command(*command)  # type: ignore[no-untyped-call]  # untyped in redis-py
 
+    async def _script(self, script: AsyncScript, keys: list[Any], args: list[Any]) -> Any:
+        """One of the store's scripts: through the lane when there is one."""
+        if self._lane is not None:
+            return await self._lane.script(script.sha, script.script, keys, args)
+        return await script(keys=keys, args=args)
+
     async def record_transitions(
         self, items: Sequence[tuple[str, Doc]], urgent: Collection[str] = ()
     ) -> list[bool]:
@@ -190,10 +197,7 @@ class RedisStore(Store):
                     keys.append(key)
                     args.append(payload)
             try:
-                if self._lane is not None:
-                    result = await self._lane.script(self._record.sha, _RECORD, keys, args)
-                else:
-                    result = await self._record(keys=keys, args=args)
+                result = await self._script(self._record, keys, args)
             except (RedisError, OSError) as exc:
                 self._fail(batch, StoreUnavailable(f"redis: {exc}"))
                 continue
@@ -222,12 +226,7 @@ class RedisStore(Store):
 
     async def inbox_peek(self, limit: int, *, urgent: bool = False) -> list[Doc]:
         try:
-            inbox = self._inbox(urgent=urgent)
-            raw: list[bytes] = (
-                await self._lane.call("LRANGE", inbox, 0, limit - 1)
-                if self._lane is not None
-                else await self.client.lrange(inbox, 0, limit - 1)  # type: ignore[assignment]  # bytes: no decode_responses
-            )
+            raw: list[bytes] = await self._call("LRANGE", self._inbox(urgent=urgent), 0, limit - 1)
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(f"redis: {exc}") from exc
         taken = self._queued.take
@@ -345,22 +344,15 @@ class RedisStore(Store):
         keys = [self._key("lease", name)]
         args: list[Any] = [owner, max(1, int(ttl_seconds * 1000))]
         try:
-            got = (
-                await self._lane.script(self._acquire.sha, _ACQUIRE, keys, args)
-                if self._lane is not None
-                else await self._acquire(keys=keys, args=args)
-            )
+            got = await self._script(self._acquire, keys, args)
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(f"redis: {exc}") from exc
         return bool(got)
 
     async def release(self, name: str, owner: str) -> None:
-        keys, args = [self._key("lease", name)], [owner]
+        keys = [self._key("lease", name)]
         try:
-            if self._lane is not None:
-                await self._lane.script(self._release.sha, _RELEASE, keys, args)
-            else:
-                await self._release(keys=keys, args=args)
+            await self._script(self._release, keys, [owner])
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(f"redis: {exc}") from exc
 
