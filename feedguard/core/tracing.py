@@ -148,7 +148,7 @@ class Tracing:
         the API's context switch (a no-op tracer's span cost ~12 us, this ~0.3 us)."""
         if self._provider is None:
             return _NO_SPAN
-        return self._span(name, parent, kind, attributes, links)
+        return self._made_current(self._detached(name, parent, kind, attributes, links))
 
     def detached(
         self,
@@ -198,19 +198,9 @@ class Tracing:
         return trace.use_span(span, record_exception=False, set_status_on_exception=False)
 
     @contextmanager
-    def _span(
-        self,
-        name: str,
-        parent: Mapping[str, str] | None,
-        kind: trace.SpanKind,
-        attributes: Mapping[str, str | int | float | bool] | None,
-        links: Sequence[trace.Link],
-    ) -> Iterator[trace.Span]:
+    def _made_current(self, detached: AbstractContextManager[trace.Span]) -> Iterator[trace.Span]:
         """A ``_detached`` span made current for its whole life."""
-        with (
-            self._detached(name, parent, kind, attributes, links) as span,
-            self.current(span),
-        ):
+        with detached as span, self.current(span):
             yield span
 
 
