@@ -141,12 +141,7 @@ class Intake(Part):
                 if incident_id is None:
                     # Resolved alerts before the first firing one belong to no open
                     # incident; nor does a truncated group's count (it opens none).
-                    while items and (items[0].playbook is None or _count_only(items[0])):
-                        why = (
-                            "truncation count without an open incident"
-                            if _count_only(items[0])
-                            else "resolved alert without an open incident"
-                        )
+                    while items and (why := _opens_nothing(items[0])) is not None:
                         ignored.append((items[0].entry, why))
                         items = items[1:]
                     if not items:
@@ -346,9 +341,14 @@ class Intake(Part):
             self.metrics.transitions.labels("ignored").inc(len(ignored))
 
 
-def _count_only(transition: Transition) -> bool:
-    """A truncated group's count (``webhook.truncation_marker``), not an alert transition."""
-    return bool(transition.entry.get("truncation_only"))
+def _opens_nothing(transition: Transition) -> str | None:
+    """Why a transition cannot open an incident (None: it can): a resolved alert, or a
+    truncated group's count (``webhook.truncation_marker``)."""
+    if transition.entry.get("truncation_only"):
+        return "truncation count without an open incident"
+    if transition.playbook is None:
+        return "resolved alert without an open incident"
+    return None
 
 
 def _outside(incident_id: str, items: list[Transition], accepted: list[bool]) -> list[Ignored]:
