@@ -42,7 +42,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,15 +88,22 @@ def own_cpu() -> float:
     return times.user + times.system
 
 
-async def redis_cpu(redis_url: str) -> float:
-    """redis-server's user plus system CPU time so far (``INFO cpu``)."""
+@contextlib.asynccontextmanager
+async def redis_client(redis_url: str) -> AsyncIterator[Any]:
+    """A client of the bench's redis-server for one look, closed after it."""
     import redis.asyncio as aioredis
 
     client = aioredis.Redis.from_url(redis_url)
     try:
-        info = await client.info("cpu")
+        yield client
     finally:
         await client.aclose()
+
+
+async def redis_cpu(redis_url: str) -> float:
+    """redis-server's user plus system CPU time so far (``INFO cpu``)."""
+    async with redis_client(redis_url) as client:
+        info = await client.info("cpu")
     return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
@@ -278,17 +285,11 @@ async def load(url: str, bodies: list[bytes], concurrency: int) -> Result:
 
 async def drained(redis_url: str) -> float:
     """Seconds until the responder's inbox is empty (every recorded transition applied)."""
-    import redis.asyncio as aioredis
-
     started = time.perf_counter()
-    client = aioredis.Redis.from_url(redis_url)
-    try:
-        async with asyncio.timeout(60):
-            # Polling: the inbox lives in another process, there is nothing to wait on.
-            while await client.llen("feedguard:inbox"):  # noqa: ASYNC110
-                await asyncio.sleep(0.002)
-    finally:
-        await client.aclose()
+    async with redis_client(redis_url) as client, asyncio.timeout(60):
+        # Polling: the inbox lives in another process, there is nothing to wait on.
+        while await client.llen("feedguard:inbox"):  # noqa: ASYNC110
+            await asyncio.sleep(0.002)
     return time.perf_counter() - started
 
 
@@ -323,13 +324,8 @@ def report(name: str, result: Result, base: Result, ratios: list[float]) -> None
 
 async def emptied(redis_url: str) -> float:
     """With the apply off: drop what the round recorded (nothing applies it); 0 s."""
-    import redis.asyncio as aioredis
-
-    client = aioredis.Redis.from_url(redis_url)
-    try:
+    async with redis_client(redis_url) as client:
         await client.delete("feedguard:inbox", "feedguard:inbox:urgent")
-    finally:
-        await client.aclose()
     return 0.0
 
 
